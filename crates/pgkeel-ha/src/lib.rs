@@ -1,0 +1,12 @@
+//! The pure HA core of pgkeel: no I/O, no clock, no async.
+//!
+//! # Layout
+//! * `time`: `MonoTime`, the only notion of time here (passed in by the caller).
+//! * `pg`: what the agent observed about its local PostgreSQL (`LocalPostgres`, `Lsn`).
+//! * `cluster`: the typed DCS snapshot (`Cluster`, `Member`, `Leader`, `GlobalConfig`, ...).
+//! * `keys`: Patroni's key layout and the lenient value codec (garbage never panics).
+//! * `ha`: `Ha::step(&Observation) -> Decision`, the HA rules.
+#![warn(missing_docs)]
+
+pub mod pg;
+pub mod time;

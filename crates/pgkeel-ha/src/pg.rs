@@ -1,0 +1,141 @@
+//! What the agent observed about its local PostgreSQL, and the small value types around it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A WAL position (absolute byte offset), printed as PostgreSQL does: `0/40004E8`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Lsn(pub u64);
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+impl std::str::FromStr for Lsn {
+    type Err = String;
+
+    /// Parses `X/Y` (hex halves) as PostgreSQL prints a `pg_lsn`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (hi, lo) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not an LSN: expected X/Y in hex"))?;
+        let hi = u64::from_str_radix(hi.trim(), 16)
+            .map_err(|_| format!("{s:?} is not an LSN: bad high half"))?;
+        let lo = u64::from_str_radix(lo.trim(), 16)
+            .map_err(|_| format!("{s:?} is not an LSN: bad low half"))?;
+        if hi > 0xFFFF_FFFF || lo > 0xFFFF_FFFF {
+            return Err(format!("{s:?} is not an LSN: a half exceeds 32 bits"));
+        }
+        Ok(Lsn((hi << 32) | lo))
+    }
+}
+
+/// State of the data directory, as far as the agent can tell without starting PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataDir {
+    /// Missing or empty: this node needs bootstrap or a clone.
+    Empty,
+    /// Exists but cannot be read (permissions, I/O error); the text says why.
+    Inaccessible(String),
+    /// An initialized cluster with this system identifier (from `pg_controldata`).
+    Initialized {
+        /// `Database system identifier`, digits.
+        sysid: String,
+    },
+}
+
+/// What role the running server plays, from `pg_is_in_recovery()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerRole {
+    /// Accepts writes.
+    Primary,
+    /// In recovery (standby).
+    Replica,
+}
+
+/// One observation of the local PostgreSQL server, taken at the start of an HA cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalPostgres {
+    /// The data directory's state.
+    pub data_dir: DataDir,
+    /// A postmaster process for this data directory is alive.
+    pub running: bool,
+    /// The server answered a query (false while starting, in crash recovery, or stopped).
+    pub accepting_connections: bool,
+    /// Primary or replica, when the server answered.
+    pub role: Option<ServerRole>,
+    /// Current timeline, when known.
+    pub timeline: Option<u32>,
+    /// Primary: `pg_current_wal_lsn()`; replica: `max(receive, replay)`.
+    pub wal_position: Option<Lsn>,
+    /// Replica: last WAL position received from upstream.
+    pub receive_lsn: Option<Lsn>,
+    /// Replica: last WAL position replayed.
+    pub replay_lsn: Option<Lsn>,
+    /// Replica: the WAL receiver is streaming.
+    pub streaming: bool,
+    /// Member name this server is configured to follow (from the recovery settings pgkeel wrote).
+    pub following: Option<String>,
+    /// `Database cluster state` from `pg_controldata` (`in production`, `shut down`, ...).
+    pub cluster_state: Option<String>,
+    /// Server version as an integer (150004), when known.
+    pub server_version: Option<u32>,
+}
+
+impl LocalPostgres {
+    /// An observation of a node with no data directory and nothing running.
+    pub fn empty() -> Self {
+        LocalPostgres {
+            data_dir: DataDir::Empty,
+            running: false,
+            accepting_connections: false,
+            role: None,
+            timeline: None,
+            wal_position: None,
+            receive_lsn: None,
+            replay_lsn: None,
+            streaming: false,
+            following: None,
+            cluster_state: None,
+            server_version: None,
+        }
+    }
+
+    /// The server is up and accepting writes.
+    pub fn is_running_primary(&self) -> bool {
+        self.running && self.role == Some(ServerRole::Primary)
+    }
+
+    /// The server is up and in recovery.
+    pub fn is_running_replica(&self) -> bool {
+        self.running && self.role == Some(ServerRole::Replica)
+    }
+
+    /// The system identifier of the data directory, if initialized.
+    pub fn sysid(&self) -> Option<&str> {
+        match &self.data_dir {
+            DataDir::Initialized { sysid } => Some(sysid),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_prints_and_parses_like_postgres() {
+        let lsn: Lsn = "0/40004E8".parse().unwrap();
+        assert_eq!(lsn.0, 0x40004E8);
+        assert_eq!(lsn.to_string(), "0/40004E8");
+        assert_eq!(Lsn(0x1_0000_0010).to_string(), "1/10");
+        assert!("garbage".parse::<Lsn>().is_err());
+        assert!("1/ZZ".parse::<Lsn>().is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! ctl (work in progress)

@@ -1,0 +1,1 @@
+//! dcs (work in progress)
