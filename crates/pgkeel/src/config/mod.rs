@@ -42,6 +42,8 @@ pub struct Config {
     pub postgresql: PostgresqlConfig,
     /// Member tags (`nofailover`, `clonefrom`, custom ones...), published in the member key.
     pub tags: Tags,
+    /// `log.level` (`DEBUG`, `INFO`, `WARNING`, `ERROR`), default `INFO`.
+    pub log_level: String,
 }
 
 /// `restapi:` section.
@@ -120,6 +122,29 @@ pub struct BootstrapConfig {
     pub pg_hba: Vec<String>,
     /// Command run once after initdb with the superuser connection URL as its argument.
     pub post_bootstrap: Option<String>,
+    /// Legacy `bootstrap.users` (removed in Patroni 4, still common in old configs): roles
+    /// created once after initdb. Read with a deprecation warning.
+    pub users: Vec<BootstrapUser>,
+}
+
+/// One entry of the legacy `bootstrap.users` map.
+#[derive(Clone, PartialEq)]
+pub struct BootstrapUser {
+    /// Role name (the map key).
+    pub name: String,
+    /// Password (never logged).
+    pub password: Option<String>,
+    /// Role options such as `createrole`, `createdb`.
+    pub options: Vec<String>,
+}
+
+impl std::fmt::Debug for BootstrapUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapUser")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `postgresql:` section.
