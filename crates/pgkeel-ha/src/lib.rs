@@ -8,5 +8,7 @@
 //! * `ha`: `Ha::step(&Observation) -> Decision`, the HA rules.
 #![warn(missing_docs)]
 
+pub mod cluster;
+pub mod keys;
 pub mod pg;
 pub mod time;

@@ -1,1 +1,3 @@
-//! agent (work in progress)
+//! The agent runtime: observe -> `pgkeel_ha::Ha::step` -> execute, plus the lease task.
+
+pub mod published;
