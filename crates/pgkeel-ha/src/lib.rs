@@ -9,6 +9,9 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod ha;
 pub mod keys;
 pub mod pg;
 pub mod time;
+
+pub use ha::{Action, Decision, Ha, HaConfig, Observation};

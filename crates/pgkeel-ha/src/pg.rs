@@ -85,6 +85,10 @@ pub struct LocalPostgres {
     pub cluster_state: Option<String>,
     /// Server version as an integer (150004), when known.
     pub server_version: Option<u32>,
+    /// Stopped server: where its WAL ends as far as `pg_controldata` tells (`Latest checkpoint
+    /// location`, or `Minimum recovery ending location` for a replica), used to decide whether a
+    /// former primary diverged from the new leader's timeline.
+    pub checkpoint_lsn: Option<Lsn>,
 }
 
 impl LocalPostgres {
@@ -103,6 +107,7 @@ impl LocalPostgres {
             following: None,
             cluster_state: None,
             server_version: None,
+            checkpoint_lsn: None,
         }
     }
 
@@ -114,6 +119,15 @@ impl LocalPostgres {
     /// The server is up and in recovery.
     pub fn is_running_replica(&self) -> bool {
         self.running && self.role == Some(ServerRole::Replica)
+    }
+
+    /// `pg_controldata` says this data directory was last running as a primary
+    /// (`in production`, or a clean primary shutdown `shut down`).
+    pub fn was_primary_per_controldata(&self) -> bool {
+        matches!(
+            self.cluster_state.as_deref(),
+            Some("in production") | Some("shut down")
+        )
     }
 
     /// The system identifier of the data directory, if initialized.

@@ -1,0 +1,185 @@
+//! `Ha::step`: from one observation to one decision. The rule order follows Patroni's
+//! `_run_cycle` (patroni-reference.md §2); each situation lives in `rules/`.
+//!
+//! Safety rules that hold in every path:
+//! * a running primary that cannot prove it holds the leader key on a valid lease stops
+//!   accepting writes (fencing), before anything else is considered;
+//! * promotion happens only after this node's create-if-absent on `leader` succeeded, or while
+//!   the key already names this node on a valid lease;
+//! * a data directory that may have diverged from the leader is never started as a replica
+//!   without pg_rewind (or a re-clone).
+
+mod rules;
+mod types;
+
+pub use types::*;
+
+use crate::cluster::{Cluster, GlobalConfig};
+use crate::pg::ServerRole;
+use crate::time::MonoTime;
+use serde_json::{Map, Value};
+
+/// Static, per-node settings of the HA core (from the local config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HaConfig {
+    /// This node's member name.
+    pub name: String,
+    /// Never promote this node.
+    pub nofailover: bool,
+    /// Preference among equally advanced candidates (higher wins).
+    pub failover_priority: i64,
+    /// Stream from this member instead of the leader.
+    pub replicatefrom: Option<String>,
+    /// `bootstrap.dcs`: the dynamic config used until `/config` exists.
+    pub bootstrap_dcs: Map<String, Value>,
+    /// Local `postgresql.use_pg_rewind` (the dynamic value, when set, wins).
+    pub use_pg_rewind: bool,
+    /// Wipe and re-clone when pg_rewind fails.
+    pub remove_data_directory_on_rewind_failure: bool,
+    /// Wipe and re-clone when the timeline diverged and rewind is off.
+    pub remove_data_directory_on_diverged_timelines: bool,
+}
+
+impl HaConfig {
+    /// A config with defaults for this member name (tests and simulations).
+    pub fn named(name: &str) -> HaConfig {
+        HaConfig {
+            name: name.to_string(),
+            nofailover: false,
+            failover_priority: 1,
+            replicatefrom: None,
+            bootstrap_dcs: Map::new(),
+            use_pg_rewind: true,
+            remove_data_directory_on_rewind_failure: false,
+            remove_data_directory_on_diverged_timelines: false,
+        }
+    }
+}
+
+/// What a node remembers between cycles. Each field says why it must be remembered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HaMemory {
+    /// The role PostgreSQL had the last time it was seen running: a primary that crashed is
+    /// restarted in place, a former primary must be checked for divergence before following.
+    pub last_role: Option<ServerRole>,
+    /// PostgreSQL was running (or started by us) and has not been stopped by us: if it is gone
+    /// now, it crashed.
+    pub expect_running: bool,
+    /// When the in-place restart of a crashed primary began (bounded by `primary_start_timeout`).
+    pub primary_restart_since: Option<MonoTime>,
+    /// This node won `initialize` and is bootstrapping; its primary runs before it holds a key.
+    pub bootstrapping: bool,
+    /// initdb finished; the leader key, `initialize` and `config` still have to be written.
+    pub post_bootstrap_pending: bool,
+    /// pg_rewind failed and the config forbids wiping: stay stopped until an operator acts.
+    pub rewind_failed: bool,
+    /// The local data directory was checked against the current leader and does not need rewind.
+    pub divergence_checked_for: Option<String>,
+    /// The leader seen last cycle (to log leader changes).
+    pub last_leader: Option<String>,
+}
+
+/// The HA state machine of one node: pure, deterministic, replayable.
+#[derive(Debug, Clone)]
+pub struct Ha {
+    cfg: HaConfig,
+    mem: HaMemory,
+}
+
+impl Ha {
+    /// A fresh node.
+    pub fn new(cfg: HaConfig) -> Ha {
+        Ha {
+            cfg,
+            mem: HaMemory::default(),
+        }
+    }
+
+    /// The static settings.
+    pub fn config(&self) -> &HaConfig {
+        &self.cfg
+    }
+
+    /// What the node remembers (for tests, logs and the simulator).
+    pub fn memory(&self) -> &HaMemory {
+        &self.mem
+    }
+
+    /// Effective dynamic configuration for a snapshot (`/config`, else `bootstrap.dcs`).
+    pub fn global_config(&self, cluster: Option<&Cluster>) -> GlobalConfig {
+        match cluster.and_then(|c| c.config.as_ref()) {
+            Some(c) if !c.data.is_empty() => GlobalConfig::from_map(&c.data),
+            _ => GlobalConfig::from_map(&self.cfg.bootstrap_dcs),
+        }
+    }
+
+    /// Decides what this node does next. Same memory + observation gives the same decision.
+    pub fn step(&mut self, obs: &Observation) -> Decision {
+        if obs.local.running {
+            if let Some(role) = obs.local.role {
+                self.mem.last_role = Some(role);
+            }
+            self.mem.expect_running = true;
+        }
+        let (actions, status, restep) = self.decide(obs);
+        for a in &actions {
+            match a {
+                Action::Stop(_) | Action::RemoveDataDir | Action::MoveDataDirAside => {
+                    self.mem.expect_running = false;
+                }
+                Action::StartTask(TaskKind::Start { .. })
+                | Action::StartTask(TaskKind::Bootstrap)
+                | Action::StartTask(TaskKind::Clone { .. }) => self.mem.expect_running = true,
+                _ => {}
+            }
+        }
+        if let Ok(c) = &obs.dcs {
+            self.mem.last_leader = c.leader_name().map(str::to_string);
+        }
+        let node = self.node_state(obs);
+        Decision {
+            actions,
+            status,
+            restep,
+            node,
+        }
+    }
+
+    fn node_state(&self, obs: &Observation) -> NodeState {
+        let role_of = |r: Option<ServerRole>| match r {
+            Some(ServerRole::Primary) => "primary",
+            Some(ServerRole::Replica) => "replica",
+            None => "uninitialized",
+        };
+        let (state, role) = match &obs.task {
+            Some(TaskKind::Bootstrap) => ("initializing new cluster", "uninitialized"),
+            Some(TaskKind::Clone { .. }) => ("creating replica", "uninitialized"),
+            Some(TaskKind::Start { as_primary, .. }) => {
+                ("starting", if *as_primary { "primary" } else { "replica" })
+            }
+            Some(TaskKind::Rewind { .. }) => ("stopped", "replica"),
+            None if obs.local.running && obs.local.accepting_connections => {
+                ("running", role_of(obs.local.role.or(self.mem.last_role)))
+            }
+            None if obs.local.running => ("starting", role_of(self.mem.last_role)),
+            None if self.mem.expect_running => ("crashed", role_of(self.mem.last_role)),
+            None => ("stopped", role_of(self.mem.last_role)),
+        };
+        NodeState {
+            state: state.to_string(),
+            role: role.to_string(),
+        }
+    }
+
+    pub(crate) fn outcome_task_finished(
+        &self,
+        obs: &Observation,
+    ) -> Option<(TaskKind, bool, String)> {
+        obs.outcomes.iter().find_map(|o| match o {
+            Outcome::TaskFinished { kind, ok, message } => {
+                Some((kind.clone(), *ok, message.clone()))
+            }
+            _ => None,
+        })
+    }
+}

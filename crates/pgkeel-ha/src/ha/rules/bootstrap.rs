@@ -1,0 +1,104 @@
+//! Empty data directory: race for `initialize` and initdb, or clone from the leader.
+//! Reference: patroni-reference.md §2 `bootstrap()` and `post_bootstrap()`.
+
+use super::{Ctx, Verdict, verdict};
+use crate::ha::{Action, CallbackEvent, Ha, Outcome, TaskKind};
+
+impl Ha {
+    pub(crate) fn bootstrap(&mut self, ctx: &Ctx<'_>) -> Verdict {
+        let c = ctx.cluster;
+        if let Some(leader) = &c.leader {
+            // Clone from a running member tagged clonefrom, else from the leader.
+            let source = c
+                .members
+                .iter()
+                .find(|m| {
+                    m.clonefrom()
+                        && m.is_running()
+                        && m.name != leader.name
+                        && m.name != self.cfg.name
+                })
+                .or_else(|| c.member(&leader.name));
+            return match source {
+                Some(m) if m.conn_url.is_some() => {
+                    let what = if m.name == leader.name {
+                        "leader"
+                    } else {
+                        "replica"
+                    };
+                    verdict(
+                        vec![Action::StartTask(TaskKind::Clone {
+                            from: m.name.clone(),
+                        })],
+                        format!("trying to bootstrap from {what} '{}'", m.name),
+                    )
+                }
+                _ => verdict(
+                    vec![],
+                    format!(
+                        "waiting for leader '{}' to publish its member data",
+                        leader.name
+                    ),
+                ),
+            };
+        }
+        if c.initialize.is_some() {
+            return verdict(vec![], "waiting for leader to bootstrap");
+        }
+        if self.cfg.nofailover {
+            return verdict(
+                vec![],
+                "waiting for leader to bootstrap (this node is tagged nofailover)",
+            );
+        }
+        if Self::has_outcome(ctx.obs, |o| {
+            matches!(o, Outcome::InitializeRace { won: true })
+        }) {
+            if ctx.obs.lease.is_none() {
+                return verdict(vec![], "waiting for a DCS lease before bootstrapping");
+            }
+            self.mem.bootstrapping = true;
+            return verdict(
+                vec![Action::StartTask(TaskKind::Bootstrap)],
+                "trying to bootstrap a new cluster",
+            );
+        }
+        if Self::has_outcome(ctx.obs, |o| {
+            matches!(o, Outcome::InitializeRace { won: false })
+        }) {
+            return verdict(vec![], "failed to acquire initialize lock");
+        }
+        verdict(
+            vec![Action::RaceInitialize],
+            "racing for the initialize key",
+        )
+    }
+
+    /// The new cluster's primary is up: publish it and take the leader key.
+    pub(crate) fn post_bootstrap(&mut self, ctx: &Ctx<'_>) -> Verdict {
+        let Some(sysid) = ctx.obs.local.sysid() else {
+            return verdict(vec![], "waiting for the new cluster's system identifier");
+        };
+        if !ctx.obs.local.is_running_primary() {
+            return verdict(vec![], "waiting for the new cluster to accept connections");
+        }
+        self.mem.bootstrapping = false;
+        self.mem.post_bootstrap_pending = false;
+        verdict(
+            vec![
+                Action::TakeLeader,
+                Action::WriteInitialize {
+                    sysid: sysid.to_string(),
+                    create_only: false,
+                },
+                Action::WriteConfig,
+                Action::UpdateHistory,
+                Action::Callback {
+                    event: CallbackEvent::OnStart,
+                    role: "primary".into(),
+                },
+            ],
+            "initialized a new cluster",
+        )
+    }
+}

@@ -1,0 +1,175 @@
+//! Another node holds the leader key: follow it, after checking that the local data directory
+//! has not diverged from the leader's timeline.
+//! Reference: patroni-reference.md §2 `follow()`, `handle_rewind_or_reinitialize()`.
+
+use super::{Ctx, Verdict, verdict};
+use crate::ha::{Action, CallbackEvent, Ha, StopMode, TaskKind};
+
+/// Whether a stopped data directory can follow the leader as is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Divergence {
+    /// Safe to start as a replica of the leader.
+    No,
+    /// It may hold WAL the leader does not have: rewind or re-clone first.
+    Yes(String),
+    /// Cannot tell yet (the leader has not published its timeline history).
+    Unknown(String),
+}
+
+impl Ha {
+    pub(crate) fn follow_leader(&mut self, ctx: &Ctx<'_>, leader: &str) -> Verdict {
+        let local = &ctx.obs.local;
+        if local.is_running_primary() {
+            // fence() normally catches this first; kept for the bootstrapping exception.
+            return verdict(
+                vec![
+                    Action::Stop(StopMode::Immediate),
+                    Action::Callback {
+                        event: CallbackEvent::OnRoleChange,
+                        role: "replica".into(),
+                    },
+                ],
+                "demoting self because I do not have the lock and I was a leader",
+            );
+        }
+        let target = self.upstream(ctx, leader);
+        if local.following.as_deref() != Some(target.as_str()) {
+            return verdict(
+                vec![Action::Follow {
+                    leader: target.clone(),
+                }],
+                format!("following new leader ({target})"),
+            );
+        }
+        verdict(
+            vec![],
+            format!(
+                "no action. I am ({}), a secondary, and following a leader ({leader})",
+                self.cfg.name
+            ),
+        )
+    }
+
+    /// The member to stream from: `replicatefrom` when it is a running member, else the leader.
+    pub(crate) fn upstream(&self, ctx: &Ctx<'_>, leader: &str) -> String {
+        match &self.cfg.replicatefrom {
+            Some(r)
+                if r != &self.cfg.name && ctx.cluster.member(r).is_some_and(|m| m.is_running()) =>
+            {
+                r.clone()
+            }
+            _ => leader.to_string(),
+        }
+    }
+
+    /// Compares the stopped local data directory with the leader's timeline history.
+    pub(crate) fn divergence(&self, ctx: &Ctx<'_>, leader: &str) -> Divergence {
+        let local = &ctx.obs.local;
+        let former_primary = self.mem.last_role == Some(crate::pg::ServerRole::Primary)
+            || (self.mem.last_role.is_none() && local.was_primary_per_controldata());
+        if !former_primary || self.mem.divergence_checked_for.as_deref() == Some(leader) {
+            return Divergence::No;
+        }
+        let Some(my_tl) = local.timeline else {
+            return Divergence::Yes("the local timeline is unknown".into());
+        };
+        let leader_tl = ctx
+            .cluster
+            .member(leader)
+            .and_then(|m| m.timeline)
+            .unwrap_or(0)
+            .max(ctx.cluster.timeline());
+        if leader_tl <= my_tl {
+            // Same timeline: the leader was promoted from it only if its timeline is higher,
+            // so this node can simply follow (it cannot be ahead of a leader on its own timeline
+            // unless it was the primary of this timeline, which the leader key rules out).
+            return if leader_tl == 0 {
+                Divergence::Unknown(format!(
+                    "leader {leader} has not published its timeline yet"
+                ))
+            } else if local.cluster_state.as_deref() == Some("in production") {
+                Divergence::Yes("the former primary was not shut down cleanly".into())
+            } else {
+                Divergence::No
+            };
+        }
+        let switch = ctx
+            .cluster
+            .history
+            .as_ref()
+            .and_then(|h| h.iter().find(|e| e.timeline == my_tl))
+            .map(|e| e.lsn);
+        let Some(switch) = switch else {
+            return if ctx.cluster.timeline() > my_tl {
+                Divergence::Yes(format!("timeline {my_tl} is not in the leader's history"))
+            } else {
+                Divergence::Unknown(format!(
+                    "waiting for leader {leader} to publish its timeline history"
+                ))
+            };
+        };
+        if local.cluster_state.as_deref() != Some("shut down") {
+            return Divergence::Yes("the former primary was not shut down cleanly".into());
+        }
+        match local.checkpoint_lsn {
+            Some(lsn) if lsn.0 <= switch => Divergence::No,
+            Some(lsn) => Divergence::Yes(format!(
+                "local WAL ends at {lsn} on timeline {my_tl}, past the switch point {}",
+                crate::pg::Lsn(switch)
+            )),
+            None => Divergence::Yes("the local WAL position is unknown".into()),
+        }
+    }
+
+    /// Stopped, another node leads: rewind, re-clone or start as its replica.
+    pub(crate) fn start_following(&mut self, ctx: &Ctx<'_>, leader: &str) -> Verdict {
+        if self.mem.rewind_failed {
+            return verdict(
+                vec![],
+                format!(
+                    "pg_rewind failed and removing the data directory is not allowed; \
+                     run `pgkeelctl reinit <cluster> {}` or set remove_data_directory_on_rewind_failure",
+                    self.cfg.name
+                ),
+            );
+        }
+        match self.divergence(ctx, leader) {
+            Divergence::No => {
+                let target = self.upstream(ctx, leader);
+                verdict(
+                    vec![Action::StartTask(TaskKind::Start {
+                        as_primary: false,
+                        follow: Some(target),
+                    })],
+                    "starting as a secondary",
+                )
+            }
+            Divergence::Unknown(why) => verdict(vec![], format!("not starting yet: {why}")),
+            Divergence::Yes(why) => {
+                let use_rewind = ctx.gc.use_pg_rewind.unwrap_or(self.cfg.use_pg_rewind);
+                if use_rewind {
+                    verdict(
+                        vec![Action::StartTask(TaskKind::Rewind {
+                            from: leader.to_string(),
+                        })],
+                        format!("running pg_rewind from {leader} ({why})"),
+                    )
+                } else if self.cfg.remove_data_directory_on_diverged_timelines {
+                    verdict(
+                        vec![Action::RemoveDataDir],
+                        format!("reinitializing due to diverged timelines ({why})"),
+                    )
+                } else {
+                    verdict(
+                        vec![],
+                        format!(
+                            "data directory may have diverged from leader {leader} ({why}); not starting it. \
+                             Enable postgresql.use_pg_rewind or run `pgkeelctl reinit <cluster> {}`",
+                            self.cfg.name
+                        ),
+                    )
+                }
+            }
+        }
+    }
+}

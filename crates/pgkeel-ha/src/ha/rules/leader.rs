@@ -1,0 +1,137 @@
+//! The lease holder: fencing, renewal, promotion with the lock, DCS loss.
+//! Reference: patroni-reference.md §2 `process_healthy_cluster()`, `handle_dcs_error()`.
+
+use super::{Ctx, Verdict, verdict};
+use crate::ha::{Action, CallbackEvent, Ha, Observation, StopMode};
+use crate::keys::codec::slot_name_from_member_name;
+
+impl Ha {
+    /// A running primary must hold the leader key on a lease that is valid beyond the fencing
+    /// margin. If it cannot prove that, it stops accepting writes now, before another node can
+    /// win the lease. Exceptions: bootstrapping (nobody else can be primary), re-attaching its own
+    /// key to a new lease, and racing for a free key while its lease is valid.
+    pub(crate) fn fence(&mut self, ctx: &Ctx<'_>) -> Option<Verdict> {
+        let local = &ctx.obs.local;
+        if !local.is_running_primary() || self.mem.bootstrapping {
+            return None;
+        }
+        if ctx.i_hold_key && ctx.lease_valid {
+            return None;
+        }
+        if ctx.cluster.leader.is_none() && ctx.lease_valid {
+            return None; // race for the free key (rules/race.rs)
+        }
+        let reason = if ctx.i_hold_key || ctx.cluster.leader.is_none() {
+            "demoted self because failed to update leader lock in DCS"
+        } else {
+            "demoting self because I do not have the lock and I was a leader"
+        };
+        Some(verdict(
+            vec![
+                Action::Stop(StopMode::Immediate),
+                Action::Callback {
+                    event: CallbackEvent::OnRoleChange,
+                    role: "replica".into(),
+                },
+            ],
+            reason,
+        ))
+    }
+
+    /// The DCS did not answer. A primary keeps its role only while its lease is provably valid;
+    /// a replica keeps streaming.
+    pub(crate) fn dcs_unreachable(&mut self, obs: &Observation, err: &str) -> Verdict {
+        let gc = self.global_config(None);
+        if obs.local.is_running_primary() && !self.mem.bootstrapping {
+            if self.lease_valid(obs, &gc)
+                && self.mem.last_leader.as_deref() == Some(self.cfg.name.as_str())
+            {
+                let left = obs
+                    .lease
+                    .map(|l| {
+                        l.valid_until
+                            .since(obs.now)
+                            .saturating_sub(gc.fencing_margin_ms())
+                    })
+                    .unwrap_or(0);
+                return verdict(
+                    vec![],
+                    format!(
+                        "DCS is not accessible ({err}); still the leader while the lease is valid ({left} ms left)"
+                    ),
+                );
+            }
+            return verdict(
+                vec![
+                    Action::Stop(StopMode::Immediate),
+                    Action::Callback {
+                        event: CallbackEvent::OnRoleChange,
+                        role: "replica".into(),
+                    },
+                ],
+                "demoted self because DCS is not accessible and I was a leader",
+            );
+        }
+        verdict(vec![], format!("DCS is not accessible ({err})"))
+    }
+
+    /// This node holds the leader key and PostgreSQL runs.
+    pub(crate) fn healthy_leader(&mut self, ctx: &Ctx<'_>) -> Verdict {
+        let local = &ctx.obs.local;
+        if !ctx.lease_valid {
+            return verdict(
+                vec![],
+                "not promoting because failed to update leader lock in DCS",
+            );
+        }
+        if !ctx.key_on_my_lease {
+            return verdict(
+                vec![Action::RefreshLeader],
+                "re-attaching the leader lock to this agent's lease",
+            );
+        }
+        if local.is_running_primary() {
+            let mut actions = Vec::new();
+            let history_behind = match &ctx.cluster.history {
+                None => true,
+                Some(_) => local.timeline.is_some_and(|t| ctx.cluster.timeline() < t),
+            };
+            if history_behind {
+                actions.push(Action::UpdateHistory);
+            }
+            if ctx.gc.use_slots {
+                actions.push(Action::SyncSlots {
+                    wanted: self.member_slots(ctx),
+                });
+            }
+            actions.push(Action::WriteStatus);
+            return verdict(
+                actions,
+                format!(
+                    "no action. I am ({}), the leader with the lock",
+                    self.cfg.name
+                ),
+            );
+        }
+        verdict(
+            vec![
+                Action::Promote,
+                Action::Callback {
+                    event: CallbackEvent::OnRoleChange,
+                    role: "primary".into(),
+                },
+            ],
+            "promoted self to leader because I had the session lock",
+        )
+    }
+
+    /// Physical slots the leader keeps: one per other member (Patroni's member slots).
+    pub(crate) fn member_slots(&self, ctx: &Ctx<'_>) -> Vec<String> {
+        ctx.cluster
+            .members
+            .iter()
+            .filter(|m| m.name != self.cfg.name)
+            .map(|m| slot_name_from_member_name(&m.name))
+            .collect()
+    }
+}

@@ -1,0 +1,273 @@
+//! The rules, one file per situation. `decide` is the only entry point and fixes their order.
+
+mod bootstrap;
+mod follow;
+mod leader;
+mod race;
+mod recovery;
+
+use super::{Action, Ha, Observation, Outcome, StopMode, TaskKind};
+use crate::cluster::{Cluster, GlobalConfig};
+use crate::pg::DataDir;
+
+/// Actions, status message, restep flag.
+pub(crate) type Verdict = (Vec<Action>, String, bool);
+
+pub(crate) fn verdict(actions: Vec<Action>, status: impl Into<String>) -> Verdict {
+    let restep = actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::RaceInitialize
+                | Action::AcquireLeader
+                | Action::RefreshLeader
+                | Action::ProbePeers
+                | Action::Stop(_)
+                | Action::Promote
+                | Action::ReleaseLeader
+                | Action::RemoveDataDir
+                | Action::TakeLeader
+        )
+    });
+    (actions, status.into(), restep)
+}
+
+/// Facts every rule needs, computed once per step.
+pub(crate) struct Ctx<'a> {
+    pub obs: &'a Observation,
+    pub cluster: &'a Cluster,
+    pub gc: GlobalConfig,
+    /// The leader key names this node.
+    pub i_hold_key: bool,
+    /// ... and is attached to this node's current lease.
+    pub key_on_my_lease: bool,
+    /// This node's lease is valid beyond the fencing margin.
+    pub lease_valid: bool,
+}
+
+impl Ha {
+    pub(crate) fn lease_valid(&self, obs: &Observation, gc: &GlobalConfig) -> bool {
+        obs.lease
+            .is_some_and(|l| obs.now.plus_ms(gc.fencing_margin_ms()) < l.valid_until)
+    }
+
+    pub(crate) fn decide(&mut self, obs: &Observation) -> Verdict {
+        let cluster = match &obs.dcs {
+            Ok(c) => c,
+            Err(e) => return self.dcs_unreachable(obs, e),
+        };
+        let gc = self.global_config(Some(cluster));
+        let lease_valid = self.lease_valid(obs, &gc);
+        let i_hold_key = cluster.leader_name() == Some(self.cfg.name.as_str());
+        let key_on_my_lease = i_hold_key
+            && obs
+                .lease
+                .zip(cluster.leader.as_ref())
+                .is_some_and(|(l, k)| l.id == k.lease);
+        let ctx = Ctx {
+            obs,
+            cluster,
+            gc,
+            i_hold_key,
+            key_on_my_lease,
+            lease_valid,
+        };
+
+        // 1. Fencing comes first: a primary that cannot prove leadership stops taking writes.
+        if let Some(v) = self.fence(&ctx) {
+            return v;
+        }
+        // 2. A background task is running: only lease upkeep happens meanwhile.
+        if let Some(task) = &obs.task {
+            return self.task_in_progress(&ctx, task);
+        }
+        // 3. A task just finished: act on its result.
+        if let Some((kind, ok, message)) = self.outcome_task_finished(obs)
+            && let Some(v) = self.task_finished(&ctx, &kind, ok, &message)
+        {
+            return v;
+        }
+        if self.mem.post_bootstrap_pending {
+            return self.post_bootstrap(&ctx);
+        }
+        // 4. The data directory decides between bootstrap, clone and normal operation.
+        match &obs.local.data_dir {
+            DataDir::Inaccessible(e) => {
+                let mut actions = vec![];
+                if ctx.i_hold_key {
+                    actions.push(Action::ReleaseLeader);
+                }
+                return verdict(actions, format!("data directory is not accessible: {e}"));
+            }
+            DataDir::Empty if !obs.local.running => {
+                if ctx.i_hold_key {
+                    return verdict(
+                        vec![Action::ReleaseLeader],
+                        "released leader key voluntarily as data dir empty and currently leader",
+                    );
+                }
+                return self.bootstrap(&ctx);
+            }
+            DataDir::Empty => {}
+            DataDir::Initialized { sysid } => {
+                if cluster.is_initialized() && cluster.initialize.as_deref() != Some(sysid.as_str())
+                {
+                    let msg = format!(
+                        "system ID mismatch, node {} belongs to a different cluster: {} != {}",
+                        self.cfg.name,
+                        cluster.initialize.as_deref().unwrap_or(""),
+                        sysid
+                    );
+                    return verdict(
+                        vec![Action::Fatal {
+                            message: msg.clone(),
+                        }],
+                        msg,
+                    );
+                }
+                if cluster.initialize.is_none() && cluster.leader.is_none() {
+                    if obs.local.is_running_replica() {
+                        let msg = "No initialize key in DCS and PostgreSQL is running as replica, aborting start";
+                        return verdict(
+                            vec![Action::Fatal {
+                                message: msg.into(),
+                            }],
+                            msg,
+                        );
+                    }
+                    // Adopt an existing data directory as this cluster's.
+                    return verdict(
+                        vec![Action::WriteInitialize {
+                            sysid: sysid.clone(),
+                            create_only: true,
+                        }],
+                        "initializing the cluster from the existing data directory",
+                    );
+                }
+            }
+        }
+        // 5. PostgreSQL is not running: start it in the right role.
+        if !obs.local.running {
+            return self.recover(&ctx);
+        }
+        if !obs.local.accepting_connections {
+            return verdict(vec![], "postgres is starting");
+        }
+        // 6. Running: the leader key decides.
+        match &cluster.leader {
+            None => self.unhealthy_cluster(&ctx),
+            Some(_) if ctx.i_hold_key => self.healthy_leader(&ctx),
+            Some(l) => self.follow_leader(&ctx, &l.name.clone()),
+        }
+    }
+
+    fn task_in_progress(&self, ctx: &Ctx<'_>, task: &TaskKind) -> Verdict {
+        if ctx.i_hold_key && !ctx.key_on_my_lease && ctx.lease_valid {
+            return verdict(
+                vec![Action::RefreshLeader],
+                format!("updated leader lock during {task}"),
+            );
+        }
+        if let TaskKind::Start {
+            as_primary: true, ..
+        } = task
+        {
+            let waited = self
+                .mem
+                .primary_restart_since
+                .map(|s| ctx.obs.now.since(s))
+                .unwrap_or(0);
+            if ctx.i_hold_key && waited > ctx.gc.primary_start_timeout * 1000 {
+                return verdict(
+                    vec![Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
+                    "primary did not start within primary_start_timeout; released the leader lock",
+                );
+            }
+        }
+        let msg = match task {
+            TaskKind::Bootstrap => "bootstrap in progress".to_string(),
+            TaskKind::Clone { from } => format!("replica creation from {from} in progress"),
+            TaskKind::Start { .. } if ctx.i_hold_key => {
+                format!("updated leader lock during {task}")
+            }
+            TaskKind::Start { .. } => "postgres is starting".to_string(),
+            TaskKind::Rewind { from } => format!("running pg_rewind from {from}"),
+        };
+        verdict(vec![], msg)
+    }
+
+    fn task_finished(
+        &mut self,
+        ctx: &Ctx<'_>,
+        kind: &TaskKind,
+        ok: bool,
+        message: &str,
+    ) -> Option<Verdict> {
+        match (kind, ok) {
+            (TaskKind::Bootstrap, true) => {
+                self.mem.post_bootstrap_pending = true;
+                Some(self.post_bootstrap(ctx))
+            }
+            (TaskKind::Bootstrap, false) => {
+                self.mem.bootstrapping = false;
+                self.mem.post_bootstrap_pending = false;
+                let msg = format!("Failed to bootstrap cluster: {message}");
+                Some(verdict(
+                    vec![
+                        Action::Stop(StopMode::Immediate),
+                        Action::DeleteInitialize,
+                        Action::MoveDataDirAside,
+                        Action::Fatal {
+                            message: msg.clone(),
+                        },
+                    ],
+                    msg,
+                ))
+            }
+            (TaskKind::Clone { from }, false) => Some(verdict(
+                vec![Action::RemoveDataDir],
+                format!("failed to bootstrap from leader '{from}': {message}"),
+            )),
+            (TaskKind::Rewind { from }, false) => {
+                if self.cfg.remove_data_directory_on_rewind_failure
+                    || self.cfg.remove_data_directory_on_diverged_timelines
+                {
+                    Some(verdict(
+                        vec![Action::RemoveDataDir],
+                        format!(
+                            "pg_rewind from {from} failed ({message}); removing the data directory to re-clone"
+                        ),
+                    ))
+                } else {
+                    self.mem.rewind_failed = true;
+                    None
+                }
+            }
+            (TaskKind::Rewind { from }, true) => {
+                self.mem.divergence_checked_for = Some(from.clone());
+                self.mem.last_role = Some(crate::pg::ServerRole::Replica);
+                None
+            }
+            (TaskKind::Start { .. }, true) => {
+                let role = if ctx.obs.local.is_running_primary() {
+                    "primary"
+                } else {
+                    "replica"
+                };
+                self.mem.primary_restart_since = None;
+                Some(verdict(
+                    vec![Action::Callback {
+                        event: super::CallbackEvent::OnStart,
+                        role: role.into(),
+                    }],
+                    format!("postgres started as {role}"),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// True once any outcome of this kind is in the observation.
+    pub(crate) fn has_outcome(obs: &Observation, f: impl Fn(&Outcome) -> bool) -> bool {
+        obs.outcomes.iter().any(f)
+    }
+}

@@ -1,0 +1,144 @@
+//! No leader key: decide whether this node is the healthiest and race for the key.
+//! Reference: patroni-reference.md §2 `process_unhealthy_cluster()`, `_is_healthiest_node()`.
+
+use super::{Ctx, Verdict, verdict};
+use crate::ha::{Action, CallbackEvent, Ha, Outcome, StopMode};
+
+impl Ha {
+    pub(crate) fn unhealthy_cluster(&mut self, ctx: &Ctx<'_>) -> Verdict {
+        let local = &ctx.obs.local;
+        let primary = local.is_running_primary();
+        if Self::has_outcome(ctx.obs, |o| {
+            matches!(o, Outcome::LeaderAcquired { won: true })
+        }) {
+            if primary {
+                return verdict(vec![], "acquired session lock as a leader");
+            }
+            return verdict(
+                vec![
+                    Action::Promote,
+                    Action::Callback {
+                        event: CallbackEvent::OnRoleChange,
+                        role: "primary".into(),
+                    },
+                ],
+                "promoted self to leader by acquiring session lock",
+            );
+        }
+        if Self::has_outcome(ctx.obs, |o| {
+            matches!(o, Outcome::LeaderAcquired { won: false })
+        }) {
+            return verdict(
+                vec![],
+                "following new leader after trying and failing to obtain lock",
+            );
+        }
+        if let Err(why) = self.healthiest(ctx) {
+            if primary {
+                return verdict(
+                    vec![
+                        Action::Stop(StopMode::Immediate),
+                        Action::Callback {
+                            event: CallbackEvent::OnRoleChange,
+                            role: "replica".into(),
+                        },
+                    ],
+                    format!("demoting self because {why}"),
+                );
+            }
+            let reason = if self.cfg.nofailover {
+                "following a different leader because I am not allowed to promote".to_string()
+            } else {
+                format!("following a different leader because i am not the healthiest node: {why}")
+            };
+            return verdict(vec![], reason);
+        }
+        let has_peers = ctx
+            .cluster
+            .members
+            .iter()
+            .any(|m| m.name != self.cfg.name && m.api_url.is_some());
+        if !primary && ctx.obs.peers.is_none() && has_peers {
+            return verdict(
+                vec![Action::ProbePeers],
+                "no leader: asking peers before the leader race",
+            );
+        }
+        if !ctx.lease_valid {
+            return verdict(
+                vec![],
+                "waiting for a valid DCS lease before racing for the leader lock",
+            );
+        }
+        verdict(vec![Action::AcquireLeader], "racing for the leader lock")
+    }
+
+    /// `Ok` when this node may race: eligible by tags, lag and timeline, and no reachable peer
+    /// is a primary, ahead of it, or as far ahead with a higher failover priority.
+    /// A running primary whose timeline is current needs no peer probe.
+    fn healthiest(&self, ctx: &Ctx<'_>) -> Result<(), String> {
+        if self.cfg.nofailover {
+            return Err("I am not allowed to become primary".into());
+        }
+        let local = &ctx.obs.local;
+        let my_lsn = local.wal_position.map(|l| l.0).unwrap_or(0);
+        let cluster_tl = ctx.cluster.timeline();
+        if local.is_running_primary() {
+            return match local.timeline {
+                Some(t) if cluster_tl > 0 && t < cluster_tl => Err(format!(
+                    "my timeline {t} is behind the cluster timeline {cluster_tl}"
+                )),
+                _ => Ok(()),
+            };
+        }
+        if let Some(optime) = ctx.cluster.status.optime {
+            let lag = optime.saturating_sub(my_lsn);
+            if lag > ctx.gc.maximum_lag_on_failover {
+                return Err(format!(
+                    "my lag of {lag} bytes behind the last known leader position exceeds maximum_lag_on_failover ({})",
+                    ctx.gc.maximum_lag_on_failover
+                ));
+            }
+        }
+        if ctx.gc.check_timeline {
+            match local.timeline {
+                Some(t) if t >= cluster_tl => {}
+                other => {
+                    return Err(format!(
+                        "my timeline {} is behind the cluster timeline {cluster_tl}",
+                        other
+                            .map(|t| t.to_string())
+                            .unwrap_or_else(|| "unknown".into())
+                    ));
+                }
+            }
+        }
+        let Some(peers) = &ctx.obs.peers else {
+            return Ok(()); // not probed yet: `unhealthy_cluster` probes before racing
+        };
+        for p in peers
+            .iter()
+            .filter(|p| p.reachable && p.name != self.cfg.name)
+        {
+            if !p.in_recovery {
+                return Err(format!("Primary ({}) is still alive", p.name));
+            }
+            if p.nofailover {
+                continue;
+            }
+            if p.lsn > my_lsn {
+                return Err(format!(
+                    "Wal position of {} is ahead of my wal position",
+                    p.name
+                ));
+            }
+            if p.lsn == my_lsn && p.failover_priority > self.cfg.failover_priority {
+                return Err(format!(
+                    "{} has equally tolerable WAL position and priority {}, while this node has priority {}",
+                    p.name, p.failover_priority, self.cfg.failover_priority
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,244 @@
+//! The inputs and outputs of one HA step: what the agent observed, what it must do.
+
+use crate::cluster::Cluster;
+use crate::pg::LocalPostgres;
+use crate::time::MonoTime;
+use std::fmt;
+
+/// This node's lease as the agent's keep-alive task last confirmed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseView {
+    /// The etcd lease id.
+    pub id: i64,
+    /// Monotonic instant before which etcd cannot have expired the lease: the send time of the
+    /// last successful keep-alive plus the TTL etcd granted.
+    pub valid_until: MonoTime,
+}
+
+/// A long-running operation the agent runs in the background while cycles go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskKind {
+    /// initdb, configure, start, create roles, post_bootstrap.
+    Bootstrap,
+    /// pg_basebackup from this member, then configure as its replica.
+    Clone {
+        /// Source member.
+        from: String,
+    },
+    /// Start PostgreSQL and wait until it accepts connections.
+    Start {
+        /// Start without recovery settings (a crashed primary restarting in place).
+        as_primary: bool,
+        /// Member to follow when starting as a replica.
+        follow: Option<String>,
+    },
+    /// pg_rewind from this member.
+    Rewind {
+        /// Source member.
+        from: String,
+    },
+}
+
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskKind::Bootstrap => write!(f, "bootstrap"),
+            TaskKind::Clone { from } => write!(f, "cloning from {from}"),
+            TaskKind::Start {
+                as_primary: true, ..
+            } => write!(f, "starting primary after failure"),
+            TaskKind::Start { .. } => write!(f, "starting"),
+            TaskKind::Rewind { from } => write!(f, "pg_rewind from {from}"),
+        }
+    }
+}
+
+/// What a peer's `GET /patroni` said during a leader race.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Member name.
+    pub name: String,
+    /// It answered with a usable status (a document with `xlog`).
+    pub reachable: bool,
+    /// Its PostgreSQL is in recovery (a replica).
+    pub in_recovery: bool,
+    /// Its best WAL position (primary: location; replica: max(received, replayed)).
+    pub lsn: u64,
+    /// Its tags forbid promotion.
+    pub nofailover: bool,
+    /// Its `failover_priority`.
+    pub failover_priority: i64,
+}
+
+/// The result of an action executed earlier in the same cycle, or of a finished task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `RaceInitialize` ran.
+    InitializeRace {
+        /// This node created the `initialize` key.
+        won: bool,
+    },
+    /// `AcquireLeader` ran.
+    LeaderAcquired {
+        /// This node created the `leader` key.
+        won: bool,
+    },
+    /// `RefreshLeader` ran.
+    LeaderRefreshed {
+        /// The key now carries this node's current lease.
+        ok: bool,
+    },
+    /// A background task ended.
+    TaskFinished {
+        /// Which task.
+        kind: TaskKind,
+        /// It succeeded.
+        ok: bool,
+        /// Error text when it failed.
+        message: String,
+    },
+    /// An action failed; the rest of that decision's actions were skipped.
+    ActionFailed {
+        /// `Debug` of the action.
+        action: String,
+        /// The error.
+        error: String,
+    },
+}
+
+/// Everything one HA step may look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Now, on the agent's monotonic clock.
+    pub now: MonoTime,
+    /// The DCS snapshot, or why it could not be read (any error counts as unreachable).
+    pub dcs: Result<Cluster, String>,
+    /// This node's lease, if it has one.
+    pub lease: Option<LeaseView>,
+    /// The local PostgreSQL.
+    pub local: LocalPostgres,
+    /// A background task in flight.
+    pub task: Option<TaskKind>,
+    /// Results of earlier actions in this cycle and of tasks finished since the last step.
+    pub outcomes: Vec<Outcome>,
+    /// Peer statuses, present only after `ProbePeers` ran in this cycle.
+    pub peers: Option<Vec<PeerStatus>>,
+}
+
+/// How to stop PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Fast shutdown (checkpoint), escalated to immediate if it does not finish in time.
+    Fast,
+    /// Immediate shutdown: stop accepting writes now (fencing).
+    Immediate,
+}
+
+/// User callbacks (`postgresql.callbacks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackEvent {
+    /// `on_start`.
+    OnStart,
+    /// `on_stop`.
+    OnStop,
+    /// `on_role_change`.
+    OnRoleChange,
+}
+
+impl CallbackEvent {
+    /// The callback name as Patroni passes it to the script.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackEvent::OnStart => "on_start",
+            CallbackEvent::OnStop => "on_stop",
+            CallbackEvent::OnRoleChange => "on_role_change",
+        }
+    }
+}
+
+/// One side effect the agent must perform. Actions run in order; the first that fails
+/// skips the rest and the agent steps again with `Outcome::ActionFailed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create `initialize` = "" if absent (the bootstrap race). Yields `InitializeRace`.
+    RaceInitialize,
+    /// Write the system identifier into `initialize` (`create_only`: only if absent).
+    WriteInitialize {
+        /// System identifier.
+        sysid: String,
+        /// Do not overwrite an existing key.
+        create_only: bool,
+    },
+    /// Delete `initialize` (failed bootstrap).
+    DeleteInitialize,
+    /// Write `bootstrap.dcs` to `config` if it is absent.
+    WriteConfig,
+    /// Create `leader` = own name on the own lease if absent. Yields `LeaderAcquired`.
+    AcquireLeader,
+    /// Put `leader` = own name on the own lease unconditionally (end of bootstrap).
+    TakeLeader,
+    /// Re-attach `leader` (which names this node) to the current lease. Yields `LeaderRefreshed`.
+    RefreshLeader,
+    /// Delete `leader` if it still names this node.
+    ReleaseLeader,
+    /// Start a background task.
+    StartTask(TaskKind),
+    /// Promote the local replica and wait until it accepts writes.
+    Promote,
+    /// Stop PostgreSQL (bounded: a fast stop escalates to immediate).
+    Stop(StopMode),
+    /// Point the running replica at this member (rewrite recovery settings, reload or restart).
+    Follow {
+        /// Member to stream from.
+        leader: String,
+    },
+    /// Leader: keep exactly these member slots (create missing, drop other inactive physical ones).
+    SyncSlots {
+        /// Slot names wanted.
+        wanted: Vec<String>,
+    },
+    /// Leader: write `status` (optime, slots).
+    WriteStatus,
+    /// Leader: merge the local timeline history into the `history` key.
+    UpdateHistory,
+    /// Ask each peer's `GET /patroni` (short timeout); results come back in `peers`.
+    ProbePeers,
+    /// Empty the data directory (before a re-clone).
+    RemoveDataDir,
+    /// Move the data directory aside to `<data_dir>.failed` (failed bootstrap).
+    MoveDataDirAside,
+    /// Run a user callback.
+    Callback {
+        /// Which one.
+        event: CallbackEvent,
+        /// Role argument (`primary`, `replica`).
+        role: String,
+    },
+    /// Stop the agent with this error (it must not go on).
+    Fatal {
+        /// Why.
+        message: String,
+    },
+}
+
+/// What this node publishes as its PostgreSQL state and role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    /// Patroni state string (`running`, `starting`, `stopped`, `crashed`, `creating replica`, ...).
+    pub state: String,
+    /// Patroni role string (`primary`, `replica`, `uninitialized`, `demoted`).
+    pub role: String,
+}
+
+/// The result of one HA step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Side effects to perform, in order.
+    pub actions: Vec<Action>,
+    /// The cycle's one-line explanation, in Patroni's words where Patroni has them.
+    pub status: String,
+    /// Step again right after executing (an action's outcome decides what comes next).
+    pub restep: bool,
+    /// State and role to publish.
+    pub node: NodeState,
+}
