@@ -448,7 +448,21 @@ async fn frozen_postmaster_is_killed_and_exit_is_reported() {
         .expect("exit noticed")
         .expect("watch open");
     assert!(*exits.borrow() > before);
-    assert!(!node.probe().await.running);
+    let p = node.probe().await;
+    assert!(!p.running, "{p:?}");
+    assert_eq!(p.cluster_state.as_deref(), Some("in production"));
+    // pg_rewind of a crashed node runs single-user crash recovery first; the rewind itself
+    // then fails (nothing to rewind from), as an error naming the command.
+    let err = node
+        .rewind("127.0.0.1", free_port(), Duration::from_secs(30))
+        .await
+        .expect_err("no source server");
+    assert!(err.to_string().contains("pg_rewind"), "{err}");
+    assert_eq!(
+        node.probe().await.cluster_state.as_deref(),
+        Some("shut down"),
+        "single-user recovery left a cleanly shut down cluster"
+    );
     node.remove_data_dir().await.expect("remove");
     assert_eq!(node.probe().await.data_dir, DataDir::Empty);
 }
