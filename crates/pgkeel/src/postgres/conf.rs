@@ -273,7 +273,9 @@ pub(crate) fn all_params(
         "ident_file".into(),
         data_dir.join("pg_ident.conf").display().to_string(),
     ));
-    if let Some(r) = recovery {
+    // A standby with no upstream yet (read-only start without a leader) gets standby.signal
+    // but no primary_conninfo.
+    if let Some(r) = recovery.filter(|r| !r.host.is_empty()) {
         let port = r.port.to_string();
         let pgpass = ctx.pgpass.display().to_string();
         let ci = conninfo(&[
@@ -320,6 +322,8 @@ pub(crate) struct ControlData {
     pub state: Option<String>,
     /// `Latest checkpoint's TimeLineID`.
     pub timeline: Option<u32>,
+    /// `Latest checkpoint location` (for a cleanly stopped primary, where its WAL ends).
+    pub checkpoint_lsn: Option<pgkeel_ha::pg::Lsn>,
 }
 
 /// Parses `pg_controldata` output (run with `LC_ALL=C`).
@@ -334,6 +338,7 @@ pub(crate) fn parse_controldata(text: &str) -> ControlData {
             "Database system identifier" => cd.sysid = Some(v.to_string()),
             "Database cluster state" => cd.state = Some(v.to_string()),
             "Latest checkpoint's TimeLineID" => cd.timeline = v.parse().ok(),
+            "Latest checkpoint location" => cd.checkpoint_lsn = v.parse().ok(),
             _ => {}
         }
     }

@@ -607,6 +607,7 @@ impl PostgresControl for PgNode {
         if let Some(cd) = &cd {
             lp.cluster_state = cd.state.clone();
             lp.timeline = cd.timeline;
+            lp.checkpoint_lsn = cd.checkpoint_lsn;
         }
         lp.following = std::fs::read_to_string(self.cfg.data_dir.join("postgresql.conf"))
             .ok()
