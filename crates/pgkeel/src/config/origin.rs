@@ -264,8 +264,24 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    /// A required key is absent.
+    /// A required key is absent (or present with an empty value, which YAML merging drops).
     pub fn missing(&self, path: &str, expected: impl Into<String>) -> ConfigError {
+        if let Some((file, lines)) = self
+            .origins
+            .files
+            .iter()
+            .rev()
+            .find(|(_, l)| l.contains_key(path))
+        {
+            return ConfigError::invalid(
+                file.clone(),
+                lines.get(path).copied(),
+                path.to_string(),
+                "empty value".to_string(),
+                Some("null (an empty value)".to_string()),
+                Some(expected.into()),
+            );
+        }
         ConfigError::invalid(
             self.origins.primary.clone(),
             None,
