@@ -123,8 +123,8 @@ fn needs_quotes(s: &str) -> bool {
 fn resolves_implicitly(s: &str) -> bool {
     const WORDS: &[&str] = &[
         "~", "null", "Null", "NULL", "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE",
-        "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N",
-        ".inf", ".Inf", ".INF", "-.inf", "+.inf", ".nan", ".NaN", ".NAN", "=",
+        "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", ".inf", ".Inf", ".INF",
+        "-.inf", "+.inf", ".nan", ".NaN", ".NAN", "=",
     ];
     if WORDS.contains(&s) {
         return true;
@@ -192,7 +192,7 @@ mod tests {
             "on",
             "1",
             "0.5",
-            "1e+3",
+            "1.0e+3",
             "2024-01-01",
             "1:20",
             "a: b",
