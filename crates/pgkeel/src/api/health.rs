@@ -135,7 +135,7 @@ pub fn health_code(
         (false, false, false)
     };
     // In a standby cluster the leader is never a healthy "replica".
-    let replica_ok = replica_ok && !(leader_ok && !primary_ok);
+    let replica_ok = replica_ok && (primary_ok || !leader_ok);
 
     let mut ignore_tags = false;
     let ok = if path.contains("standby_leader") || path.contains("standby-leader") {
