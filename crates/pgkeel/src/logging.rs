@@ -15,7 +15,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let now = jiff::ZonedDateTime::now();
         let level = match *event.metadata().level() {
             tracing::Level::ERROR => "ERROR",
@@ -24,7 +29,12 @@ where
             tracing::Level::DEBUG => "DEBUG",
             tracing::Level::TRACE => "DEBUG",
         };
-        write!(w, "{},{:03} {level}: ", now.strftime("%Y-%m-%d %H:%M:%S"), now.millisecond())?;
+        write!(
+            w,
+            "{},{:03} {level}: ",
+            now.strftime("%Y-%m-%d %H:%M:%S"),
+            now.millisecond()
+        )?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }
@@ -39,8 +49,9 @@ pub fn init(level: &str) {
         "ERROR" | "CRITICAL" => "error",
         _ => "info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,tower=warn,hyper=warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,tower=warn,hyper=warn"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(PatroniFormat)

@@ -6,10 +6,10 @@
 
 use super::{Agent, AgentError, tasks::TaskSlot};
 use crate::postgres::{ManagedConfig, PostgresControl, Recovery, StopMode as PgStop};
+use pgkeel_ha::Decision;
 use pgkeel_ha::cluster::{Cluster, merge_timeline_history, parse_timeline_history_file};
 use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, StopMode, TaskKind};
 use pgkeel_ha::keys::codec::{encode_history, encode_status, slot_name_from_member_name};
-use pgkeel_ha::Decision;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -31,7 +31,11 @@ impl Agent {
         for action in &d.actions {
             let r: Result<(), String> = match action {
                 Action::RaceInitialize => {
-                    match self.dcs.create_if_absent(&self.layout.initialize(), b"", None).await {
+                    match self
+                        .dcs
+                        .create_if_absent(&self.layout.initialize(), b"", None)
+                        .await
+                    {
                         Ok(won) => {
                             outcomes.push(Outcome::InitializeRace { won });
                             if !won {
@@ -45,15 +49,20 @@ impl Agent {
                 Action::WriteInitialize { sysid, create_only } => {
                     let key = self.layout.initialize();
                     if *create_only {
-                        self.dcs.create_if_absent(&key, sysid.as_bytes(), None).await.map(|_| ())
+                        self.dcs
+                            .create_if_absent(&key, sysid.as_bytes(), None)
+                            .await
+                            .map(|_| ())
                     } else {
                         self.dcs.put(&key, sysid.as_bytes(), None).await
                     }
                     .map_err(|e| e.to_string())
                 }
-                Action::DeleteInitialize => {
-                    self.dcs.delete(&self.layout.initialize()).await.map_err(|e| e.to_string())
-                }
+                Action::DeleteInitialize => self
+                    .dcs
+                    .delete(&self.layout.initialize())
+                    .await
+                    .map_err(|e| e.to_string()),
                 Action::WriteConfig => {
                     let v = serde_json::Value::Object(self.cfg.bootstrap.dcs.clone()).to_string();
                     self.dcs
@@ -66,7 +75,11 @@ impl Agent {
                     None => Err("no lease".into()),
                     Some(l) => {
                         let key = self.layout.leader();
-                        match self.dcs.create_if_absent(&key, self.cfg.name.as_bytes(), Some(l)).await {
+                        match self
+                            .dcs
+                            .create_if_absent(&key, self.cfg.name.as_bytes(), Some(l))
+                            .await
+                        {
                             Ok(won) => {
                                 outcomes.push(Outcome::LeaderAcquired { won });
                                 if !won {
@@ -90,7 +103,11 @@ impl Agent {
                     None => Err("no lease".into()),
                     Some(l) => {
                         let name = self.cfg.name.as_bytes();
-                        match self.dcs.put_if_value(&self.layout.leader(), name, name, Some(l)).await {
+                        match self
+                            .dcs
+                            .put_if_value(&self.layout.leader(), name, name, Some(l))
+                            .await
+                        {
                             Ok(ok) => {
                                 outcomes.push(Outcome::LeaderRefreshed { ok });
                                 if !ok {
@@ -128,7 +145,9 @@ impl Agent {
                     let dir = &self.cfg.postgresql.data_dir;
                     let mut aside = dir.clone().into_os_string();
                     aside.push(".failed");
-                    tokio::fs::rename(dir, &aside).await.map_err(|e| e.to_string())
+                    tokio::fs::rename(dir, &aside)
+                        .await
+                        .map_err(|e| e.to_string())
                 }
                 Action::Callback { event, role } => {
                     self.run_callback(event.as_str(), role).await;
@@ -138,7 +157,10 @@ impl Agent {
             };
             if let Err(error) = r {
                 tracing::warn!("{action:?} failed: {error}");
-                outcomes.push(Outcome::ActionFailed { action: format!("{action:?}"), error });
+                outcomes.push(Outcome::ActionFailed {
+                    action: format!("{action:?}"),
+                    error,
+                });
                 break;
             }
         }
@@ -146,7 +168,11 @@ impl Agent {
     }
 
     /// The managed config, with the dynamic `postgresql.parameters` under the local ones.
-    pub(super) fn managed_config(&self, recovery: Option<Recovery>, cluster: Option<&Cluster>) -> ManagedConfig {
+    pub(super) fn managed_config(
+        &self,
+        recovery: Option<Recovery>,
+        cluster: Option<&Cluster>,
+    ) -> ManagedConfig {
         let mut mc = self.pg.managed_config(recovery);
         let dynamic = cluster
             .and_then(|c| c.config.as_ref())
@@ -176,7 +202,11 @@ impl Agent {
     }
 
     /// Recovery settings to stream from `member`.
-    pub(super) fn recovery_for(&self, member: &str, cluster: Option<&Cluster>) -> Result<Recovery, String> {
+    pub(super) fn recovery_for(
+        &self,
+        member: &str,
+        cluster: Option<&Cluster>,
+    ) -> Result<Recovery, String> {
         let (host, port) = cluster
             .and_then(|c| c.member(member))
             .and_then(|m| m.host_port())
@@ -209,9 +239,16 @@ impl Agent {
         // after one second. A fast stop escalates after pg_ctl_timeout.
         let (pg_mode, bound) = match mode {
             StopMode::Immediate => (PgStop::Immediate, Duration::from_secs(1)),
-            StopMode::Fast => (PgStop::Fast, Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout)),
+            StopMode::Fast => (
+                PgStop::Fast,
+                Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout),
+            ),
         };
-        self.pg.stop(pg_mode, bound).await.map(|_| ()).map_err(|e| e.to_string())
+        self.pg
+            .stop(pg_mode, bound)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     async fn follow(&self, leader: &str, cluster: Option<&Cluster>) -> Result<(), String> {
@@ -220,7 +257,10 @@ impl Agent {
         let change = self.pg.write_config(&mc).await.map_err(|e| e.to_string())?;
         if change.needs_restart {
             let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
-            self.pg.stop(PgStop::Fast, timeout).await.map_err(|e| e.to_string())?;
+            self.pg
+                .stop(PgStop::Fast, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
             self.pg.start(timeout).await.map_err(|e| e.to_string())?;
         } else if change.changed {
             self.pg.reload().await.map_err(|e| e.to_string())?;
@@ -232,7 +272,10 @@ impl Agent {
         let existing = self.pg.list_slots().await.map_err(|e| e.to_string())?;
         for name in wanted {
             if !existing.iter().any(|s| &s.name == name) {
-                self.pg.create_physical_slot(name).await.map_err(|e| e.to_string())?;
+                self.pg
+                    .create_physical_slot(name)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 tracing::info!("created replication slot {name}");
             }
         }
@@ -241,7 +284,10 @@ impl Agent {
                 if let Err(e) = self.pg.drop_slot(&s.name).await {
                     tracing::warn!("could not drop slot {}: {e}", s.name);
                 } else {
-                    tracing::info!("dropped replication slot {} of a member that is gone", s.name);
+                    tracing::info!(
+                        "dropped replication slot {} of a member that is gone",
+                        s.name
+                    );
                 }
             }
         }
@@ -256,16 +302,25 @@ impl Agent {
     }
 
     async fn write_status(&self, obs: &Observation) -> Result<(), String> {
-        let Some(optime) = obs.local.wal_position else { return Ok(()) };
+        let Some(optime) = obs.local.wal_position else {
+            return Ok(());
+        };
         let slots = self.slot_lsns.lock().map(|m| m.clone()).unwrap_or_default();
         let mut all = slots;
         all.insert(slot_name_from_member_name(&self.cfg.name), optime.0);
         let v = encode_status(optime.0, &all, &[]);
-        let same = self.last_status.lock().map(|s| s.as_deref() == Some(v.as_str())).unwrap_or(false);
+        let same = self
+            .last_status
+            .lock()
+            .map(|s| s.as_deref() == Some(v.as_str()))
+            .unwrap_or(false);
         if same {
             return Ok(());
         }
-        self.dcs.put(&self.layout.status(), v.as_bytes(), None).await.map_err(|e| e.to_string())?;
+        self.dcs
+            .put(&self.layout.status(), v.as_bytes(), None)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Ok(mut s) = self.last_status.lock() {
             *s = Some(v);
         }
@@ -273,10 +328,22 @@ impl Agent {
     }
 
     async fn update_history(&self, obs: &Observation) -> Result<(), String> {
-        let Some(tl) = obs.local.timeline else { return Ok(()) };
-        let known = obs.dcs.as_ref().ok().and_then(|c| c.history.clone()).unwrap_or_default();
+        let Some(tl) = obs.local.timeline else {
+            return Ok(());
+        };
+        let known = obs
+            .dcs
+            .as_ref()
+            .ok()
+            .and_then(|c| c.history.clone())
+            .unwrap_or_default();
         let from_file = if tl > 1 {
-            let path = self.cfg.postgresql.data_dir.join("pg_wal").join(format!("{tl:08X}.history"));
+            let path = self
+                .cfg
+                .postgresql
+                .data_dir
+                .join("pg_wal")
+                .join(format!("{tl:08X}.history"));
             let text = tokio::fs::read_to_string(&path)
                 .await
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -284,10 +351,16 @@ impl Agent {
         } else {
             Vec::new()
         };
-        let now = jiff::ZonedDateTime::now().strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string();
+        let now = jiff::ZonedDateTime::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.6f%:z")
+            .to_string();
         let merged = merge_timeline_history(&known, &from_file, &now, &self.cfg.name);
         self.dcs
-            .put(&self.layout.history(), encode_history(&merged).as_bytes(), None)
+            .put(
+                &self.layout.history(),
+                encode_history(&merged).as_bytes(),
+                None,
+            )
             .await
             .map_err(|e| e.to_string())
     }
@@ -296,19 +369,28 @@ impl Agent {
     /// unreachable (Patroni requires `xlog` in the document).
     async fn probe_peers(&self, cluster: Option<&Cluster>) -> Vec<PeerStatus> {
         let Some(c) = cluster else { return vec![] };
-        let futs = c.members.iter().filter(|m| m.name != self.cfg.name).filter_map(|m| {
-            let url = m.api_url.clone()?;
-            let name = m.name.clone();
-            let http = self.http.clone();
-            Some(async move {
-                let doc = async {
-                    let r = http.get(&url).timeout(Duration::from_secs(2)).send().await.ok()?;
-                    r.json::<serde_json::Value>().await.ok()
-                }
-                .await;
-                peer_status(&name, doc.as_ref())
-            })
-        });
+        let futs = c
+            .members
+            .iter()
+            .filter(|m| m.name != self.cfg.name)
+            .filter_map(|m| {
+                let url = m.api_url.clone()?;
+                let name = m.name.clone();
+                let http = self.http.clone();
+                Some(async move {
+                    let doc = async {
+                        let r = http
+                            .get(&url)
+                            .timeout(Duration::from_secs(2))
+                            .send()
+                            .await
+                            .ok()?;
+                        r.json::<serde_json::Value>().await.ok()
+                    }
+                    .await;
+                    peer_status(&name, doc.as_ref())
+                })
+            });
         futures_util::future::join_all(futs).await
     }
 
@@ -349,15 +431,25 @@ pub(crate) fn peer_status(name: &str, doc: Option<&serde_json::Value>) -> PeerSt
         failover_priority: 1,
     };
     let Some(doc) = doc else { return unreachable };
-    let Some(xlog) = doc.get("xlog").or_else(|| doc.get("wal")) else { return unreachable };
+    let Some(xlog) = doc.get("xlog").or_else(|| doc.get("wal")) else {
+        return unreachable;
+    };
     let location = xlog.get("location").and_then(|v| v.as_u64());
-    let received = xlog.get("received_location").and_then(|v| v.as_u64()).unwrap_or(0);
-    let replayed = xlog.get("replayed_location").and_then(|v| v.as_u64()).unwrap_or(0);
+    let received = xlog
+        .get("received_location")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let replayed = xlog
+        .get("replayed_location")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     let role = doc.get("role").and_then(|v| v.as_str()).unwrap_or("");
     let in_recovery = !(location.is_some() || role == "primary" || role == "master");
     let tags = doc.get("tags");
     let tag = |k: &str| tags.and_then(|t| t.get(k));
-    let priority = tag("failover_priority").and_then(|v| v.as_i64()).unwrap_or(1);
+    let priority = tag("failover_priority")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(1);
     PeerStatus {
         name: name.to_string(),
         reachable: true,
@@ -381,12 +473,18 @@ impl Agent {
             self.pg.write_pgpass().await.map_err(e)?;
             match kind {
                 TaskKind::Bootstrap => {
-                    self.pg.initdb(&self.cfg.bootstrap.initdb).await.map_err(e)?;
+                    self.pg
+                        .initdb(&self.cfg.bootstrap.initdb)
+                        .await
+                        .map_err(e)?;
                     let mc = self.managed_config(None, cluster.as_ref());
                     self.pg.write_config(&mc).await.map_err(e)?;
                     self.pg.start(timeout).await.map_err(e)?;
                     self.pg
-                        .create_roles(&self.cfg.postgresql.authentication, &self.cfg.bootstrap.users)
+                        .create_roles(
+                            &self.cfg.postgresql.authentication,
+                            &self.cfg.bootstrap.users,
+                        )
                         .await
                         .map_err(e)?;
                     if let Some(script) = &self.cfg.bootstrap.post_bootstrap {
@@ -401,7 +499,12 @@ impl Agent {
                         .and_then(|m| m.host_port())
                         .ok_or_else(|| format!("member {from} has no usable conn_url"))?;
                     self.pg
-                        .basebackup(&host, port, &self.cfg.postgresql.basebackup, Duration::from_secs(3600))
+                        .basebackup(
+                            &host,
+                            port,
+                            &self.cfg.postgresql.basebackup,
+                            Duration::from_secs(3600),
+                        )
                         .await
                         .map_err(e)?;
                     let rec = self.recovery_for(&from, cluster.as_ref())?;
@@ -432,7 +535,10 @@ impl Agent {
                         .and_then(|c| c.member(&from))
                         .and_then(|m| m.host_port())
                         .ok_or_else(|| format!("member {from} has no usable conn_url"))?;
-                    self.pg.rewind(&host, port, Duration::from_secs(3600)).await.map_err(e)?;
+                    self.pg
+                        .rewind(&host, port, Duration::from_secs(3600))
+                        .await
+                        .map_err(e)?;
                     let rec = self.recovery_for(&from, cluster.as_ref())?;
                     let mc = self.managed_config(Some(rec), cluster.as_ref());
                     self.pg.write_config(&mc).await.map_err(e)?;
@@ -445,8 +551,9 @@ impl Agent {
 
     async fn run_post_bootstrap(&self, script: &str) -> Result<(), String> {
         let user = &self.cfg.postgresql.authentication.superuser.username;
-        let (host, port) = pgkeel_ha::cluster::split_host_port(&self.cfg.postgresql.connect_address)
-            .ok_or("bad postgresql.connect_address")?;
+        let (host, port) =
+            pgkeel_ha::cluster::split_host_port(&self.cfg.postgresql.connect_address)
+                .ok_or("bad postgresql.connect_address")?;
         let url = format!("postgres://{user}@{host}:{port}/postgres");
         let mut parts = script.split_whitespace();
         let prog = parts.next().ok_or("empty post_bootstrap")?;
@@ -454,7 +561,10 @@ impl Agent {
             .args(parts)
             .arg(&url)
             .env("PGPASSFILE", &self.cfg.postgresql.pgpass)
-            .env("PGOPTIONS", "-c synchronous_commit=local -c statement_timeout=0")
+            .env(
+                "PGOPTIONS",
+                "-c synchronous_commit=local -c statement_timeout=0",
+            )
             .status()
             .await
             .map_err(|err| format!("post_bootstrap {prog}: {err}"))?;

@@ -21,7 +21,9 @@ pub struct Clock {
 impl Clock {
     /// Starts the clock now.
     pub fn new() -> Clock {
-        Clock { origin: Instant::now() }
+        Clock {
+            origin: Instant::now(),
+        }
     }
 
     /// Now, in the pure core's units.
@@ -77,7 +79,10 @@ pub async fn keep_lease(
         let retry = match result {
             Ok((id, granted)) if granted > 0 => {
                 let until = clock.at(sent).plus_ms(granted as u64 * 1000);
-                tx.send_replace(Some(LeaseView { id, valid_until: until }));
+                tx.send_replace(Some(LeaseView {
+                    id,
+                    valid_until: until,
+                }));
                 false
             }
             Ok(_) | Err(DcsError::LeaseNotFound) => {

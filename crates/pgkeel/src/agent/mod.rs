@@ -74,7 +74,9 @@ pub fn ha_config(cfg: &Config) -> HaConfig {
         replicatefrom: cfg.tags.replicatefrom.clone(),
         bootstrap_dcs: cfg.bootstrap.dcs.clone(),
         use_pg_rewind: cfg.postgresql.use_pg_rewind,
-        remove_data_directory_on_rewind_failure: cfg.postgresql.remove_data_directory_on_rewind_failure,
+        remove_data_directory_on_rewind_failure: cfg
+            .postgresql
+            .remove_data_directory_on_rewind_failure,
         remove_data_directory_on_diverged_timelines: cfg
             .postgresql
             .remove_data_directory_on_diverged_timelines,
@@ -115,7 +117,13 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ttl_tx, ttl_rx) = watch::channel(initial_gc.ttl);
     let (lease_tx, lease_rx) = watch::channel::<Option<LeaseView>>(None);
-    tokio::spawn(lease::keep_lease(dcs.clone(), clock, ttl_rx, lease_tx, stop_rx.clone()));
+    tokio::spawn(lease::keep_lease(
+        dcs.clone(),
+        clock,
+        ttl_rx,
+        lease_tx,
+        stop_rx.clone(),
+    ));
 
     let status0 = NodeStatus {
         name: cfg.name.clone(),
@@ -142,7 +150,10 @@ pub async fn run(
 
     let listener = tokio::net::TcpListener::bind(&cfg.restapi.listen)
         .await
-        .map_err(|err| AgentError::Api { addr: cfg.restapi.listen.clone(), err })?;
+        .map_err(|err| AgentError::Api {
+            addr: cfg.restapi.listen.clone(),
+            err,
+        })?;
     let api_state = crate::api::ApiState {
         status: status_rx,
         dcs: dcs.clone(),
@@ -177,7 +188,14 @@ pub async fn run(
             changed
         });
         let result = agent
-            .cycle(&mut ha, &mut tasks, &lease_rx, &status_tx, &mut last_cluster, &wake)
+            .cycle(
+                &mut ha,
+                &mut tasks,
+                &lease_rx,
+                &status_tx,
+                &mut last_cluster,
+                &wake,
+            )
             .await;
         if let Err(e) = result {
             tracing::error!("{e}");
@@ -224,7 +242,14 @@ impl Agent {
         let mut decision: Option<Decision> = None;
         let mut obs = None;
         for _ in 0..5 {
-            let o = self.observe(lease_rx, tasks.running(), std::mem::take(&mut outcomes), peers.take()).await;
+            let o = self
+                .observe(
+                    lease_rx,
+                    tasks.running(),
+                    std::mem::take(&mut outcomes),
+                    peers.take(),
+                )
+                .await;
             if let Ok(c) = &o.dcs {
                 *last_cluster = Some(c.clone());
             }
@@ -239,9 +264,12 @@ impl Agent {
                 break;
             }
         }
-        let (Some(d), Some(o)) = (decision, obs) else { return Ok(()) };
+        let (Some(d), Some(o)) = (decision, obs) else {
+            return Ok(());
+        };
         tracing::info!("{}", d.status);
-        self.publish(ha, &d, &o, lease_rx, status_tx, last_cluster).await;
+        self.publish(ha, &d, &o, lease_rx, status_tx, last_cluster)
+            .await;
         Ok(())
     }
 
@@ -267,11 +295,20 @@ impl Agent {
 
     /// Reads and parses the cluster's keys; any error counts as "DCS not accessible".
     pub(crate) async fn read_cluster(&self) -> Result<Cluster, String> {
-        let snap = self.dcs.get_prefix(self.layout.prefix()).await.map_err(|e| e.to_string())?;
+        let snap = self
+            .dcs
+            .get_prefix(self.layout.prefix())
+            .await
+            .map_err(|e| e.to_string())?;
         let raw: Vec<RawKv<'_>> = snap
             .kvs
             .iter()
-            .map(|kv| RawKv { key: &kv.key, value: &kv.value, mod_revision: kv.mod_revision, lease: kv.lease })
+            .map(|kv| RawKv {
+                key: &kv.key,
+                value: &kv.value,
+                mod_revision: kv.mod_revision,
+                lease: kv.lease,
+            })
             .collect();
         let cluster = parse_cluster(&self.layout, &raw);
         for u in &cluster.unreadable {
@@ -297,7 +334,10 @@ impl Agent {
             .and_then(|c| c.leader.as_ref())
             .is_some_and(|l| l.name == self.cfg.name && lease.is_some_and(|x| x.id == l.lease));
         let leader_until = match (holds_key, lease) {
-            (true, Some(l)) => Some(self.clock.instant(l.valid_until.minus_ms(gc.fencing_margin_ms()))),
+            (true, Some(l)) => Some(
+                self.clock
+                    .instant(l.valid_until.minus_ms(gc.fencing_margin_ms())),
+            ),
             _ => None,
         };
         let local = &o.local;
@@ -334,18 +374,40 @@ impl Agent {
         }
         let running = local.running && local.accepting_connections;
         let member = MemberData {
-            conn_url: format!("postgres://{}/postgres", self.cfg.postgresql.connect_address),
+            conn_url: format!(
+                "postgres://{}/postgres",
+                self.cfg.postgresql.connect_address
+            ),
             api_url: format!("http://{}/patroni", self.cfg.restapi.connect_address),
             state: d.node.state.clone(),
             role: d.node.role.clone(),
             version: PUBLISHED_VERSION.into(),
             tags: self.cfg.tags.published.clone(),
             pending_restart: None,
-            xlog_location: if running { local.wal_position.map(|l| l.0) } else { None },
-            replay_lsn: if running && replica { local.replay_lsn.map(|l| l.0) } else { None },
-            receive_lsn: if running && replica { local.receive_lsn.map(|l| l.0) } else { None },
+            xlog_location: if running {
+                local.wal_position.map(|l| l.0)
+            } else {
+                None
+            },
+            replay_lsn: if running && replica {
+                local.replay_lsn.map(|l| l.0)
+            } else {
+                None
+            },
+            receive_lsn: if running && replica {
+                local.receive_lsn.map(|l| l.0)
+            } else {
+                None
+            },
             replication_state: if running && replica {
-                Some(if local.streaming { "streaming" } else { "in archive recovery" }.to_string())
+                Some(
+                    if local.streaming {
+                        "streaming"
+                    } else {
+                        "in archive recovery"
+                    }
+                    .to_string(),
+                )
             } else {
                 None
             },
@@ -361,7 +423,15 @@ impl Agent {
         if unchanged {
             return;
         }
-        match self.dcs.put(&self.layout.member(&self.cfg.name), json.as_bytes(), Some(lease.id)).await {
+        match self
+            .dcs
+            .put(
+                &self.layout.member(&self.cfg.name),
+                json.as_bytes(),
+                Some(lease.id),
+            )
+            .await
+        {
             Ok(()) => {
                 if let Ok(mut m) = self.last_member.lock() {
                     *m = Some((json, lease.id));
@@ -374,12 +444,22 @@ impl Agent {
     /// Refuses to start when a live agent already answers for this member name (Patroni's
     /// `ensure_unique_name`).
     async fn ensure_unique_name(&self) -> Result<(), AgentError> {
-        let Ok(cluster) = self.read_cluster().await else { return Ok(()) };
-        let Some(api) = cluster.member(&self.cfg.name).and_then(|m| m.api_url.clone()) else {
+        let Ok(cluster) = self.read_cluster().await else {
+            return Ok(());
+        };
+        let Some(api) = cluster
+            .member(&self.cfg.name)
+            .and_then(|m| m.api_url.clone())
+        else {
             return Ok(());
         };
         let url = api.replace("/patroni", "/liveness");
-        let probe = self.http.get(&url).timeout(Duration::from_millis(500)).send().await;
+        let probe = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await;
         if probe.is_ok() {
             return Err(AgentError::DuplicateName(self.cfg.name.clone()));
         }

@@ -51,7 +51,9 @@ impl TaskSlot {
         if !self.running.as_ref().is_some_and(|(_, h)| h.is_finished()) {
             return;
         }
-        let Some((kind, handle)) = self.running.take() else { return };
+        let Some((kind, handle)) = self.running.take() else {
+            return;
+        };
         let (ok, message) = match futures_util::FutureExt::now_or_never(handle) {
             Some(Ok(Ok(()))) => (true, String::new()),
             Some(Ok(Err(e))) => (false, e),

@@ -119,19 +119,22 @@ impl PgNode {
         (hosts, port)
     }
 
-    /// The unix socket directory: the user's `unix_socket_directories` (first entry) or the
-    /// data directory, which pgkeel uses by default so `/var/run/postgresql` is not needed.
+    /// The unix socket directory: the user's `unix_socket_directories` (first entry), else
+    /// Debian's `/var/run/postgresql` when it exists, else `/tmp`. Never the data directory:
+    /// a socket file inside PGDATA makes pg_rewind fail when it copies files from the source.
     pub fn socket_dir(&self) -> PathBuf {
-        match self.cfg.parameters.get("unix_socket_directories") {
-            Some(v) => {
+        let user = self
+            .cfg
+            .parameters
+            .get("unix_socket_directories")
+            .and_then(|v| {
                 let v = conf::guc_value(v);
-                match v.split(',').map(str::trim).find(|s| !s.is_empty()) {
-                    Some(first) => PathBuf::from(first),
-                    None => self.cfg.data_dir.clone(),
-                }
-            }
-            None => self.cfg.data_dir.clone(),
-        }
+                v.split(',')
+                    .map(str::trim)
+                    .find(|s| !s.is_empty())
+                    .map(PathBuf::from)
+            });
+        user.unwrap_or_else(default_socket_dir)
     }
 
     /// Merges the user's `postgresql.parameters` with the GUCs pgkeel manages (Patroni's
@@ -155,7 +158,7 @@ impl PgNode {
         p.insert("cluster_name".into(), self.scope.clone());
         p.insert("hot_standby".into(), "on".into());
         p.entry("unix_socket_directories".into())
-            .or_insert_with(|| self.cfg.data_dir.display().to_string());
+            .or_insert_with(|| default_socket_dir().display().to_string());
         ManagedConfig {
             parameters: p,
             pg_hba: self.cfg.pg_hba.clone(),
@@ -595,6 +598,16 @@ impl PgNode {
             let _ = std::fs::rename(aside, orig);
         }
         res.map(|_| ())
+    }
+}
+
+/// Where sockets go when the user did not choose: Debian's directory when present, else `/tmp`.
+fn default_socket_dir() -> PathBuf {
+    let debian = PathBuf::from("/var/run/postgresql");
+    if debian.is_dir() {
+        debian
+    } else {
+        PathBuf::from("/tmp")
     }
 }
 
