@@ -478,3 +478,60 @@ async fn etcd_leader_restart_keeps_kept_alive_lease() {
     assert!(exists(&*dcs, p, &member).await);
     assert!(dcs.keep_alive(lease).await.unwrap() >= 2);
 }
+
+/// With etcd auth on: the right user/password works (token fetched lazily), a wrong password or no
+/// user at all is a definite `Other` error, not `Unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_auth_user_password() {
+    let cluster = tokio::task::block_in_place(|| EtcdCluster::start(1)).unwrap();
+    let url = cluster.client_urls().remove(0);
+    tokio::task::block_in_place(|| {
+        for args in [
+            &["user", "add", "root:s3cret"][..],
+            &["user", "grant-role", "root", "root"],
+            &["auth", "enable"],
+        ] {
+            let out = std::process::Command::new("/usr/bin/etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={url}"))
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "etcdctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+    let urls = cluster.client_urls();
+    let connect = |user: Option<&str>, password: Option<&str>| {
+        EtcdDcs::connect(
+            urls.clone(),
+            user.map(str::to_owned),
+            password.map(str::to_owned),
+            REQUEST_TIMEOUT,
+        )
+    };
+    let good = connect(Some("root"), Some("s3cret")).await.unwrap();
+    assert!(format!("{good:?}").contains("root") && !format!("{good:?}").contains("s3cret"));
+    good.put("/service/auth/config", b"{}", None).await.unwrap();
+    let lease = good.grant_lease(10).await.unwrap();
+    assert!(good.keep_alive(lease).await.unwrap() >= 10);
+    let mut rx = good.watch_prefix("/service/auth/");
+    tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|&v| v >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        good.get_prefix("/service/auth/").await.unwrap().kvs.len(),
+        1
+    );
+
+    let wrong = connect(Some("root"), Some("nope")).await.unwrap();
+    let err = wrong.get_prefix("/service/auth/").await.unwrap_err();
+    assert!(matches!(err, DcsError::Other(_)), "{err:?}");
+    let anonymous = connect(None, None).await.unwrap();
+    let err = anonymous.get_prefix("/service/auth/").await.unwrap_err();
+    assert!(matches!(err, DcsError::Other(_)), "{err:?}");
+}
