@@ -12,8 +12,8 @@
 //!   metadata (`require_leader`), so a member that lost its raft leader refuses at once ("etcdserver:
 //!   no leader") instead of stalling.
 //! * **Leases.** One persistent keep-alive stream per lease, reopened after any error; each
-//!   [`Dcs::keep_alive`] is exactly one request/response on it. A response TTL of 0 means the lease is
-//!   gone.
+//!   [`Dcs::keep_alive`] is one request/response on it (a reopen costs one extra round trip, because
+//!   `etcd-client` consumes the first response). A response TTL of 0 means the lease is gone.
 //! * **CAS.** Transactions exactly as Patroni's `etcd3` backend builds them (see the module docs of
 //!   [`crate::dcs`]).
 //! * **Errors.** Only definite answers are semantic ([`DcsError::LeaseNotFound`], and
