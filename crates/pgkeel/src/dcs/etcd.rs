@@ -12,8 +12,8 @@
 //!   metadata (`require_leader`), so a member that lost its raft leader refuses at once ("etcdserver:
 //!   no leader") instead of stalling.
 //! * **Leases.** One persistent keep-alive stream per lease, reopened after any error; each
-//!   [`Dcs::keep_alive`] is exactly one request/response on it. A response TTL of 0 means the lease is
-//!   gone.
+//!   [`Dcs::keep_alive`] is one request/response on it (a reopen costs one extra round trip, because
+//!   `etcd-client` consumes the first response). A response TTL of 0 means the lease is gone.
 //! * **CAS.** Transactions exactly as Patroni's `etcd3` backend builds them (see the module docs of
 //!   [`crate::dcs`]).
 //! * **Errors.** Only definite answers are semantic ([`DcsError::LeaseNotFound`], and
@@ -33,6 +33,7 @@ use etcd_client::{
     LeaseKeeper, PutOptions, Txn, TxnOp, WatchOptions,
 };
 use tokio::sync::{Mutex, watch};
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Dcs, DcsError, KeyValue, Snapshot};
@@ -117,12 +118,29 @@ impl Pool {
         Ok(client)
     }
 
-    /// Runs `f` against the current endpoint under the request timeout, failing over as described in
-    /// the module docs. `idempotent` calls are also retried on the next endpoint after ambiguous
-    /// failures; compare-and-set calls only after failures that prove nothing was applied. Returns the
-    /// index of the endpoint that answered along with the result.
+    /// [`Pool::call_until`] with a deadline one request timeout from now.
     async fn call<T, F, Fut>(
         &self,
+        what: &str,
+        idempotent: bool,
+        f: F,
+    ) -> Result<(usize, T), DcsError>
+    where
+        F: Fn(Client) -> Fut + Send + Sync,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send,
+        T: Send,
+    {
+        let deadline = Instant::now() + self.timeout;
+        self.call_until(deadline, what, idempotent, f).await
+    }
+
+    /// Runs `f` against the current endpoint until `deadline`, failing over as described in the
+    /// module docs. `idempotent` calls are also retried on the next endpoint after ambiguous
+    /// failures; compare-and-set calls only after failures that prove nothing was applied. Returns the
+    /// index of the endpoint that answered along with the result.
+    async fn call_until<T, F, Fut>(
+        &self,
+        deadline: Instant,
         what: &str,
         idempotent: bool,
         f: F,
@@ -168,7 +186,7 @@ impl Pool {
             }
             Err(last.unwrap_or_else(|| DcsError::Unavailable("no etcd endpoints".to_owned())))
         };
-        match tokio::time::timeout(self.timeout, attempts).await {
+        match tokio::time::timeout_at(deadline, attempts).await {
             Ok(res) => res,
             Err(_) => {
                 let i = attempting.load(Ordering::SeqCst);
@@ -327,12 +345,20 @@ impl EtcdDcs {
 
     /// Keep-alive on the open stream, if any; reopens one (with failover) if it broke.
     async fn keep_alive_inner(&self, lease: i64) -> Result<i64, DcsError> {
-        let mut keepers = self.keepers.lock().await;
+        let deadline = Instant::now() + self.pool.timeout;
+        let timed_out = || {
+            DcsError::Unavailable(format!(
+                "etcd lease keep-alive timed out after {:?}",
+                self.pool.timeout
+            ))
+        };
+        let mut keepers = tokio::time::timeout_at(deadline, self.keepers.lock())
+            .await
+            .map_err(|_| timed_out())?;
         // Taken out while in flight: if the timeout cancels us mid-request the stream is dropped, so a
         // late response can never be paired with the next request.
         if let Some(mut keeper) = keepers.remove(&lease) {
-            let reused =
-                tokio::time::timeout(self.pool.timeout, Self::round_trip(&mut keeper)).await;
+            let reused = tokio::time::timeout_at(deadline, Self::round_trip(&mut keeper)).await;
             match reused {
                 Ok(Ok(ttl)) if ttl > 0 => {
                     keepers.insert(lease, keeper);
@@ -346,10 +372,7 @@ impl EtcdDcs {
                 }
                 Err(_) => {
                     self.pool.rotate_from(keeper.endpoint);
-                    return Err(DcsError::Unavailable(format!(
-                        "etcd lease keep-alive timed out after {:?} ({})",
-                        self.pool.timeout, self.pool.endpoints[keeper.endpoint].url
-                    )));
+                    return Err(timed_out());
                 }
             }
         }
@@ -358,7 +381,7 @@ impl EtcdDcs {
         // granted TTL. Both are idempotent.
         let (endpoint, (ttl, keeper, stream)) = self
             .pool
-            .call("lease keep-alive", true, |client| async move {
+            .call_until(deadline, "lease keep-alive", true, |client| async move {
                 let (mut keeper, mut stream) = client.lease_client().keep_alive(lease).await?;
                 keeper.keep_alive().await?;
                 match stream.message().await? {
@@ -435,15 +458,8 @@ impl Dcs for EtcdDcs {
     }
 
     async fn keep_alive(&self, lease: i64) -> Result<i64, DcsError> {
-        // The inner calls are each bounded; this outer bound keeps the whole (reuse + reopen) within
-        // twice the request timeout even in the worst case.
-        match tokio::time::timeout(self.pool.timeout * 2, self.keep_alive_inner(lease)).await {
-            Ok(res) => res,
-            Err(_) => Err(DcsError::Unavailable(format!(
-                "etcd lease keep-alive timed out after {:?}",
-                self.pool.timeout * 2
-            ))),
-        }
+        // Lock wait, reuse of the open stream and a reopen all share one request-timeout deadline.
+        self.keep_alive_inner(lease).await
     }
 
     async fn revoke_lease(&self, lease: i64) -> Result<(), DcsError> {
