@@ -191,6 +191,7 @@ fn pg(role: Option<ServerRole>) -> LocalPostgres {
         following: None,
         cluster_state: None,
         server_version: role.map(|_| 160004),
+        checkpoint_lsn: None,
     }
 }
 

@@ -135,7 +135,7 @@ fn pg_config(base: &Path, name: &str, port: u16) -> PostgresqlConfig {
 
 async fn sql_client(cfg: &PostgresqlConfig, port: u16) -> tokio_postgres::Client {
     let mut c = tokio_postgres::Config::new();
-    c.host_path(&cfg.data_dir)
+    c.host_path(PgNode::new(cfg, "t", "t").socket_dir())
         .port(port)
         .user("postgres")
         .password(SU_PASSWORD)

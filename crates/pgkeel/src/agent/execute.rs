@@ -462,12 +462,8 @@ pub(crate) fn peer_status(name: &str, doc: Option<&serde_json::Value>) -> PeerSt
 
 impl Agent {
     /// The body of a background task.
-    fn task(
-        self: Arc<Self>,
-        kind: TaskKind,
-        cluster: Option<Cluster>,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
-        async move {
+    async fn task(self: Arc<Self>, kind: TaskKind, cluster: Option<Cluster>) -> Result<(), String> {
+        {
             let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
             let e = |e: crate::postgres::PgError| e.to_string();
             self.pg.write_pgpass().await.map_err(e)?;
