@@ -77,7 +77,9 @@ async fn run(loaded: LoadedConfig) -> anyhow::Result<()> {
         etcd.endpoints(),
         etcd.username.clone(),
         etcd.password.clone(),
-        Duration::from_secs(2),
+        // During an etcd election requests hang rather than fail; a short bound lets the
+        // lease keeper retry on another member well within a short TTL's fencing margin.
+        Duration::from_secs(1),
     )
     .await
     .context("connecting to etcd")?;
