@@ -59,7 +59,7 @@ impl MemberSpec {
             "timeline": 1,
         });
         MemberSpec {
-            json: v.as_object().unwrap().clone(),
+            json: v.as_object().cloned().unwrap_or_default(),
             lease: lease_of(name),
         }
     }
@@ -84,7 +84,9 @@ impl MemberSpec {
             .json
             .entry("tags")
             .or_insert_with(|| Value::Object(Map::new()));
-        tags.as_object_mut().unwrap().insert(k.into(), v);
+        if let Some(t) = tags.as_object_mut() {
+            t.insert(k.into(), v);
+        }
         self
     }
     pub fn no_conn_url(mut self) -> Self {
