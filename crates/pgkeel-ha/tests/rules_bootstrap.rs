@@ -382,3 +382,21 @@ fn running_replica_without_initialize_is_fatal() {
         msg,
     );
 }
+
+#[test]
+fn bootstrap_race_won_runs_initdb_although_the_restep_sees_its_own_initialize_key() {
+    // Reference: patroni-reference.md §2 bootstrap(): the winner of dcs.initialize(create_new=True)
+    // bootstraps. On the restep the agent passes a fresh snapshot, which already shows the
+    // `initialize` = "" this node just created. Found by the simulator (every seed).
+    let mut n1 = ha("n1");
+    let o = obs()
+        .cluster(ClusterBuilder::new().initialize(""))
+        .fresh_lease("n1")
+        .outcome(Outcome::InitializeRace { won: true })
+        .build();
+    assert_decision(
+        &n1.step(&o),
+        &[Action::StartTask(TaskKind::Bootstrap)],
+        "trying to bootstrap a new cluster",
+    );
+}
