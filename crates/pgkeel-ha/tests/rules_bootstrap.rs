@@ -400,3 +400,17 @@ fn bootstrap_race_won_runs_initdb_although_the_restep_sees_its_own_initialize_ke
         "trying to bootstrap a new cluster",
     );
 }
+
+#[test]
+fn bootstrap_race_is_not_entered_without_a_lease() {
+    // Reference: patroni-reference.md §2 bootstrap(). Winning `initialize` without a lease used
+    // to strand the cluster: the winner waited for a lease, and on the next cycle the won
+    // outcome was gone and its own `initialize` key made everyone wait forever.
+    // Found by the simulator (seed 3 at the time).
+    let o = obs().cluster(ClusterBuilder::new()).build();
+    assert_decision(
+        &ha("n1").step(&o),
+        &[],
+        "waiting for a DCS lease before bootstrapping",
+    );
+}

@@ -70,6 +70,10 @@ impl Ha {
         if c.initialize.is_some() {
             return verdict(vec![], "waiting for leader to bootstrap");
         }
+        if ctx.obs.lease.is_none() {
+            // A won race must be followed by initdb in the same cycle: do not race without a lease.
+            return verdict(vec![], "waiting for a DCS lease before bootstrapping");
+        }
         verdict(
             vec![Action::RaceInitialize],
             "racing for the initialize key",
