@@ -409,3 +409,56 @@ fn rewind_failure_wipes_when_remove_data_directory_on_rewind_failure() {
         "pg_rewind from n2 failed (could not find common ancestor); removing the data directory to re-clone",
     );
 }
+
+#[test]
+fn rejoin_running_replica_past_the_switch_point_stops_to_rewind() {
+    // Reference: patroni-reference.md §2 follow(): 'my timeline < leader timeline -> rewind check'.
+    // n3 received WAL on timeline 1 beyond where n2 was promoted (0/1F4): it can never stream
+    // from n2. Found by the simulator (seed 17 at the time: a replica stayed non-streaming forever).
+    let mut n3 = ha("n3");
+    let mut local = local_replica_of("n1");
+    local.wal_position = Some(pgkeel_ha::pg::Lsn(800));
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n3")
+        .local(local)
+        .build();
+    let d = n3.step(&o);
+    assert_decision(
+        &d,
+        &[Action::Stop(StopMode::Fast)],
+        &format!("stopping to rewind from n2: {DIVERGED}"),
+    );
+    assert!(d.restep);
+    // Once stopped it is rewound, not restarted as is.
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n3")
+        .local(local_stopped("shut down in recovery", 1, 800))
+        .build();
+    assert_decision(
+        &n3.step(&o),
+        &[Action::StartTask(TaskKind::Rewind { from: "n2".into() })],
+        &format!("running pg_rewind from n2 ({DIVERGED})"),
+    );
+}
+
+#[test]
+fn replica_behind_the_switch_point_just_follows() {
+    // Reference: patroni-reference.md §2 follow(): a replica that did not go past the fork
+    // follows the new timeline without a rewind.
+    let mut local = local_replica_of("n1");
+    local.wal_position = Some(pgkeel_ha::pg::Lsn(500));
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n3")
+        .local(local)
+        .build();
+    assert_decision(
+        &ha("n3").step(&o),
+        &[Action::Follow {
+            leader: "n2".into(),
+        }],
+        "following new leader (n2)",
+    );
+}
