@@ -462,3 +462,26 @@ fn replica_behind_the_switch_point_just_follows() {
         "following new leader (n2)",
     );
 }
+
+#[test]
+fn rejoin_running_replica_on_a_timeline_unknown_to_the_leader_stops_to_rewind() {
+    // Reference: patroni-reference.md §2 follow() rewind check. n3 runs on timeline 2, a
+    // short-lived promotion the leader (timeline 3, forked from 1) never saw.
+    // Found by the simulator (seed 2348 at the time).
+    let mut local = local_replica_of("n1");
+    local.timeline = Some(2);
+    let o = obs()
+        .cluster(
+            after_failover()
+                .history(json!([[1, 500, "no recovery target specified"]]))
+                .member("n2", |m| m.primary().timeline(3)),
+        )
+        .fresh_lease("n3")
+        .local(local)
+        .build();
+    assert_decision(
+        &ha("n3").step(&o),
+        &[Action::Stop(StopMode::Fast)],
+        "stopping to rewind from n2: timeline 2 is not in the leader's history",
+    );
+}

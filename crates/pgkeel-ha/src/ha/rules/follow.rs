@@ -162,6 +162,11 @@ impl Ha {
                 "local WAL ends at {pos} on timeline {my_tl}, past the switch point {}",
                 crate::pg::Lsn(sw)
             )),
+            // The history is published but does not know this timeline: a promotion the
+            // leader never saw (at worst this costs a needless rewind).
+            None if ctx.cluster.history.is_some() => {
+                Divergence::Yes(format!("timeline {my_tl} is not in the leader's history"))
+            }
             _ => Divergence::No,
         }
     }
