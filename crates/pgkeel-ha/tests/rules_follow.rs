@@ -485,3 +485,21 @@ fn rejoin_running_replica_on_a_timeline_unknown_to_the_leader_stops_to_rewind() 
         "stopping to rewind from n2: timeline 2 is not in the leader's history",
     );
 }
+
+#[test]
+fn rejoin_former_primary_on_a_timeline_unknown_to_the_leader_is_rewound() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(). n1 was promoted to
+    // timeline 2 and crashed at once; n2 was promoted from timeline 1 to timeline 3, so the
+    // history ([[1, 500]]) gives cluster timeline 2 and never mentions n1's timeline 2.
+    // It used to wait forever for the history. Found by the simulator (seed 2149 at the time).
+    let o = obs()
+        .cluster(after_failover().member("n2", |m| m.primary().timeline(3)))
+        .fresh_lease("n1")
+        .local(local_stopped("in production", 2, 800))
+        .build();
+    assert_decision(
+        &ha("n1").step(&o),
+        &[Action::StartTask(TaskKind::Rewind { from: "n2".into() })],
+        "running pg_rewind from n2 (timeline 2 is not in the leader's history)",
+    );
+}

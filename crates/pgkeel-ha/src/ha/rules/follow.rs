@@ -112,7 +112,9 @@ impl Ha {
             .and_then(|h| h.iter().find(|e| e.timeline == my_tl))
             .map(|e| e.lsn);
         let Some(switch) = switch else {
-            return if ctx.cluster.timeline() > my_tl {
+            // A published history without this timeline (PostgreSQL may skip timeline numbers,
+            // so `cluster.timeline()` can be below the leader's): a promotion it never saw.
+            return if ctx.cluster.timeline() > my_tl || ctx.cluster.history.is_some() {
                 Divergence::Yes(format!("timeline {my_tl} is not in the leader's history"))
             } else {
                 Divergence::Unknown(format!(
