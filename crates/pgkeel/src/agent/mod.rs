@@ -203,7 +203,15 @@ pub async fn run(
             return Err(e);
         }
         let gc = ha.global_config(last_cluster.as_ref());
-        let next = cycle_start + Duration::from_secs(gc.loop_wait);
+        let mut next = cycle_start + Duration::from_secs(gc.loop_wait);
+        // A primary must re-check its lease no later than the fencing deadline, whatever
+        // loop_wait is: that is when it has to stop accepting writes if renewal failed.
+        if let Some(l) = *lease_rx.borrow() {
+            let fence_at = clock.instant(l.valid_until.minus_ms(gc.fencing_margin_ms()));
+            if fence_at > Instant::now() && fence_at < next {
+                next = fence_at;
+            }
+        }
         let is_leader = status_tx.borrow().leader_until.is_some();
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
