@@ -569,9 +569,26 @@ impl PgkeelCluster {
 
     /// Polls until the cluster is healthy (see [`PgkeelCluster::check_healthy`]); the leader's index.
     /// The error carries the agents' last log lines.
+    /// Fails at once (instead of at the timeout) if an agent process has exited.
     pub fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<usize> {
-        eventually(timeout, Duration::from_millis(100), || self.check_healthy())
-            .map_err(|e| anyhow!("cluster not healthy: {e}\n{}", self.log_tails(30)))
+        let outcome = eventually(timeout, Duration::from_millis(100), || {
+            if let Some(dead) = self.exited_agent() {
+                return Ok(Err(format!("agent {} exited", self.node(dead).name)));
+            }
+            self.check_healthy().map(Ok)
+        });
+        match outcome {
+            Ok(Ok(leader)) => Ok(leader),
+            Ok(Err(fatal)) => bail!("cluster not healthy: {fatal}\n{}", self.log_tails(30)),
+            Err(e) => bail!("cluster not healthy: {e}\n{}", self.log_tails(30)),
+        }
+    }
+
+    /// Index of a node whose agent was started (and not killed by us) but has exited on its own.
+    pub fn exited_agent(&self) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.child.as_ref().is_some_and(|c| !procs::alive(c.id())))
     }
 
     /// The index of the one node whose `/primary` answers 200 right now, if exactly one does.
@@ -625,6 +642,17 @@ impl PgkeelCluster {
             .arg("-c")
             .arg(&self.node(0).config_path)
             .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", self.pgkeelctl_bin.display()))
+    }
+
+    /// Runs `pgkeelctl ARGS` without `-c` (e.g. with `--dcs-url etcd3://...`), from `/`.
+    pub fn ctl_without_config(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Command::new(&self.pgkeelctl_bin)
+            .args(args)
+            .current_dir("/")
+            .env_remove("PATRONICTL_CONFIG_FILE")
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("running {}", self.pgkeelctl_bin.display()))

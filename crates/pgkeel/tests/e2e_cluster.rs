@@ -239,8 +239,18 @@ fn check_rest(c: &PgkeelCluster, leader: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn ctl_list_matches(c: &PgkeelCluster, args: &[&str], leader: usize) -> Result<(), String> {
-    let out = c.ctl(args).map_err(|e| format!("{e:#}"))?;
+fn ctl_list_matches(
+    c: &PgkeelCluster,
+    args: &[&str],
+    with_config: bool,
+    leader: usize,
+) -> Result<(), String> {
+    let out = if with_config {
+        c.ctl(args)
+    } else {
+        c.ctl_without_config(args)
+    };
+    let out = out.map_err(|e| format!("{e:#}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(format!(
@@ -401,14 +411,14 @@ fn e2e_bootstrap_replicate_inspect_and_recover_a_replica() {
         &c,
         "pgkeelctl list to match the snapshot",
         Duration::from_secs(15),
-        || ctl_list_matches(&c, &["list"], leader),
+        || ctl_list_matches(&c, &["list"], true, leader),
     );
     let dcs_url = format!("etcd3://{}", c.etcd_hosts()[0]);
     wait(
         &c,
         "pgkeelctl --dcs-url list to match",
         Duration::from_secs(15),
-        || ctl_list_matches(&c, &["--dcs-url", &dcs_url, "list", "e2e"], leader),
+        || ctl_list_matches(&c, &["--dcs-url", &dcs_url, "list", "e2e"], false, leader),
     );
     wait(
         &c,
