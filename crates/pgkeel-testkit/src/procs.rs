@@ -183,9 +183,10 @@ fn ancestors(pid: u32) -> Vec<u32> {
     out
 }
 
-/// SIGKILLs every process that belongs to the directory `dir`: its command line mentions `dir`, or it
-/// is a PostgreSQL process (executable under `/usr/lib/postgresql`) whose working directory is under
-/// `dir` (backends and auxiliary processes run with the data directory as cwd). Returns the PIDs killed.
+/// SIGKILLs every process of ours that belongs to the directory `dir`: a PostgreSQL program
+/// (executable under `/usr/lib/postgresql`), etcd or a `pgkeel*` binary whose command line mentions
+/// `dir`, or a PostgreSQL process whose working directory is under `dir` (backends and auxiliary
+/// processes run with the data directory as cwd). Returns the PIDs killed.
 ///
 /// Exists as the last sweep of a cleanup: it catches initdb, pg_basebackup, pg_rewind and orphaned
 /// backends that no PID file names. `dir` must be unique to us (a temp dir or the demo dir).
@@ -213,9 +214,18 @@ pub fn kill_dir_processes(dir: &Path) -> Vec<u32> {
         if pid == me || ancestors.contains(&pid) || !alive(pid) {
             continue;
         }
+        // Only programs we launch (directly or through the agent): PostgreSQL's, etcd, pgkeel's.
+        // A user's `tail -f DIR/node0/pgkeel.log` names DIR too, and is left alone.
+        let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) else {
+            continue;
+        };
+        let is_pg = exe.starts_with("/usr/lib/postgresql");
+        let exe_name = exe.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let ours = is_pg || exe_name == "etcd" || exe_name.starts_with("pgkeel");
+        if !ours {
+            continue;
+        }
         let by_cmd = cmdline(pid).is_some_and(|c| c.contains(&needle));
-        let is_pg = fs::read_link(format!("/proc/{pid}/exe"))
-            .is_ok_and(|e| e.starts_with("/usr/lib/postgresql"));
         let by_cwd = is_pg && cwd(pid).is_some_and(|c| c.starts_with(&canon));
         if (by_cmd || by_cwd) && signal(pid, Signal::SIGKILL).is_ok() {
             killed.push(pid);
