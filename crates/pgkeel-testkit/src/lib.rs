@@ -1,7 +1,7 @@
 //! Dev-only test kit: real etcd, PostgreSQL and pgkeel agents on loopback, killed by PID on drop.
 //!
 //! # Layout
-//! * [`eventually`]: bounded polling (`eventually(timeout, interval, || ...)`), never a bare sleep.
+//! * [`mod@eventually`]: bounded polling (`eventually(timeout, interval, || ...)`), never a bare sleep.
 //! * [`etcd`]: [`etcd::EtcdCluster`], a real etcd 3.4 cluster on 127.0.0.1.
 //! * [`ports`]: free loopback ports that are never handed out twice in one process.
 //! * [`procs`]: PID helpers: signals, `postmaster.pid`, ownership checks, RSS.
