@@ -15,4 +15,5 @@ pub mod api;
 pub mod config;
 pub mod ctl;
 pub mod dcs;
+pub mod logging;
 pub mod postgres;

@@ -1,3 +1,491 @@
 //! The agent runtime: observe -> `pgkeel_ha::Ha::step` -> execute, plus the lease task.
+//!
+//! This module decides nothing: every condition about cluster policy lives in `pgkeel_ha`.
+//! It gathers an `Observation`, asks the pure core, performs the returned actions in order
+//! (`execute.rs`), runs long operations in the background (`tasks.rs`) and publishes the
+//! node's state for the REST API and the member key.
 
+mod execute;
+pub mod lease;
 pub mod published;
+mod tasks;
+
+use crate::config::Config;
+use crate::dcs::Dcs;
+use crate::postgres::{PgNode, PostgresControl};
+use lease::Clock;
+use pgkeel_ha::cluster::{Cluster, GlobalConfig};
+use pgkeel_ha::ha::{HaConfig, LeaseView, Observation, Outcome, TaskKind};
+use pgkeel_ha::keys::KeyLayout;
+use pgkeel_ha::keys::codec::{MemberData, RawKv, parse_cluster};
+use pgkeel_ha::pg::{LocalPostgres, ServerRole};
+use pgkeel_ha::{Decision, Ha};
+use published::NodeStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{Notify, watch};
+
+/// The version pgkeel publishes in member keys (dotted integers: Patroni peers parse it).
+pub const PUBLISHED_VERSION: &str = "4.1.4";
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The HA core decided the node must not go on (system ID mismatch, failed bootstrap...).
+    #[error("{0}")]
+    Fatal(String),
+    /// The REST API could not listen.
+    #[error("cannot start the REST API on {addr}: {err}")]
+    Api {
+        /// Listen address.
+        addr: String,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// Another agent with this name is running.
+    #[error("Can't start; there is already a node named '{0}' running")]
+    DuplicateName(String),
+}
+
+/// Shared handles every part of the agent uses.
+pub(crate) struct Agent {
+    pub cfg: Arc<Config>,
+    pub dcs: Arc<dyn Dcs>,
+    pub pg: Arc<PgNode>,
+    pub layout: KeyLayout,
+    pub clock: Clock,
+    pub http: reqwest::Client,
+    /// Last `status` value written, to skip identical writes.
+    pub last_status: std::sync::Mutex<Option<String>>,
+    /// Last member value written and the lease it was written with.
+    pub last_member: std::sync::Mutex<Option<(String, i64)>>,
+    /// Slot positions seen by the last `SyncSlots`, for the `status` key.
+    pub slot_lsns: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// The running callback process, killed when a new callback starts (as Patroni does).
+    pub callback: tokio::sync::Mutex<Option<tokio::process::Child>>,
+}
+
+/// Builds the pure core's per-node settings from the local config.
+pub fn ha_config(cfg: &Config) -> HaConfig {
+    HaConfig {
+        name: cfg.name.clone(),
+        nofailover: cfg.tags.nofailover || cfg.tags.failover_priority.is_some_and(|p| p <= 0),
+        failover_priority: cfg.tags.failover_priority.unwrap_or(1),
+        replicatefrom: cfg.tags.replicatefrom.clone(),
+        bootstrap_dcs: cfg.bootstrap.dcs.clone(),
+        use_pg_rewind: cfg.postgresql.use_pg_rewind,
+        remove_data_directory_on_rewind_failure: cfg
+            .postgresql
+            .remove_data_directory_on_rewind_failure,
+        remove_data_directory_on_diverged_timelines: cfg
+            .postgresql
+            .remove_data_directory_on_diverged_timelines,
+    }
+}
+
+/// Runs the agent until `shutdown` resolves (then stops PostgreSQL and releases the leader key,
+/// as Patroni does on SIGTERM) or a fatal decision is made.
+pub async fn run(
+    cfg: Config,
+    dcs: Arc<dyn Dcs>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let cfg = Arc::new(cfg);
+    let layout = KeyLayout::new(&cfg.namespace, &cfg.scope);
+    let pg = Arc::new(PgNode::new(&cfg.postgresql, &cfg.scope, &cfg.name));
+    let clock = Clock::new();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new());
+    let agent = Arc::new(Agent {
+        cfg: cfg.clone(),
+        dcs: dcs.clone(),
+        pg: pg.clone(),
+        layout: layout.clone(),
+        clock,
+        http,
+        last_status: Default::default(),
+        last_member: Default::default(),
+        slot_lsns: Default::default(),
+        callback: Default::default(),
+    });
+    agent.ensure_unique_name().await?;
+
+    let mut ha = Ha::new(ha_config(&cfg));
+    let initial_gc = ha.global_config(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (ttl_tx, ttl_rx) = watch::channel(initial_gc.ttl);
+    let (lease_tx, lease_rx) = watch::channel::<Option<LeaseView>>(None);
+    tokio::spawn(lease::keep_lease(
+        dcs.clone(),
+        clock,
+        ttl_rx,
+        lease_tx,
+        stop_rx.clone(),
+    ));
+
+    let status0 = NodeStatus {
+        name: cfg.name.clone(),
+        scope: cfg.scope.clone(),
+        state: "stopped".into(),
+        role: "uninitialized".into(),
+        postgres: LocalPostgres::empty(),
+        postmaster_start_time: None,
+        replication: vec![],
+        replayed_timestamp: None,
+        replay_paused: false,
+        latest_end_lsn: None,
+        leader_until: None,
+        cluster: None,
+        dcs_last_seen: None,
+        global: initial_gc.clone(),
+        tags: cfg.tags.published.clone(),
+        next_cycle_due: Instant::now() + Duration::from_secs(initial_gc.loop_wait + initial_gc.ttl),
+        last_message: String::new(),
+        version: PUBLISHED_VERSION.into(),
+    };
+    let (status_tx, status_rx) = watch::channel(Arc::new(status0));
+    let wake = Arc::new(Notify::new());
+
+    let listener = tokio::net::TcpListener::bind(&cfg.restapi.listen)
+        .await
+        .map_err(|err| AgentError::Api {
+            addr: cfg.restapi.listen.clone(),
+            err,
+        })?;
+    let api_state = crate::api::ApiState {
+        status: status_rx,
+        dcs: dcs.clone(),
+        layout: layout.clone(),
+        auth: cfg.restapi.authentication.clone(),
+        wake_agent: wake.clone(),
+    };
+    let mut api_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = crate::api::serve(listener, api_state, stopped).await {
+            tracing::error!("REST API stopped: {e}");
+        }
+    });
+
+    let mut leader_watch = dcs.watch_prefix(&layout.leader());
+    let mut config_watch = dcs.watch_prefix(&layout.config());
+    let mut members_watch = dcs.watch_prefix(&layout.members_prefix());
+    let mut pg_exits = pg.postmaster_exits();
+    let mut tasks = tasks::TaskSlot::default();
+    let mut shutdown = Box::pin(shutdown);
+    let mut last_cluster: Option<Cluster> = None;
+
+    loop {
+        let cycle_start = Instant::now();
+        let gc = ha.global_config(last_cluster.as_ref());
+        ttl_tx.send_if_modified(|t| {
+            let changed = *t != gc.ttl;
+            *t = gc.ttl;
+            changed
+        });
+        let result = agent
+            .cycle(
+                &mut ha,
+                &mut tasks,
+                &lease_rx,
+                &status_tx,
+                &mut last_cluster,
+                &wake,
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::error!("{e}");
+            let _ = stop_tx.send(true);
+            return Err(e);
+        }
+        let gc = ha.global_config(last_cluster.as_ref());
+        let mut next = cycle_start + Duration::from_secs(gc.loop_wait);
+        // A primary must re-check its lease no later than the fencing deadline, whatever
+        // loop_wait is: that is when it has to stop accepting writes if renewal failed.
+        if let Some(l) = *lease_rx.borrow() {
+            let fence_at = clock.instant(l.valid_until.minus_ms(gc.fencing_margin_ms()));
+            if fence_at > Instant::now() && fence_at < next {
+                next = fence_at;
+            }
+        }
+        let is_leader = status_tx.borrow().leader_until.is_some();
+        tokio::select! {
+            _ = tokio::time::sleep_until(next.into()) => {}
+            _ = leader_watch.changed() => {}
+            _ = config_watch.changed() => {}
+            _ = members_watch.changed(), if is_leader => {
+                // New members get their slot at once; a short pause batches bursts of updates.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ = pg_exits.changed() => {}
+            _ = wake.notified() => {}
+            _ = tasks.finished() => {}
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                agent.shutdown(&lease_rx).await;
+                let _ = stop_tx.send(true);
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Agent {
+    /// One HA cycle: observe, step (again while the core asks to), execute, publish.
+    async fn cycle(
+        self: &Arc<Self>,
+        ha: &mut Ha,
+        tasks: &mut tasks::TaskSlot,
+        lease_rx: &watch::Receiver<Option<LeaseView>>,
+        status_tx: &watch::Sender<Arc<NodeStatus>>,
+        last_cluster: &mut Option<Cluster>,
+        wake: &Arc<Notify>,
+    ) -> Result<(), AgentError> {
+        let mut outcomes: Vec<Outcome> = tasks.take_finished().into_iter().collect();
+        let mut peers = None;
+        let mut decision: Option<Decision> = None;
+        let mut obs = None;
+        for _ in 0..5 {
+            let o = self
+                .observe(
+                    lease_rx,
+                    tasks.running(),
+                    std::mem::take(&mut outcomes),
+                    peers.take(),
+                )
+                .await;
+            if let Ok(c) = &o.dcs {
+                *last_cluster = Some(c.clone());
+            }
+            let d = ha.step(&o);
+            let (more, probed) = self.execute(&d, &o, tasks, wake).await?;
+            outcomes = more;
+            peers = probed;
+            let restep = d.restep || !outcomes.is_empty() || peers.is_some();
+            obs = Some(o);
+            decision = Some(d);
+            if !restep {
+                break;
+            }
+        }
+        let (Some(d), Some(o)) = (decision, obs) else {
+            return Ok(());
+        };
+        tracing::info!("{}", d.status);
+        self.publish(ha, &d, &o, lease_rx, status_tx, last_cluster)
+            .await;
+        Ok(())
+    }
+
+    /// Gathers one observation: DCS snapshot, local PostgreSQL, lease, running task.
+    async fn observe(
+        &self,
+        lease_rx: &watch::Receiver<Option<LeaseView>>,
+        task: Option<TaskKind>,
+        outcomes: Vec<Outcome>,
+        peers: Option<Vec<pgkeel_ha::ha::PeerStatus>>,
+    ) -> Observation {
+        let (dcs, local) = tokio::join!(self.read_cluster(), self.pg.probe());
+        Observation {
+            now: self.clock.now(),
+            dcs,
+            lease: *lease_rx.borrow(),
+            local,
+            task,
+            outcomes,
+            peers,
+        }
+    }
+
+    /// Reads and parses the cluster's keys; any error counts as "DCS not accessible".
+    pub(crate) async fn read_cluster(&self) -> Result<Cluster, String> {
+        let snap = self
+            .dcs
+            .get_prefix(self.layout.prefix())
+            .await
+            .map_err(|e| e.to_string())?;
+        let raw: Vec<RawKv<'_>> = snap
+            .kvs
+            .iter()
+            .map(|kv| RawKv {
+                key: &kv.key,
+                value: &kv.value,
+                mod_revision: kv.mod_revision,
+                lease: kv.lease,
+            })
+            .collect();
+        let cluster = parse_cluster(&self.layout, &raw);
+        for u in &cluster.unreadable {
+            tracing::debug!("ignoring unreadable DCS value at {}: {}", u.key, u.reason);
+        }
+        Ok(cluster)
+    }
+
+    /// Publishes the node status for the API and writes the member key if it changed.
+    async fn publish(
+        &self,
+        ha: &Ha,
+        d: &Decision,
+        o: &Observation,
+        lease_rx: &watch::Receiver<Option<LeaseView>>,
+        status_tx: &watch::Sender<Arc<NodeStatus>>,
+        last_cluster: &Option<Cluster>,
+    ) {
+        let lease = *lease_rx.borrow();
+        let gc: GlobalConfig = ha.global_config(last_cluster.as_ref());
+        let holds_key = last_cluster
+            .as_ref()
+            .and_then(|c| c.leader.as_ref())
+            .is_some_and(|l| l.name == self.cfg.name && lease.is_some_and(|x| x.id == l.lease));
+        let leader_until = match (holds_key, lease) {
+            (true, Some(l)) => Some(
+                self.clock
+                    .instant(l.valid_until.minus_ms(gc.fencing_margin_ms())),
+            ),
+            _ => None,
+        };
+        let local = &o.local;
+        let replica = local.role == Some(ServerRole::Replica) && local.running;
+        let status = NodeStatus {
+            name: self.cfg.name.clone(),
+            scope: self.cfg.scope.clone(),
+            state: d.node.state.clone(),
+            role: d.node.role.clone(),
+            postgres: local.clone(),
+            postmaster_start_time: None,
+            replication: vec![],
+            replayed_timestamp: None,
+            replay_paused: false,
+            latest_end_lsn: None,
+            leader_until,
+            cluster: last_cluster.clone(),
+            dcs_last_seen: if o.dcs.is_ok() {
+                Some(SystemTime::now())
+            } else {
+                status_tx.borrow().dcs_last_seen
+            },
+            global: gc.clone(),
+            tags: self.cfg.tags.published.clone(),
+            next_cycle_due: Instant::now() + Duration::from_secs(gc.loop_wait),
+            last_message: d.status.clone(),
+            version: PUBLISHED_VERSION.into(),
+        };
+        status_tx.send_replace(Arc::new(status));
+
+        let Some(lease) = lease else { return };
+        if o.dcs.is_err() {
+            return;
+        }
+        let running = local.running && local.accepting_connections;
+        let member = MemberData {
+            conn_url: format!(
+                "postgres://{}/postgres",
+                self.cfg.postgresql.connect_address
+            ),
+            api_url: format!("http://{}/patroni", self.cfg.restapi.connect_address),
+            state: d.node.state.clone(),
+            role: d.node.role.clone(),
+            version: PUBLISHED_VERSION.into(),
+            tags: self.cfg.tags.published.clone(),
+            pending_restart: None,
+            xlog_location: if running {
+                local.wal_position.map(|l| l.0)
+            } else {
+                None
+            },
+            replay_lsn: if running && replica {
+                local.replay_lsn.map(|l| l.0)
+            } else {
+                None
+            },
+            receive_lsn: if running && replica {
+                local.receive_lsn.map(|l| l.0)
+            } else {
+                None
+            },
+            replication_state: if running && replica {
+                Some(
+                    if local.streaming {
+                        "streaming"
+                    } else {
+                        "in archive recovery"
+                    }
+                    .to_string(),
+                )
+            } else {
+                None
+            },
+            timeline: if running { local.timeline } else { None },
+            pause: if gc.pause { Some(true) } else { None },
+        };
+        let json = member.to_json();
+        let unchanged = self
+            .last_member
+            .lock()
+            .map(|m| m.as_ref() == Some(&(json.clone(), lease.id)))
+            .unwrap_or(false);
+        if unchanged {
+            return;
+        }
+        match self
+            .dcs
+            .put(
+                &self.layout.member(&self.cfg.name),
+                json.as_bytes(),
+                Some(lease.id),
+            )
+            .await
+        {
+            Ok(()) => {
+                if let Ok(mut m) = self.last_member.lock() {
+                    *m = Some((json, lease.id));
+                }
+            }
+            Err(e) => tracing::warn!("could not update the member key: {e}"),
+        }
+    }
+
+    /// Refuses to start when a live agent already answers for this member name (Patroni's
+    /// `ensure_unique_name`).
+    async fn ensure_unique_name(&self) -> Result<(), AgentError> {
+        let Ok(cluster) = self.read_cluster().await else {
+            return Ok(());
+        };
+        let Some(api) = cluster
+            .member(&self.cfg.name)
+            .and_then(|m| m.api_url.clone())
+        else {
+            return Ok(());
+        };
+        let url = api.replace("/patroni", "/liveness");
+        let probe = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await;
+        if probe.is_ok() {
+            return Err(AgentError::DuplicateName(self.cfg.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM: stop PostgreSQL cleanly and release the leader key so others race at once.
+    async fn shutdown(&self, lease_rx: &watch::Receiver<Option<LeaseView>>) {
+        let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
+        if let Err(e) = self.pg.stop(crate::postgres::StopMode::Fast, timeout).await {
+            tracing::warn!("stopping PostgreSQL: {e}");
+        }
+        let _ = self
+            .dcs
+            .delete_if_value(&self.layout.leader(), self.cfg.name.as_bytes())
+            .await;
+        if let Some(l) = *lease_rx.borrow() {
+            let _ = self.dcs.revoke_lease(l.id).await;
+        }
+    }
+}

@@ -1,1 +1,143 @@
-//! api (work in progress)
+//! The Patroni-compatible REST API.
+//!
+//! Routing follows Patroni's `RestApiHandler`: `<METHOD> /<first segment>` goes to a dedicated
+//! handler when one exists; any other GET/HEAD/OPTIONS is a health check matched by substring
+//! (`health.rs`), and any other write method answers 501. Handlers are thin: health checks and
+//! `/patroni` read only the agent's published [`NodeStatus`]; only `/config` (and `/cluster`,
+//! `/history` before the agent has a DCS view) read the DCS. This module decides nothing about
+//! the cluster: a new policy belongs in `pgkeel_ha`.
+//!
+//! # Layout
+//! * `model`: the JSON documents, shared with `ctl`.
+//! * `health`: health checks, `/liveness`, `/readiness`.
+//! * `status`: `/patroni`.
+//! * `cluster`: `/cluster`, `/history`.
+//! * `config`: `/config` GET/PATCH/PUT.
+//! * `auth`: basic auth for write methods.
+
+mod auth;
+mod cluster;
+mod config;
+pub mod health;
+pub mod model;
+pub mod status;
+
+pub use config::patch_config;
+
+use crate::agent::published::NodeStatus;
+use crate::config::BasicAuth;
+use crate::dcs::{Dcs, DcsError};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use pgkeel_ha::cluster::Cluster;
+use pgkeel_ha::keys::KeyLayout;
+use pgkeel_ha::keys::codec::{RawKv, parse_cluster};
+use std::future::Future;
+use std::sync::Arc;
+
+/// What the API server needs: the agent's published status, the DCS (for `/config`), and a way
+/// to wake the agent after a configuration change.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The agent's last published status (updated after every HA cycle).
+    pub status: tokio::sync::watch::Receiver<Arc<NodeStatus>>,
+    /// The DCS, for `/config` and for `/cluster`/`/history` before the agent has a view.
+    pub dcs: Arc<dyn Dcs>,
+    /// This cluster's key layout.
+    pub layout: KeyLayout,
+    /// `restapi.authentication`: required on write methods when set.
+    pub auth: Option<BasicAuth>,
+    /// Notified after a successful `/config` write so the HA loop runs a cycle at once.
+    pub wake_agent: Arc<tokio::sync::Notify>,
+}
+
+/// The router: one fallback that dispatches like Patroni (see the module docs).
+pub fn router(state: ApiState) -> Router {
+    Router::new().fallback(dispatch).with_state(Arc::new(state))
+}
+
+/// Serves the API on `listener` until `shutdown` completes (then finishes in-flight requests).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Reads every key of the cluster and parses it (unreadable values never fail the read).
+pub async fn read_cluster(dcs: &dyn Dcs, layout: &KeyLayout) -> Result<Cluster, DcsError> {
+    let snap = dcs.get_prefix(layout.prefix()).await?;
+    let raw: Vec<RawKv<'_>> = snap
+        .kvs
+        .iter()
+        .map(|kv| RawKv {
+            key: &kv.key,
+            value: &kv.value,
+            mod_revision: kv.mod_revision,
+            lease: kv.lease,
+        })
+        .collect();
+    Ok(parse_cluster(layout, &raw))
+}
+
+async fn dispatch(
+    State(state): State<Arc<ApiState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    // Patroni's parse_qs: a malformed query string reads as no parameters.
+    let query: Vec<(String, String)> = Query::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
+    let segment = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match (&method, segment) {
+        (&Method::GET, "patroni") => status::get(&state),
+        (&Method::GET, "cluster") => cluster::get_cluster(&state).await,
+        (&Method::GET, "history") => cluster::get_history(&state).await,
+        (&Method::GET, "config") => config::get(&state).await,
+        (&Method::GET, "liveness") => health::liveness(&state),
+        (&Method::GET, "readiness") => health::readiness(&state, &query),
+        (&Method::GET, _) => health::check(&state, path, &query, false),
+        (&Method::HEAD, _) | (&Method::OPTIONS, _) => health::check(&state, path, &query, true),
+        (&Method::PATCH, "config") => match auth::check(state.auth.as_ref(), &headers) {
+            Ok(()) => config::patch(&state, &body).await,
+            Err(r) => r,
+        },
+        (&Method::PUT, "config") => match auth::check(state.auth.as_ref(), &headers) {
+            Ok(()) => config::put(&state, &body).await,
+            Err(r) => r,
+        },
+        _ => text_response(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("Unsupported method ({:?})", method.as_str()),
+        ),
+    }
+}
+
+/// A JSON response. Serialising our own model types cannot fail; if it ever did, the client
+/// gets a 500 rather than a panic.
+pub(crate) fn json_response<T: serde::Serialize>(code: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => text_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// A plain-text response (Patroni sends these as `text/html`).
+pub(crate) fn text_response(code: StatusCode, body: impl Into<String>) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/html")], body.into()).into_response()
+}
+
+/// The status line only, with no body (HAProxy's HEAD/OPTIONS checks, `/liveness`).
+pub(crate) fn status_only(code: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = code;
+    r
+}

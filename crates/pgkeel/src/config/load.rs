@@ -1,22 +1,147 @@
-//! Loading (stub).
+//! Loading: a file, a directory of `*.yml|*.yaml` files deep-merged in sorted order, or YAML in
+//! `PATRONI_CONFIGURATION`; then `PATRONI_*` overrides on top; then the typed build and checks.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::build::{build, not_a_mapping};
+use super::env::{deep_merge, env_overlay};
+use super::origin::{Ctx, Origins, parse_document};
+use super::validate::validate_filesystem_with;
 use super::{Config, ConfigError, ConfigWarning};
-/// A loaded config with its warnings.
-#[derive(Debug)]
+
+/// A loaded configuration with the warnings found while reading it (unknown or unsupported keys,
+/// legacy sections...). The caller logs the warnings.
+#[derive(Debug, Clone)]
 pub struct LoadedConfig {
-    /// The config.
+    /// The typed configuration.
     pub config: Config,
-    /// Warnings.
+    /// Non-fatal findings, each naming its file and key path.
     pub warnings: Vec<ConfigWarning>,
 }
-/// Loads a config file.
-pub fn load_config(_path: &std::path::Path) -> Result<LoadedConfig, ConfigError> {
-    Err(ConfigError("not implemented".into()))
+
+/// The pseudo-file name used for configurations built from the environment only.
+const ENV_SOURCE: &str = "<env>";
+/// The pseudo-file name of YAML given in `PATRONI_CONFIGURATION`.
+const ENV_CONFIGURATION_SOURCE: &str = "<env PATRONI_CONFIGURATION>";
+
+/// Loads the configuration at `path` (a file, or a directory whose `*.yml`/`*.yaml` files are
+/// deep-merged in sorted order) with the process's `PATRONI_*` overrides on top, then checks the
+/// filesystem (`data_dir`, `bin_dir`, see [`super::validate_filesystem`]).
+///
+/// Unlike Patroni, the `PATRONI_*` variables are not removed from the environment.
+pub fn load_config(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let display = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError::Io {
+        file: display.clone(),
+        message: e.to_string(),
+    })?;
+    let mut docs = Vec::new();
+    if meta.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| ConfigError::Io {
+            file: display.clone(),
+            message: e.to_string(),
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(ConfigError::Io {
+                file: display,
+                message: "the directory holds no *.yml or *.yaml file".to_string(),
+            });
+        }
+        for f in files {
+            docs.push((f.display().to_string(), read(&f)?));
+        }
+    } else {
+        docs.push((display.clone(), read(path)?));
+    }
+    let (loaded, origins) = load_docs(&docs, &display, path.to_path_buf(), &env)?;
+    validate_filesystem_with(&loaded.config, &Ctx::new(&origins))?;
+    Ok(loaded)
 }
-/// Loads config text.
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Loads configuration text without touching the filesystem or the process environment:
+/// `source` names the text in errors and `env` holds the `PATRONI_*` overrides to apply (and
+/// `HOME`, used for the default `pgpass`). Filesystem checks are not run.
 pub fn load_config_from_str(
-    _text: &str,
-    _source: &std::path::Path,
-    _env: &[(String, String)],
+    text: &str,
+    source: &Path,
+    env: &[(String, String)],
 ) -> Result<LoadedConfig, ConfigError> {
-    Err(ConfigError("not implemented".into()))
+    let display = source.display().to_string();
+    let docs = [(display.clone(), text.to_string())];
+    load_docs(&docs, &display, source.to_path_buf(), env).map(|(l, _)| l)
+}
+
+/// Loads a configuration from the environment alone: the YAML in `PATRONI_CONFIGURATION` if set,
+/// else only the `PATRONI_*` variables. Filesystem checks are not run.
+pub fn load_config_from_env_only(env: &[(String, String)]) -> Result<LoadedConfig, ConfigError> {
+    match env
+        .iter()
+        .find(|(k, v)| k == "PATRONI_CONFIGURATION" && !v.is_empty())
+    {
+        Some((_, yaml)) => {
+            let docs = [(ENV_CONFIGURATION_SOURCE.to_string(), yaml.clone())];
+            load_docs(
+                &docs,
+                ENV_CONFIGURATION_SOURCE,
+                PathBuf::from(ENV_CONFIGURATION_SOURCE),
+                env,
+            )
+            .map(|(l, _)| l)
+        }
+        None => load_docs(&[], ENV_SOURCE, PathBuf::from(ENV_SOURCE), env).map(|(l, _)| l),
+    }
+}
+
+/// Parses and merges `docs` (name, text) in order, applies `env`, builds and validates.
+fn load_docs(
+    docs: &[(String, String)],
+    primary: &str,
+    source: PathBuf,
+    env: &[(String, String)],
+) -> Result<(LoadedConfig, Origins), ConfigError> {
+    let mut origins = Origins {
+        primary: primary.to_string(),
+        ..Origins::default()
+    };
+    let mut merged = Value::Object(Map::new());
+    for (name, text) in docs {
+        let (value, lines) = parse_document(text, name)?;
+        origins.files.push((name.clone(), lines));
+        match value {
+            Value::Null => {}
+            v @ Value::Object(_) => deep_merge(&mut merged, v),
+            other => {
+                // Report against this file (not the merged result).
+                let single = Origins {
+                    primary: name.clone(),
+                    files: vec![origins.files.last().cloned().unwrap_or_default()],
+                    ..Origins::default()
+                };
+                return Err(not_a_mapping(&Ctx::new(&single), &other));
+            }
+        }
+    }
+    let (overlay, env_paths) = env_overlay(env);
+    deep_merge(&mut merged, overlay);
+    origins.env = env_paths;
+    let mut ctx = Ctx::new(&origins);
+    let config = build(&merged, &mut ctx, env, source)?;
+    let warnings = std::mem::take(&mut ctx.warnings);
+    Ok((LoadedConfig { config, warnings }, origins))
 }

@@ -11,13 +11,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod build;
 mod env;
 mod error;
 mod load;
+mod origin;
 mod validate;
 
 pub use error::{ConfigError, ConfigWarning};
-pub use load::{LoadedConfig, load_config, load_config_from_str};
+pub use load::{LoadedConfig, load_config, load_config_from_env_only, load_config_from_str};
+pub use validate::{MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, validate_filesystem};
 
 /// The whole local configuration of one pgkeel node.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,8 +85,8 @@ impl std::fmt::Debug for BasicAuth {
     }
 }
 
-/// `etcd3:` section (etcd v3, native gRPC).
-#[derive(Debug, Clone, PartialEq)]
+/// `etcd3:` section (etcd v3, native gRPC). `Debug` never prints the password.
+#[derive(Clone, PartialEq)]
 pub struct EtcdConfig {
     /// Endpoints as `host:port`, from `hosts` (list or comma string), `host` or `url`.
     pub hosts: Vec<String>,
@@ -99,6 +102,20 @@ pub struct EtcdConfig {
     pub cert: Option<PathBuf>,
     /// Client key for TLS.
     pub key: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdConfig")
+            .field("hosts", &self.hosts)
+            .field("protocol", &self.protocol)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("cacert", &self.cacert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 impl EtcdConfig {

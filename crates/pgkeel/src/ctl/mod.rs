@@ -1,1 +1,159 @@
-//! ctl (work in progress)
+//! `pgkeelctl`: patronictl's commands and output.
+//!
+//! The binary parses [`Cli`] and calls [`main_with`] (or [`run`]) with a function that connects
+//! to the DCS; commands read the DCS directly (and, later, talk to members over REST). Commands
+//! parse, read, and render with `output`; they hold no cluster policy.
+//!
+//! # Layout
+//! * `cli`: the clap command line.
+//! * `target`: where the DCS is (`--dcs-url` or the config file).
+//! * `commands`: one file per subcommand (`list`, `topology`).
+//! * `output`: tables, JSON and YAML as patronictl prints them.
+
+pub mod cli;
+pub mod commands;
+pub mod output;
+pub mod target;
+
+pub use cli::{Cli, Command, ListArgs, TopologyArgs, WatchArgs};
+pub use commands::list::render_list;
+pub use output::OutputFormat;
+pub use target::{DcsTarget, parse_dcs_url};
+
+use crate::config::Config;
+use crate::dcs::{Dcs, DcsError};
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A pgkeelctl failure; the binary prints `Error: <message>` and exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// Bad arguments or missing settings.
+    #[error("{0}")]
+    Usage(String),
+    /// The configuration file could not be used.
+    #[error("{0}")]
+    Config(String),
+    /// The DCS failed.
+    #[error(transparent)]
+    Dcs(#[from] DcsError),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What [`Connect`] returns: a connected DCS or the reason it is not.
+pub type ConnectFuture = Pin<Box<dyn Future<Output = Result<Arc<dyn Dcs>, CtlError>> + Send>>;
+
+/// Connects to a DCS target (the binary passes one that builds the etcd client; tests pass a
+/// fake).
+pub type Connect<'a> = &'a (dyn Fn(&DcsTarget) -> ConnectFuture + Sync);
+
+/// patronictl's default configuration file.
+pub fn default_config_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/patroni/patronictl.yaml"))
+}
+
+/// Everything a command needs from the global options: the configuration (if any) and where
+/// the DCS is.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The loaded configuration, when a file was found.
+    pub config: Option<Config>,
+    /// The DCS to read.
+    pub target: DcsTarget,
+}
+
+impl Context {
+    /// Resolves the global options like patronictl's `load_config`: an explicit config file must
+    /// exist; the default one is optional; `--dcs-url` replaces the file's DCS section (and its
+    /// namespace, when the URL has a path).
+    pub fn resolve(cli: &Cli) -> Result<Context, CtlError> {
+        let config = match &cli.config_file {
+            Some(p) => Some(load(p).map_err(|e| match e {
+                None => CtlError::Config(format!(
+                    "Provided config file {} not existing or no read rights. Check the -c/--config-file parameter",
+                    p.display()
+                )),
+                Some(e) => e,
+            })?),
+            None => match default_config_path() {
+                Some(p) if p.is_file() => Some(load(&p).map_err(|e| {
+                    e.unwrap_or_else(|| CtlError::Config(format!("cannot read {}", p.display())))
+                })?),
+                _ => None,
+            },
+        };
+        let target = match (&cli.dcs_url, &config) {
+            (Some(url), _) => {
+                let (mut t, ns) = parse_dcs_url(url)?;
+                if let (None, Some(c)) = (ns, &config) {
+                    t.namespace = c.namespace.clone();
+                }
+                t.insecure = cli.insecure;
+                t
+            }
+            (None, Some(c)) if !c.etcd.hosts.is_empty() => DcsTarget::from_config(c, cli.insecure),
+            _ => {
+                return Err(CtlError::Usage(
+                    "Can not find suitable configuration of distributed configuration store".into(),
+                ));
+            }
+        };
+        Ok(Context { config, target })
+    }
+
+    /// The clusters to act on: the given names, else the configuration's `scope`.
+    pub fn cluster_names(&self, given: &[String]) -> Result<Vec<String>, CtlError> {
+        if !given.is_empty() {
+            return Ok(given.to_vec());
+        }
+        match &self.config {
+            Some(c) if !c.scope.is_empty() => Ok(vec![c.scope.clone()]),
+            _ => Err(CtlError::Usage(
+                "No cluster names were provided: pass CLUSTER or set `scope` in the configuration"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// `Err(None)`: the file is missing or unreadable.
+fn load(path: &Path) -> Result<Config, Option<CtlError>> {
+    if std::fs::metadata(path).is_err() {
+        return Err(None);
+    }
+    crate::config::load_config(path)
+        .map(|l| l.config)
+        .map_err(|e| Some(CtlError::Config(e.to_string())))
+}
+
+/// Runs one pgkeelctl invocation, writing its output to `out`.
+pub async fn run(
+    cli: Cli,
+    connect: Connect<'_>,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CtlError> {
+    let ctx = Context::resolve(&cli)?;
+    match &cli.command {
+        Command::List(args) => commands::list::run(&ctx, args, connect, out).await,
+        Command::Topology(args) => commands::topology::run(&ctx, args, connect, out).await,
+    }
+}
+
+/// [`run`] on stdout; prints `Error: <msg>` on stderr and returns exit code 1 on failure.
+pub async fn main_with(cli: Cli, connect: Connect<'_>) -> ExitCode {
+    let mut stdout = std::io::stdout();
+    match run(cli, connect, &mut stdout).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = stdout.flush();
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -42,15 +42,14 @@ impl Ha {
                 ),
             };
         }
-        if c.initialize.is_some() {
-            return verdict(vec![], "waiting for leader to bootstrap");
-        }
         if self.cfg.nofailover {
             return verdict(
                 vec![],
                 "waiting for leader to bootstrap (this node is tagged nofailover)",
             );
         }
+        // The race outcome first: the restep's fresh snapshot already shows the `initialize`
+        // key this node just created.
         if Self::has_outcome(ctx.obs, |o| {
             matches!(o, Outcome::InitializeRace { won: true })
         }) {
@@ -67,6 +66,13 @@ impl Ha {
             matches!(o, Outcome::InitializeRace { won: false })
         }) {
             return verdict(vec![], "failed to acquire initialize lock");
+        }
+        if c.initialize.is_some() {
+            return verdict(vec![], "waiting for leader to bootstrap");
+        }
+        if ctx.obs.lease.is_none() {
+            // A won race must be followed by initdb in the same cycle: do not race without a lease.
+            return verdict(vec![], "waiting for a DCS lease before bootstrapping");
         }
         verdict(
             vec![Action::RaceInitialize],

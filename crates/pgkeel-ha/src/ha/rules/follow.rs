@@ -32,6 +32,15 @@ impl Ha {
                 "demoting self because I do not have the lock and I was a leader",
             );
         }
+        if local.is_running_replica()
+            && let Divergence::Yes(why) = self.divergence(ctx, leader)
+        {
+            // It cannot stream from the leader: stop it so that it is rewound (or re-cloned).
+            return verdict(
+                vec![Action::Stop(StopMode::Fast)],
+                format!("stopping to rewind from {leader}: {why}"),
+            );
+        }
         let target = self.upstream(ctx, leader);
         if local.following.as_deref() != Some(target.as_str()) {
             return verdict(
@@ -67,8 +76,11 @@ impl Ha {
         let local = &ctx.obs.local;
         let former_primary = self.mem.last_role == Some(crate::pg::ServerRole::Primary)
             || (self.mem.last_role.is_none() && local.was_primary_per_controldata());
-        if !former_primary || self.mem.divergence_checked_for.as_deref() == Some(leader) {
+        if self.mem.divergence_checked_for.as_deref() == Some(leader) {
             return Divergence::No;
+        }
+        if !former_primary {
+            return self.replica_divergence(ctx, leader);
         }
         let Some(my_tl) = local.timeline else {
             return Divergence::Yes("the local timeline is unknown".into());
@@ -100,7 +112,9 @@ impl Ha {
             .and_then(|h| h.iter().find(|e| e.timeline == my_tl))
             .map(|e| e.lsn);
         let Some(switch) = switch else {
-            return if ctx.cluster.timeline() > my_tl {
+            // A published history without this timeline (PostgreSQL may skip timeline numbers,
+            // so `cluster.timeline()` can be below the leader's): a promotion it never saw.
+            return if ctx.cluster.timeline() > my_tl || ctx.cluster.history.is_some() {
                 Divergence::Yes(format!("timeline {my_tl} is not in the leader's history"))
             } else {
                 Divergence::Unknown(format!(
@@ -118,6 +132,44 @@ impl Ha {
                 crate::pg::Lsn(switch)
             )),
             None => Divergence::Yes("the local WAL position is unknown".into()),
+        }
+    }
+
+    /// A replica diverged only if its WAL went past the point where the leader's timeline
+    /// forked off its own (it received WAL the new leader never had).
+    fn replica_divergence(&self, ctx: &Ctx<'_>, leader: &str) -> Divergence {
+        let local = &ctx.obs.local;
+        let (Some(my_tl), Some(pos)) =
+            (local.timeline, local.wal_position.or(local.checkpoint_lsn))
+        else {
+            return Divergence::No;
+        };
+        let leader_tl = ctx
+            .cluster
+            .member(leader)
+            .and_then(|m| m.timeline)
+            .unwrap_or(0)
+            .max(ctx.cluster.timeline());
+        if leader_tl <= my_tl {
+            return Divergence::No;
+        }
+        let switch = ctx
+            .cluster
+            .history
+            .as_ref()
+            .and_then(|h| h.iter().find(|e| e.timeline == my_tl))
+            .map(|e| e.lsn);
+        match switch {
+            Some(sw) if pos.0 > sw => Divergence::Yes(format!(
+                "local WAL ends at {pos} on timeline {my_tl}, past the switch point {}",
+                crate::pg::Lsn(sw)
+            )),
+            // The history is published but does not know this timeline: a promotion the
+            // leader never saw (at worst this costs a needless rewind).
+            None if ctx.cluster.history.is_some() => {
+                Divergence::Yes(format!("timeline {my_tl} is not in the leader's history"))
+            }
+            _ => Divergence::No,
         }
     }
 

@@ -28,6 +28,19 @@ impl Ha {
         if Self::has_outcome(ctx.obs, |o| {
             matches!(o, Outcome::LeaderAcquired { won: false })
         }) {
+            if primary {
+                // Another node holds the key now: stop writes at once, not a loop_wait later.
+                return verdict(
+                    vec![
+                        Action::Stop(StopMode::Immediate),
+                        Action::Callback {
+                            event: CallbackEvent::OnRoleChange,
+                            role: "replica".into(),
+                        },
+                    ],
+                    "demoted self after trying and failing to obtain lock",
+                );
+            }
             return verdict(
                 vec![],
                 "following new leader after trying and failing to obtain lock",

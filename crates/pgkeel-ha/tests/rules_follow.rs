@@ -1,0 +1,505 @@
+//! Another node leads: follow it; crash recovery; rejoin of a former primary (divergence).
+mod support;
+
+use pgkeel_ha::ha::{Action, Outcome, StopMode, TaskKind};
+use serde_json::json;
+use support::*;
+
+fn start_secondary(follow: &str) -> Action {
+    Action::StartTask(TaskKind::Start {
+        as_primary: false,
+        follow: Some(follow.into()),
+    })
+}
+
+#[test]
+fn replica_follows_the_leader_in_steady_state() {
+    // Reference: patroni-reference.md §2 process_healthy_cluster() -> follow(): 'no action. I am (x), a secondary, and following a leader (y)'
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n2")
+        .local(local_replica_of("n1"))
+        .build();
+    let d = ha("n2").step(&o);
+    assert_decision(
+        &d,
+        &[],
+        "no action. I am (n2), a secondary, and following a leader (n1)",
+    );
+    assert_eq!(
+        (d.node.state.as_str(), d.node.role.as_str()),
+        ("running", "replica")
+    );
+}
+
+#[test]
+fn replica_repoints_when_the_leader_changes() {
+    // Reference: patroni-reference.md §2 follow(): primary_conninfo changed -> reload/restart
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n3"))
+        .fresh_lease("n2")
+        .local(local_replica_of("n1"))
+        .build();
+    assert_decision(
+        &ha("n2").step(&o),
+        &[Action::Follow {
+            leader: "n3".into(),
+        }],
+        "following new leader (n3)",
+    );
+}
+
+#[test]
+fn replica_streams_from_a_running_replicatefrom_member() {
+    // Reference: patroni-reference.md §2 follow(): node = replicatefrom member
+    let mut n3 = ha_with("n3", |c| c.replicatefrom = Some("n2".into()));
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n3")
+        .local(local_replica_of("n1"))
+        .build();
+    assert_decision(
+        &n3.step(&o),
+        &[Action::Follow {
+            leader: "n2".into(),
+        }],
+        "following new leader (n2)",
+    );
+}
+
+#[test]
+fn crashed_replica_restarts_as_a_secondary() {
+    // Reference: patroni-reference.md §2 recover(): 'starting as a secondary'
+    let mut n2 = ha("n2");
+    let cluster = ClusterBuilder::initialized().three_nodes_led_by("n1");
+    n2.step(
+        &obs()
+            .cluster(cluster.clone())
+            .fresh_lease("n2")
+            .local(local_replica_of("n1"))
+            .build(),
+    );
+    let d = n2.step(
+        &obs()
+            .cluster(cluster)
+            .fresh_lease("n2")
+            .local(local_stopped("in archive recovery", 1, 100))
+            .build(),
+    );
+    assert_decision(&d, &[start_secondary("n1")], "starting as a secondary");
+    assert_eq!(
+        (d.node.state.as_str(), d.node.role.as_str()),
+        ("crashed", "replica")
+    );
+}
+
+#[test]
+fn crashed_primary_holding_the_key_restarts_in_place() {
+    // Reference: patroni-reference.md §2 recover(): 'starting primary after failure'
+    let mut n1 = ha("n1");
+    let cluster = ClusterBuilder::initialized().three_nodes_led_by("n1");
+    n1.step(
+        &obs()
+            .cluster(cluster.clone())
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    assert_decision(
+        &n1.step(
+            &obs()
+                .cluster(cluster)
+                .fresh_lease("n1")
+                .local(local_stopped("in production", 1, 100))
+                .build(),
+        ),
+        &[Action::StartTask(TaskKind::Start {
+            as_primary: true,
+            follow: None,
+        })],
+        "starting primary after failure",
+    );
+}
+
+#[test]
+fn crashed_primary_restart_reports_progress_within_primary_start_timeout() {
+    // Reference: patroni-reference.md §2 handle_long_action_in_progress(): 'updated leader lock during <action>'
+    let cluster = ClusterBuilder::initialized()
+        .config(json!({"primary_start_timeout": 10}))
+        .three_nodes_led_by("n1");
+    let mut n1 = ha("n1");
+    n1.step(
+        &obs()
+            .cluster(cluster.clone())
+            .fresh_lease("n1")
+            .local(local_stopped("in production", 1, 100))
+            .build(),
+    );
+    let t = NOW + 10_000;
+    let d = n1.step(
+        &obs()
+            .now(t)
+            .cluster(cluster)
+            .lease_raw(lease_of("n1"), t + TTL_MS)
+            .local(local_stopped("in production", 1, 100))
+            .task(TaskKind::Start {
+                as_primary: true,
+                follow: None,
+            })
+            .build(),
+    );
+    assert_decision(
+        &d,
+        &[],
+        "updated leader lock during starting primary after failure",
+    );
+}
+
+#[test]
+fn crashed_primary_exceeding_primary_start_timeout_releases_the_key() {
+    // Reference: patroni-reference.md §2 handle_starting_instance(): time left <= 0 -> demote('immediate')
+    let cluster = ClusterBuilder::initialized()
+        .config(json!({"primary_start_timeout": 10}))
+        .three_nodes_led_by("n1");
+    let mut n1 = ha("n1");
+    n1.step(
+        &obs()
+            .cluster(cluster.clone())
+            .fresh_lease("n1")
+            .local(local_stopped("in production", 1, 100))
+            .build(),
+    );
+    let t = NOW + 10_001;
+    let d = n1.step(
+        &obs()
+            .now(t)
+            .cluster(cluster)
+            .lease_raw(lease_of("n1"), t + TTL_MS)
+            .local(local_stopped("in production", 1, 100))
+            .task(TaskKind::Start {
+                as_primary: true,
+                follow: None,
+            })
+            .build(),
+    );
+    assert_decision(
+        &d,
+        &[Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
+        "primary did not start within primary_start_timeout; released the leader lock",
+    );
+    assert!(d.restep);
+}
+
+#[test]
+fn crashed_primary_with_primary_start_timeout_zero_releases_the_key() {
+    // Reference: patroni-reference.md §2 recover(): timeout == 0 -> 'stopped PostgreSQL to fail over after a crash'
+    let o = obs()
+        .cluster(
+            ClusterBuilder::initialized()
+                .config(json!({"primary_start_timeout": 0}))
+                .three_nodes_led_by("n1"),
+        )
+        .fresh_lease("n1")
+        .local(local_stopped("in production", 1, 100))
+        .build();
+    assert_decision(
+        &ha("n1").step(&o),
+        &[Action::ReleaseLeader],
+        "stopped PostgreSQL to fail over after a crash",
+    );
+}
+
+#[test]
+fn key_holder_that_was_a_replica_starts_read_only() {
+    // Reference: patroni-reference.md §2 recover(): 'starting as readonly because i had the session lock'
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n1")
+        .local(local_stopped("in archive recovery", 1, 100))
+        .build();
+    assert_decision(
+        &ha("n1").step(&o),
+        &[Action::StartTask(TaskKind::Start {
+            as_primary: false,
+            follow: None,
+        })],
+        "starting as readonly because i had the session lock",
+    );
+}
+
+/// n2 leads on timeline 2, forked from timeline 1 at LSN 500 (0/1F4).
+fn after_failover() -> ClusterBuilder {
+    ClusterBuilder::initialized()
+        .history(json!([[1, 500, "no recovery target specified"]]))
+        .leader("n2")
+        .member("n1", |m| m.state("stopped"))
+        .member("n2", |m| m.primary().timeline(2).lsn(900))
+        .member("n3", |m| m.timeline(2).lsn(900))
+}
+
+const DIVERGED: &str = "local WAL ends at 0/320 on timeline 1, past the switch point 0/1F4";
+
+fn former_primary_obs(checkpoint: u64) -> pgkeel_ha::Observation {
+    obs()
+        .cluster(after_failover())
+        .fresh_lease("n1")
+        .local(local_stopped("shut down", 1, checkpoint))
+        .build()
+}
+
+#[test]
+fn rejoin_diverged_former_primary_runs_pg_rewind() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): NEED + use_pg_rewind -> 'running pg_rewind from <leader>'
+    assert_decision(
+        &ha("n1").step(&former_primary_obs(800)),
+        &[Action::StartTask(TaskKind::Rewind { from: "n2".into() })],
+        &format!("running pg_rewind from n2 ({DIVERGED})"),
+    );
+}
+
+#[test]
+fn rejoin_unclean_former_primary_runs_pg_rewind() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): an immediate stop
+    // leaves 'in production'; its WAL end is unknown, so it is treated as diverged.
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n1")
+        .local(local_stopped("in production", 1, 100))
+        .build();
+    assert_decision(
+        &ha("n1").step(&o),
+        &[Action::StartTask(TaskKind::Rewind { from: "n2".into() })],
+        "running pg_rewind from n2 (the former primary was not shut down cleanly)",
+    );
+}
+
+#[test]
+fn rejoin_diverged_former_primary_is_reinitialized_when_allowed() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): remove_data_directory_on_diverged_timelines
+    let mut n1 = ha_with("n1", |c| {
+        c.use_pg_rewind = false;
+        c.remove_data_directory_on_diverged_timelines = true;
+    });
+    let d = n1.step(&former_primary_obs(800));
+    assert_decision(
+        &d,
+        &[Action::RemoveDataDir],
+        &format!("reinitializing due to diverged timelines ({DIVERGED})"),
+    );
+    assert!(d.restep);
+}
+
+#[test]
+fn rejoin_diverged_former_primary_stays_stopped_and_says_what_to_do() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): neither rewind nor removal allowed
+    let mut n1 = ha_with("n1", |c| c.use_pg_rewind = false);
+    assert_decision(
+        &n1.step(&former_primary_obs(800)),
+        &[],
+        &format!(
+            "data directory may have diverged from leader n2 ({DIVERGED}); not starting it. \
+             Enable postgresql.use_pg_rewind or run `pgkeelctl reinit <cluster> n1`"
+        ),
+    );
+}
+
+#[test]
+fn rejoin_dynamic_use_pg_rewind_overrides_the_local_setting() {
+    // Reference: patroni-reference.md §5 postgresql.use_pg_rewind in the dynamic configuration
+    let mut n1 = ha_with("n1", |c| c.use_pg_rewind = false);
+    let o = obs()
+        .cluster(after_failover().config(json!({"postgresql": {"use_pg_rewind": true}})))
+        .fresh_lease("n1")
+        .local(local_stopped("shut down", 1, 800))
+        .build();
+    assert_eq!(
+        n1.step(&o).actions,
+        [Action::StartTask(TaskKind::Rewind { from: "n2".into() })]
+    );
+}
+
+#[test]
+fn rejoin_clean_former_primary_at_the_switch_point_starts_as_a_secondary() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): CHECK -> NOT_NEED
+    assert_decision(
+        &ha("n1").step(&former_primary_obs(500)),
+        &[start_secondary("n2")],
+        "starting as a secondary",
+    );
+}
+
+#[test]
+fn rejoin_waits_for_the_leader_history() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): the check needs the leader's timeline history
+    let o = obs()
+        .cluster(
+            ClusterBuilder::initialized()
+                .without("history")
+                .leader("n2")
+                .member("n2", |m| m.primary().timeline(2)),
+        )
+        .fresh_lease("n1")
+        .local(local_stopped("shut down", 1, 800))
+        .build();
+    assert_decision(
+        &ha("n1").step(&o),
+        &[],
+        "not starting yet: waiting for leader n2 to publish its timeline history",
+    );
+}
+
+fn rewind_finished(ok: bool) -> Outcome {
+    Outcome::TaskFinished {
+        kind: TaskKind::Rewind { from: "n2".into() },
+        ok,
+        message: if ok {
+            String::new()
+        } else {
+            "could not find common ancestor".into()
+        },
+    }
+}
+
+#[test]
+fn rewind_success_starts_as_a_secondary() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): after pg_rewind, follow the leader
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n1")
+        .local(local_stopped("shut down", 1, 800))
+        .outcome(rewind_finished(true))
+        .build();
+    assert_decision(
+        &ha("n1").step(&o),
+        &[start_secondary("n2")],
+        "starting as a secondary",
+    );
+}
+
+#[test]
+fn rewind_failure_stays_stopped_and_says_what_to_do() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): rewind failed, removal not allowed
+    let mut n1 = ha("n1");
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n1")
+        .local(local_stopped("shut down", 1, 800))
+        .outcome(rewind_finished(false))
+        .build();
+    let msg = "pg_rewind failed and removing the data directory is not allowed; \
+               run `pgkeelctl reinit <cluster> n1` or set remove_data_directory_on_rewind_failure";
+    assert_decision(&n1.step(&o), &[], msg);
+    // And on later cycles too: it must not retry rewind nor start the diverged data.
+    assert_decision(&n1.step(&former_primary_obs(800)), &[], msg);
+}
+
+#[test]
+fn rewind_failure_wipes_when_remove_data_directory_on_rewind_failure() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): remove_data_directory_on_rewind_failure -> wipe, re-clone
+    let mut n1 = ha_with("n1", |c| c.remove_data_directory_on_rewind_failure = true);
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n1")
+        .local(local_stopped("shut down", 1, 800))
+        .outcome(rewind_finished(false))
+        .build();
+    assert_decision(
+        &n1.step(&o),
+        &[Action::RemoveDataDir],
+        "pg_rewind from n2 failed (could not find common ancestor); removing the data directory to re-clone",
+    );
+}
+
+#[test]
+fn rejoin_running_replica_past_the_switch_point_stops_to_rewind() {
+    // Reference: patroni-reference.md §2 follow(): 'my timeline < leader timeline -> rewind check'.
+    // n3 received WAL on timeline 1 beyond where n2 was promoted (0/1F4): it can never stream
+    // from n2. Found by the simulator (seed 17 at the time: a replica stayed non-streaming forever).
+    let mut n3 = ha("n3");
+    let mut local = local_replica_of("n1");
+    local.wal_position = Some(pgkeel_ha::pg::Lsn(800));
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n3")
+        .local(local)
+        .build();
+    let d = n3.step(&o);
+    assert_decision(
+        &d,
+        &[Action::Stop(StopMode::Fast)],
+        &format!("stopping to rewind from n2: {DIVERGED}"),
+    );
+    assert!(d.restep);
+    // Once stopped it is rewound, not restarted as is.
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n3")
+        .local(local_stopped("shut down in recovery", 1, 800))
+        .build();
+    assert_decision(
+        &n3.step(&o),
+        &[Action::StartTask(TaskKind::Rewind { from: "n2".into() })],
+        &format!("running pg_rewind from n2 ({DIVERGED})"),
+    );
+}
+
+#[test]
+fn replica_behind_the_switch_point_just_follows() {
+    // Reference: patroni-reference.md §2 follow(): a replica that did not go past the fork
+    // follows the new timeline without a rewind.
+    let mut local = local_replica_of("n1");
+    local.wal_position = Some(pgkeel_ha::pg::Lsn(500));
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n3")
+        .local(local)
+        .build();
+    assert_decision(
+        &ha("n3").step(&o),
+        &[Action::Follow {
+            leader: "n2".into(),
+        }],
+        "following new leader (n2)",
+    );
+}
+
+#[test]
+fn rejoin_running_replica_on_a_timeline_unknown_to_the_leader_stops_to_rewind() {
+    // Reference: patroni-reference.md §2 follow() rewind check. n3 runs on timeline 2, a
+    // short-lived promotion the leader (timeline 3, forked from 1) never saw.
+    // Found by the simulator (seed 2348 at the time).
+    let mut local = local_replica_of("n1");
+    local.timeline = Some(2);
+    let o = obs()
+        .cluster(
+            after_failover()
+                .history(json!([[1, 500, "no recovery target specified"]]))
+                .member("n2", |m| m.primary().timeline(3)),
+        )
+        .fresh_lease("n3")
+        .local(local)
+        .build();
+    assert_decision(
+        &ha("n3").step(&o),
+        &[Action::Stop(StopMode::Fast)],
+        "stopping to rewind from n2: timeline 2 is not in the leader's history",
+    );
+}
+
+#[test]
+fn rejoin_former_primary_on_a_timeline_unknown_to_the_leader_is_rewound() {
+    // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(). n1 was promoted to
+    // timeline 2 and crashed at once; n2 was promoted from timeline 1 to timeline 3, so the
+    // history ([[1, 500]]) gives cluster timeline 2 and never mentions n1's timeline 2.
+    // It used to wait forever for the history. Found by the simulator (seed 2149 at the time).
+    let o = obs()
+        .cluster(after_failover().member("n2", |m| m.primary().timeline(3)))
+        .fresh_lease("n1")
+        .local(local_stopped("in production", 2, 800))
+        .build();
+    assert_decision(
+        &ha("n1").step(&o),
+        &[Action::StartTask(TaskKind::Rewind { from: "n2".into() })],
+        "running pg_rewind from n2 (timeline 2 is not in the leader's history)",
+    );
+}

@@ -1,0 +1,1219 @@
+//! A seeded, deterministic simulator of three pgkeel nodes: each node is a real `Ha` core driven
+//! by a model agent (the agent contract: ordered actions, first failure skips the rest, restep
+//! with outcomes, background tasks, a lease kept alive on its own task), a model PostgreSQL and a
+//! model etcd (leases with TTL on virtual time, create-if-absent, CAS). Faults are injected from
+//! the seed. After every 100 ms tick the invariants in [`Sim::check_safety`] are checked; after
+//! the faults stop, [`Sim::converged`] must hold within a bound derived from the timing model.
+//!
+//! Everything is deterministic: a tiny splitmix64 PRNG, `BTreeMap` only, virtual time only.
+#![allow(dead_code)] // the simulation tests use different parts
+
+use pgkeel_ha::cluster::{Cluster, ClusterConfig, HistoryEntry, Leader, Member, Status};
+use pgkeel_ha::ha::{Action, LeaseView, Outcome, PeerStatus, StopMode, TaskKind};
+use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ServerRole};
+use pgkeel_ha::time::MonoTime;
+use pgkeel_ha::{Ha, HaConfig, Observation};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// Virtual clock resolution.
+pub const TICK_MS: u64 = 100;
+/// WAL bytes a writable primary produces per tick.
+const WRITES_PER_TICK: u64 = 16;
+
+/// splitmix64: tiny, good enough, and the same on every platform.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    /// True with probability `pct` percent.
+    pub fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}
+
+/// Timing and fault settings of one run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Lease TTL, seconds (`ttl` in the dynamic config).
+    pub ttl_s: u64,
+    /// Seconds between HA cycles.
+    pub loop_wait_s: u64,
+    /// Number of fault steps after the bootstrap.
+    pub faults: usize,
+    /// Sim variant that ignores the fencing stops (must be caught by invariant (a)).
+    pub break_fencing: bool,
+    /// Record a human-readable trace.
+    pub trace: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            ttl_s: 5,
+            loop_wait_s: 1,
+            faults: 3,
+            break_fencing: false,
+            trace: false,
+        }
+    }
+}
+
+impl SimConfig {
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_s * 1000
+    }
+    pub fn loop_wait_ms(&self) -> u64 {
+        self.loop_wait_s * 1000
+    }
+    /// Time allowed for bootstrap from three empty data directories.
+    pub fn bootstrap_ms(&self) -> u64 {
+        4 * self.ttl_ms() + 10 * self.loop_wait_ms()
+    }
+    /// The healing bound: the dead leader's lease runs out (ttl), a race and a promotion
+    /// (2 loop_waits), the former primary's rewind or a wiped node's clone, then its start
+    /// (each a task of at most `MAX_TASK_TICKS`, noticed at the next cycle), plus slack.
+    pub fn heal_ms(&self) -> u64 {
+        self.ttl_ms() + 8 * self.loop_wait_ms() + 3 * MAX_TASK_TICKS * TICK_MS
+    }
+    fn dynamic(&self) -> Map<String, Value> {
+        let v = json!({"ttl": self.ttl_s, "loop_wait": self.loop_wait_s, "retry_timeout": 1,
+                       "postgresql": {"use_pg_rewind": true}});
+        v.as_object().cloned().unwrap_or_default()
+    }
+}
+
+const MAX_TASK_TICKS: u64 = 12;
+
+// ---------------------------------------------------------------------------------------------
+// Model etcd
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct SimLease {
+    expires: u64,
+    /// The leader key was attached to this lease at some point.
+    held_leader: bool,
+}
+
+/// The model DCS: one truth, read by nodes possibly late (see `Node::stale_ms`).
+#[derive(Debug, Clone, Default)]
+pub struct Dcs {
+    leases: BTreeMap<i64, SimLease>,
+    next_lease: i64,
+    rev: i64,
+    initialize: Option<String>,
+    config: Option<Map<String, Value>>,
+    /// (name, lease, mod_revision)
+    leader: Option<(String, i64, i64)>,
+    members: BTreeMap<String, Member>,
+    optime: Option<u64>,
+    history: Option<Vec<HistoryEntry>>,
+}
+
+impl Dcs {
+    fn live(&self, lease: i64, now: u64) -> bool {
+        self.leases.get(&lease).is_some_and(|l| l.expires > now)
+    }
+    fn expire(&mut self, now: u64) {
+        self.leases.retain(|_, l| l.expires > now);
+        let leases = &self.leases;
+        if self
+            .leader
+            .as_ref()
+            .is_some_and(|(_, l, _)| !leases.contains_key(l))
+        {
+            self.leader = None;
+        }
+        self.members.retain(|_, m| leases.contains_key(&m.lease));
+    }
+    fn grant(&mut self, now: u64, ttl_ms: u64) -> i64 {
+        self.next_lease += 1;
+        self.leases.insert(
+            self.next_lease,
+            SimLease {
+                expires: now + ttl_ms,
+                held_leader: false,
+            },
+        );
+        self.next_lease
+    }
+    fn put_leader(&mut self, name: &str, lease: i64) {
+        self.rev += 1;
+        self.leader = Some((name.to_string(), lease, self.rev));
+        if let Some(l) = self.leases.get_mut(&lease) {
+            l.held_leader = true;
+        }
+    }
+    fn snapshot(&self) -> Cluster {
+        Cluster {
+            initialize: self.initialize.clone(),
+            config: self.config.as_ref().map(|data| ClusterConfig {
+                data: data.clone(),
+                mod_revision: 1,
+            }),
+            leader: self.leader.as_ref().map(|(name, lease, rev)| Leader {
+                name: name.clone(),
+                lease: *lease,
+                mod_revision: *rev,
+            }),
+            members: self.members.values().cloned().collect(),
+            status: Status {
+                optime: self.optime,
+                ..Status::default()
+            },
+            history: self.history.clone(),
+            ..Cluster::default()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+/// A stretch of WAL written by one primary: globally unique `epoch` (so two primaries that
+/// both picked timeline 2 are told apart), its timeline number and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seg {
+    epoch: u64,
+    tl: u32,
+    start: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Data {
+    sysid: String,
+    segs: Vec<Seg>,
+    lsn: u64,
+    /// `Database cluster state` from pg_controldata.
+    state: &'static str,
+}
+
+impl Data {
+    fn tl(&self) -> u32 {
+        self.segs.last().map(|s| s.tl).unwrap_or(1)
+    }
+    fn epoch_at(&self, x: u64) -> u64 {
+        self.segs
+            .iter()
+            .rev()
+            .find(|s| s.start <= x)
+            .map(|s| s.epoch)
+            .unwrap_or(0)
+    }
+    /// This WAL is a prefix of `up`'s: same bytes up to `self.lsn`.
+    fn is_prefix_of(&self, up: &Data) -> bool {
+        if self.sysid != up.sysid || self.lsn > up.lsn {
+            return false;
+        }
+        self.segs
+            .iter()
+            .chain(up.segs.iter())
+            .map(|s| s.start)
+            .filter(|x| *x < self.lsn)
+            .all(|x| self.epoch_at(x) == up.epoch_at(x))
+    }
+    fn history(&self) -> Vec<HistoryEntry> {
+        self.segs
+            .windows(2)
+            .map(|w| HistoryEntry {
+                timeline: w[0].tl,
+                lsn: w[1].start,
+                reason: "no recovery target specified".into(),
+                timestamp: None,
+                new_leader: None,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Pg {
+    data: Option<Data>,
+    running: bool,
+    role: Option<ServerRole>,
+    following: Option<String>,
+    streaming: bool,
+}
+
+impl Pg {
+    fn writable(&self) -> bool {
+        self.running && self.role == Some(ServerRole::Primary)
+    }
+    fn stop(&mut self, mode: StopMode) {
+        if !self.running {
+            return;
+        }
+        let primary = self.role == Some(ServerRole::Primary);
+        if let Some(d) = &mut self.data {
+            d.state = match (primary, mode) {
+                (true, StopMode::Immediate) => "in production",
+                (true, StopMode::Fast) => "shut down",
+                (false, StopMode::Immediate) => "in archive recovery",
+                (false, StopMode::Fast) => "shut down in recovery",
+            };
+        }
+        self.running = false;
+        self.role = None;
+        self.streaming = false;
+    }
+    fn lsn(&self) -> u64 {
+        self.data.as_ref().map(|d| d.lsn).unwrap_or(0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes and the agent model
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agent {
+    Up,
+    Crashed,
+    Frozen,
+    Fatal,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    name: String,
+    cfg: HaConfig,
+    ha: Ha,
+    pg: Pg,
+    agent: Agent,
+    lease: Option<LeaseView>,
+    next_keepalive: u64,
+    next_cycle: u64,
+    /// The fencing wake-up already ran for this lease deadline.
+    woke_for: u64,
+    task: Option<(TaskKind, u64)>,
+    pending: Vec<Outcome>,
+    dcs_cut: bool,
+    stale_ms: u64,
+    view: Option<(u64, Cluster)>,
+    last_status: String,
+}
+
+/// A fault the schedule applies to one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Agent and PostgreSQL die; the agent restarts with fresh memory.
+    Crash,
+    /// The agent (HA loop and lease task) stops; PostgreSQL keeps running.
+    Freeze,
+    /// The node cannot reach the DCS (reads and writes fail, keep-alives too).
+    DcsCut,
+    /// PostgreSQL alone crashes.
+    PgCrash,
+    /// The node's DCS reads are stale by a few ticks.
+    Delay,
+}
+
+#[derive(Debug, Clone)]
+struct Event {
+    at: u64,
+    node: usize,
+    fault: Fault,
+    start: bool,
+    stale_ms: u64,
+}
+
+/// One simulated cluster.
+pub struct Sim {
+    pub cfg: SimConfig,
+    pub seed: u64,
+    pub now: u64,
+    rng: Rng,
+    dcs: Dcs,
+    nodes: Vec<Node>,
+    events: Vec<Event>,
+    next_epoch: u64,
+    max_tl: u32,
+    pub trace: Vec<String>,
+    /// The first invariant violation.
+    pub violation: Option<String>,
+    /// End of the last fault: healing starts here.
+    pub faults_end: u64,
+}
+
+impl Sim {
+    pub fn new(seed: u64, cfg: SimConfig) -> Sim {
+        let mut rng = Rng::new(seed);
+        let nodes = (1..=3)
+            .map(|i| {
+                let name = format!("n{i}");
+                let mut hc = HaConfig::named(&name);
+                hc.bootstrap_dcs = cfg.dynamic();
+                hc.failover_priority = rng.range(1, 2) as i64;
+                // A rewind fails when its source goes away; re-clone instead of waiting for an operator.
+                hc.remove_data_directory_on_rewind_failure = true;
+                let phase = rng.below(cfg.loop_wait_ms() / TICK_MS) * TICK_MS;
+                Node {
+                    ha: Ha::new(hc.clone()),
+                    name,
+                    cfg: hc,
+                    pg: Pg::default(),
+                    agent: Agent::Up,
+                    lease: None,
+                    next_keepalive: 0,
+                    next_cycle: phase,
+                    woke_for: 0,
+                    task: None,
+                    pending: vec![],
+                    dcs_cut: false,
+                    stale_ms: 0,
+                    view: None,
+                    last_status: String::new(),
+                }
+            })
+            .collect();
+        let mut sim = Sim {
+            seed,
+            now: 0,
+            rng,
+            dcs: Dcs::default(),
+            nodes,
+            events: vec![],
+            next_epoch: 0,
+            max_tl: 1,
+            trace: vec![],
+            violation: None,
+            faults_end: 0,
+            cfg,
+        };
+        sim.schedule_faults();
+        sim
+    }
+
+    fn schedule_faults(&mut self) {
+        let ttl = self.cfg.ttl_ms();
+        let mut t = self.cfg.bootstrap_ms() + TICK_MS;
+        let mut end = t;
+        for _ in 0..self.cfg.faults {
+            let node = self.rng.below(3) as usize;
+            let fault = match self.rng.below(5) {
+                0 => Fault::Crash,
+                1 => Fault::Freeze,
+                2 => Fault::DcsCut,
+                3 => Fault::PgCrash,
+                _ => Fault::Delay,
+            };
+            // Shorter or longer than the TTL, on tick boundaries.
+            let dur = self.rng.range(5, 2 * ttl / TICK_MS + 10) * TICK_MS;
+            let stale_ms = self.rng.range(2, 8) * TICK_MS;
+            self.events.push(Event {
+                at: t,
+                node,
+                fault,
+                start: true,
+                stale_ms,
+            });
+            self.events.push(Event {
+                at: t + dur,
+                node,
+                fault,
+                start: false,
+                stale_ms,
+            });
+            end = end.max(t + dur);
+            // The next fault may overlap this one.
+            t += self.rng.range(1, dur / TICK_MS + 10) * TICK_MS;
+        }
+        self.faults_end = end;
+        self.events.sort_by_key(|e| (e.at, !e.start));
+    }
+
+    fn log(&mut self, f: impl FnOnce() -> String) {
+        if self.cfg.trace {
+            let line = format!("{:>7.1}s {}", self.now as f64 / 1000.0, f());
+            self.trace.push(line);
+        }
+    }
+
+    fn violate(&mut self, what: String) {
+        self.log(|| format!("VIOLATION: {what}"));
+        if self.violation.is_none() {
+            self.violation = Some(what);
+        }
+    }
+
+    /// Runs bootstrap, faults and healing; `Err` carries the first violation.
+    pub fn run(&mut self) -> Result<(), String> {
+        let boot_end = self.cfg.bootstrap_ms();
+        while self.now < boot_end {
+            self.tick();
+        }
+        if let Err(e) = self.converged() {
+            self.violate(format!("(c) not converged after bootstrap: {e}"));
+        }
+        let end = self.faults_end + self.cfg.heal_ms();
+        let stable_from = end - 2 * self.cfg.loop_wait_ms();
+        while self.now < end && self.violation.is_none() {
+            self.tick();
+            if self.now >= stable_from
+                && let Err(e) = self.converged()
+            {
+                self.violate(format!(
+                    "(c) not converged {} ms after the last fault ended: {e}",
+                    self.now - self.faults_end
+                ));
+            }
+        }
+        match &self.violation {
+            Some(v) => Err(v.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// One tick: faults, lease expiry, WAL, tasks, agents (random order), invariants.
+    pub fn tick(&mut self) {
+        self.now += TICK_MS;
+        let now = self.now;
+        while self.events.first().is_some_and(|e| e.at <= now) {
+            let e = self.events.remove(0);
+            self.apply(e);
+        }
+        self.dcs.expire(now);
+        self.replicate();
+        for i in 0..3 {
+            if self.nodes[i].task.as_ref().is_some_and(|(_, t)| *t <= now) {
+                self.finish_task(i);
+            }
+        }
+        let mut order = [0usize, 1, 2];
+        for k in (1..3).rev() {
+            let j = self.rng.below(k as u64 + 1) as usize;
+            order.swap(k, j);
+        }
+        for i in order {
+            if self.nodes[i].agent != Agent::Up {
+                continue;
+            }
+            let lease_first = self.rng.chance(50);
+            if lease_first {
+                self.lease_task(i);
+            }
+            self.maybe_cycle(i);
+            if !lease_first {
+                self.lease_task(i);
+            }
+        }
+        self.check_safety();
+    }
+
+    fn apply(&mut self, e: Event) {
+        let i = e.node;
+        self.log(|| {
+            format!(
+                "FAULT {} {:?} on n{}",
+                if e.start { "start" } else { "end" },
+                e.fault,
+                i + 1
+            )
+        });
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        match (e.fault, e.start) {
+            (Fault::Crash, true) => {
+                if n.agent == Agent::Fatal {
+                    return;
+                }
+                n.agent = Agent::Crashed;
+                n.pg.stop(StopMode::Immediate);
+                n.task = None;
+                n.pending.clear();
+                n.lease = None;
+                n.view = None;
+            }
+            (Fault::Crash, false) => {
+                if n.agent == Agent::Crashed {
+                    n.agent = Agent::Up;
+                    n.ha = Ha::new(n.cfg.clone());
+                    n.next_cycle = now;
+                    n.next_keepalive = now;
+                }
+            }
+            (Fault::Freeze, true) => {
+                if n.agent == Agent::Up {
+                    n.agent = Agent::Frozen;
+                }
+            }
+            (Fault::Freeze, false) => {
+                if n.agent == Agent::Frozen {
+                    n.agent = Agent::Up;
+                    n.next_cycle = n.next_cycle.min(now);
+                    n.next_keepalive = n.next_keepalive.min(now);
+                }
+            }
+            (Fault::DcsCut, s) => n.dcs_cut = s,
+            (Fault::PgCrash, true) => {
+                n.pg.stop(StopMode::Immediate);
+                if matches!(n.task, Some((TaskKind::Start { .. }, _))) {
+                    let (kind, _) = n.task.take().expect("checked");
+                    n.pending.push(Outcome::TaskFinished {
+                        kind,
+                        ok: false,
+                        message: "postgres crashed while starting".into(),
+                    });
+                }
+            }
+            (Fault::PgCrash, false) => {}
+            (Fault::Delay, true) => n.stale_ms = e.stale_ms,
+            (Fault::Delay, false) => n.stale_ms = 0,
+        }
+    }
+
+    /// Primaries write; streaming replicas copy their upstream's WAL one tick late.
+    fn replicate(&mut self) {
+        let before: Vec<Option<Data>> = self.nodes.iter().map(|n| n.pg.data.clone()).collect();
+        let running: Vec<bool> = self.nodes.iter().map(|n| n.pg.running).collect();
+        for i in 0..3 {
+            let upstream = self.nodes[i]
+                .pg
+                .following
+                .as_deref()
+                .and_then(|f| self.nodes_index(f))
+                .filter(|j| *j != i && running[*j]);
+            let n = &mut self.nodes[i];
+            if n.pg.writable() {
+                if let Some(d) = &mut n.pg.data {
+                    d.lsn += WRITES_PER_TICK;
+                }
+                continue;
+            }
+            n.pg.streaming = false;
+            if !(n.pg.running && n.pg.role == Some(ServerRole::Replica)) {
+                continue;
+            }
+            let Some(up) = upstream.and_then(|j| before[j].clone()) else {
+                continue;
+            };
+            let n = &mut self.nodes[i];
+            let Some(d) = &mut n.pg.data else { continue };
+            if d.is_prefix_of(&up) {
+                n.pg.streaming = true;
+                d.segs = up.segs.clone();
+                d.lsn = up.lsn;
+            }
+        }
+    }
+
+    fn nodes_index(&self, name: &str) -> Option<usize> {
+        name.strip_prefix('n')
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|i| (1..=3).contains(i))
+            .map(|i| i - 1)
+    }
+
+    fn new_epoch(&mut self) -> u64 {
+        self.next_epoch += 1;
+        self.next_epoch
+    }
+
+    fn finish_task(&mut self, i: usize) {
+        let Some((kind, _)) = self.nodes[i].task.take() else {
+            return;
+        };
+        let source = |s: &Sim, from: &str| -> Option<Data> {
+            let j = s.nodes_index(from)?;
+            let n = &s.nodes[j];
+            if n.pg.running {
+                n.pg.data.clone()
+            } else {
+                None
+            }
+        };
+        let res: Result<(), String> = match &kind {
+            TaskKind::Bootstrap => {
+                let epoch = self.new_epoch();
+                let n = &mut self.nodes[i];
+                n.pg = Pg {
+                    data: Some(Data {
+                        sysid: format!("700000000000000000{}", i + 1),
+                        segs: vec![Seg {
+                            epoch,
+                            tl: 1,
+                            start: 0,
+                        }],
+                        lsn: 1,
+                        state: "in production",
+                    }),
+                    running: true,
+                    role: Some(ServerRole::Primary),
+                    following: None,
+                    streaming: false,
+                };
+                Ok(())
+            }
+            TaskKind::Clone { from } => match source(self, from) {
+                Some(mut d) => {
+                    d.state = "in archive recovery";
+                    let n = &mut self.nodes[i];
+                    n.pg.data = Some(d);
+                    Ok(())
+                }
+                None => Err(format!("{from} is not running")),
+            },
+            TaskKind::Rewind { from } => match (source(self, from), &self.nodes[i].pg.data) {
+                (Some(mut d), Some(mine)) if d.sysid == mine.sysid => {
+                    d.state = "in archive recovery";
+                    self.nodes[i].pg.data = Some(d);
+                    Ok(())
+                }
+                _ => Err(format!("could not connect to {from}")),
+            },
+            TaskKind::Start { as_primary, follow } => {
+                let n = &mut self.nodes[i];
+                match &mut n.pg.data {
+                    None => Err("no data directory".into()),
+                    Some(d) => {
+                        d.state = if *as_primary {
+                            "in production"
+                        } else {
+                            "in archive recovery"
+                        };
+                        n.pg.running = true;
+                        n.pg.role = Some(if *as_primary {
+                            ServerRole::Primary
+                        } else {
+                            ServerRole::Replica
+                        });
+                        n.pg.following = if *as_primary { None } else { follow.clone() };
+                        Ok(())
+                    }
+                }
+            }
+        };
+        self.log(|| format!("n{} task {kind} finished: {res:?}", i + 1));
+        let (ok, message) = match res {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, e),
+        };
+        self.nodes[i]
+            .pending
+            .push(Outcome::TaskFinished { kind, ok, message });
+    }
+
+    /// The lease task: keep-alive every TTL/3 (a fresh lease if the old one is gone).
+    fn lease_task(&mut self, i: usize) {
+        let now = self.now;
+        let ttl = self.cfg.ttl_ms();
+        if now < self.nodes[i].next_keepalive || self.nodes[i].dcs_cut {
+            return;
+        }
+        self.nodes[i].next_keepalive = now + (ttl / 3 / TICK_MS).max(1) * TICK_MS;
+        let id = match self.nodes[i].lease {
+            Some(l) if self.dcs.live(l.id, now) => {
+                if let Some(sl) = self.dcs.leases.get_mut(&l.id) {
+                    sl.expires = now + ttl;
+                }
+                l.id
+            }
+            _ => {
+                let id = self.dcs.grant(now, ttl);
+                self.log(|| format!("n{} granted lease {id}", i + 1));
+                id
+            }
+        };
+        self.nodes[i].lease = Some(LeaseView {
+            id,
+            valid_until: MonoTime(now + ttl),
+        });
+    }
+
+    fn fencing_margin_ms(&self) -> u64 {
+        (self.cfg.ttl_ms() / 4).clamp(1000, 3000)
+    }
+
+    fn maybe_cycle(&mut self, i: usize) {
+        let now = self.now;
+        let n = &self.nodes[i];
+        // The agent also wakes at its lease deadline minus the fencing margin: without that
+        // wake-up a primary cut off from the DCS could outlive its lease by up to loop_wait.
+        let deadline = n
+            .lease
+            .map(|l| l.valid_until.0.saturating_sub(self.fencing_margin_ms()))
+            .unwrap_or(u64::MAX);
+        let fence_wake = deadline <= now && n.woke_for != deadline;
+        if now < n.next_cycle && !fence_wake {
+            return;
+        }
+        self.nodes[i].woke_for = deadline;
+        self.nodes[i].next_cycle = now + self.cfg.loop_wait_ms();
+        self.cycle(i);
+    }
+
+    fn observe(
+        &mut self,
+        i: usize,
+        outcomes: Vec<Outcome>,
+        peers: Option<Vec<PeerStatus>>,
+    ) -> Observation {
+        let now = self.now;
+        let dcs = if self.nodes[i].dcs_cut {
+            Err("etcd: connection refused".to_string())
+        } else {
+            let stale = self.nodes[i].stale_ms;
+            match &self.nodes[i].view {
+                Some((at, c)) if stale > 0 && now - at < stale => Ok(c.clone()),
+                _ => {
+                    let c = self.dcs.snapshot();
+                    self.nodes[i].view = Some((now, c.clone()));
+                    Ok(c)
+                }
+            }
+        };
+        let n = &self.nodes[i];
+        let pg = &n.pg;
+        let local = LocalPostgres {
+            data_dir: match &pg.data {
+                None => DataDir::Empty,
+                Some(d) => DataDir::Initialized {
+                    sysid: d.sysid.clone(),
+                },
+            },
+            running: pg.running,
+            accepting_connections: pg.running,
+            role: pg.role,
+            timeline: pg.data.as_ref().map(Data::tl),
+            wal_position: pg.running.then(|| Lsn(pg.lsn())),
+            receive_lsn: (pg.role == Some(ServerRole::Replica)).then(|| Lsn(pg.lsn())),
+            replay_lsn: (pg.role == Some(ServerRole::Replica)).then(|| Lsn(pg.lsn())),
+            streaming: pg.streaming,
+            following: pg.following.clone(),
+            cluster_state: pg.data.as_ref().map(|d| d.state.to_string()),
+            server_version: Some(170_000),
+            checkpoint_lsn: pg.data.as_ref().map(|d| Lsn(d.lsn)),
+        };
+        Observation {
+            now: MonoTime(now),
+            dcs,
+            lease: n.lease,
+            local,
+            task: n.task.as_ref().map(|(k, _)| k.clone()),
+            outcomes,
+            peers,
+        }
+    }
+
+    /// One HA cycle under the agent contract.
+    fn cycle(&mut self, i: usize) {
+        let mut outcomes = std::mem::take(&mut self.nodes[i].pending);
+        let mut peers = None;
+        let mut node_state = None;
+        for _step in 0..4 {
+            let obs = self.observe(i, outcomes, peers.clone());
+            let d = self.nodes[i].ha.step(&obs);
+            self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
+            self.nodes[i].last_status = d.status.clone();
+            node_state = Some(d.node.clone());
+            outcomes = vec![];
+            let mut failed = false;
+            for a in &d.actions {
+                if self.cfg.break_fencing
+                    && matches!(a, Action::Stop(_))
+                    && d.status.contains("demot")
+                {
+                    continue; // the broken variant: fencing stops are ignored
+                }
+                match self.execute(i, a) {
+                    Ok(Some(Outcome::TaskFinished { .. })) => {}
+                    Ok(Some(o)) => outcomes.push(o),
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.log(|| format!("n{} action {a:?} failed: {e}", i + 1));
+                        outcomes.push(Outcome::ActionFailed {
+                            action: format!("{a:?}"),
+                            error: e,
+                        });
+                        failed = true;
+                        break;
+                    }
+                }
+                if a == &Action::ProbePeers {
+                    peers = Some(self.probe(i));
+                }
+                if self.nodes[i].agent != Agent::Up {
+                    return; // Fatal
+                }
+            }
+            if !(d.restep || failed) {
+                break;
+            }
+        }
+        self.touch_member(i, node_state);
+    }
+
+    fn probe(&self, i: usize) -> Vec<PeerStatus> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| PeerStatus {
+                name: n.name.clone(),
+                reachable: n.agent == Agent::Up && n.pg.running,
+                in_recovery: n.pg.role != Some(ServerRole::Primary),
+                lsn: n.pg.lsn(),
+                nofailover: n.cfg.nofailover,
+                failover_priority: n.cfg.failover_priority,
+            })
+            .collect()
+    }
+
+    fn touch_member(&mut self, i: usize, state: Option<pgkeel_ha::ha::NodeState>) {
+        let now = self.now;
+        let n = &self.nodes[i];
+        let (Some(state), Some(lease)) = (state, n.lease) else {
+            return;
+        };
+        if n.dcs_cut || !self.dcs.live(lease.id, now) {
+            return;
+        }
+        let k = i + 1;
+        let m = Member {
+            name: n.name.clone(),
+            conn_url: Some(format!("postgres://10.0.0.{k}:5432/postgres")),
+            api_url: Some(format!("http://10.0.0.{k}:8008/patroni")),
+            state: state.state,
+            role: state.role,
+            version: Some("4.1.4".into()),
+            xlog_location: n.pg.running.then(|| n.pg.lsn()),
+            timeline: n.pg.data.as_ref().map(Data::tl),
+            lease: lease.id,
+            ..Member::default()
+        };
+        self.dcs.members.insert(n.name.clone(), m);
+    }
+
+    fn execute(&mut self, i: usize, a: &Action) -> Result<Option<Outcome>, String> {
+        let now = self.now;
+        let name = self.nodes[i].name.clone();
+        let needs_dcs = !matches!(
+            a,
+            Action::StartTask(_)
+                | Action::Promote
+                | Action::Stop(_)
+                | Action::Follow { .. }
+                | Action::RemoveDataDir
+                | Action::MoveDataDirAside
+                | Action::Callback { .. }
+                | Action::ProbePeers
+                | Action::Fatal { .. }
+                | Action::SyncSlots { .. }
+        );
+        if needs_dcs && self.nodes[i].dcs_cut {
+            return Err("etcd: connection refused".into());
+        }
+        let lease = self.nodes[i].lease.map(|l| l.id);
+        let live_lease = lease.filter(|l| self.dcs.live(*l, now));
+        let holds = |dcs: &Dcs| dcs.leader.as_ref().is_some_and(|(n, _, _)| *n == name);
+        match a {
+            Action::RaceInitialize => {
+                let won = self.dcs.initialize.is_none();
+                if won {
+                    self.dcs.initialize = Some(String::new());
+                }
+                Ok(Some(Outcome::InitializeRace { won }))
+            }
+            Action::WriteInitialize { sysid, create_only } => {
+                if !create_only || self.dcs.initialize.is_none() {
+                    self.dcs.initialize = Some(sysid.clone());
+                }
+                Ok(None)
+            }
+            Action::DeleteInitialize => {
+                self.dcs.initialize = None;
+                Ok(None)
+            }
+            Action::WriteConfig => {
+                if self.dcs.config.is_none() {
+                    self.dcs.config = Some(self.nodes[i].cfg.bootstrap_dcs.clone());
+                }
+                Ok(None)
+            }
+            Action::AcquireLeader => {
+                let l = live_lease.ok_or("etcdserver: requested lease not found")?;
+                if self.dcs.leader.is_some() {
+                    return Ok(Some(Outcome::LeaderAcquired { won: false }));
+                }
+                self.dcs.put_leader(&name, l);
+                Ok(Some(Outcome::LeaderAcquired { won: true }))
+            }
+            Action::TakeLeader => {
+                let l = live_lease.ok_or("etcdserver: requested lease not found")?;
+                self.dcs.put_leader(&name, l);
+                Ok(None)
+            }
+            Action::RefreshLeader => {
+                let ok = match live_lease {
+                    Some(l) if holds(&self.dcs) => {
+                        self.dcs.put_leader(&name, l);
+                        true
+                    }
+                    _ => false,
+                };
+                Ok(Some(Outcome::LeaderRefreshed { ok }))
+            }
+            Action::ReleaseLeader => {
+                if holds(&self.dcs) {
+                    self.dcs.leader = None;
+                }
+                Ok(None)
+            }
+            Action::StartTask(kind) => {
+                if self.nodes[i].task.is_some() {
+                    return Err("a task is already running".into());
+                }
+                let ticks = match kind {
+                    TaskKind::Bootstrap => 10,
+                    TaskKind::Clone { .. } => MAX_TASK_TICKS - 4,
+                    TaskKind::Start { .. } => self.rng.range(2, 5),
+                    TaskKind::Rewind { .. } => 6,
+                };
+                self.nodes[i].task = Some((kind.clone(), now + ticks * TICK_MS));
+                Ok(None)
+            }
+            Action::Promote => {
+                // Invariant (b): promotion only while the DCS leader key names this node on its
+                // live lease.
+                let ok = match (&self.dcs.leader, live_lease) {
+                    (Some((n, l, _)), Some(mine)) => *n == name && *l == mine,
+                    _ => false,
+                };
+                if !ok {
+                    self.violate(format!(
+                        "(b) {name} promoted while the leader key is {:?} and its lease is {:?}",
+                        self.dcs.leader, lease
+                    ));
+                }
+                let epoch = self.new_epoch();
+                // PostgreSQL picks the newest timeline it can find + 1; with a shared WAL archive
+                // that is the newest one any node created (without one, two nodes can both pick
+                // the same number: see docs/ha-rules.md, "Known gaps").
+                let max_tl = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.pg.data.as_ref().map(Data::tl))
+                    .max()
+                    .unwrap_or(1)
+                    .max(self.max_tl);
+                self.max_tl = max_tl + 1;
+                let pg = &mut self.nodes[i].pg;
+                if !(pg.running && pg.role == Some(ServerRole::Replica)) {
+                    return Err("not running as a replica".into());
+                }
+                let d = pg.data.as_mut().ok_or("no data")?;
+                d.segs.push(Seg {
+                    epoch,
+                    tl: max_tl + 1,
+                    start: d.lsn,
+                });
+                d.lsn += 1; // end-of-recovery checkpoint
+                d.state = "in production";
+                pg.role = Some(ServerRole::Primary);
+                pg.following = None;
+                pg.streaming = false;
+                Ok(None)
+            }
+            Action::Stop(mode) => {
+                self.nodes[i].pg.stop(*mode);
+                if let Some((kind @ TaskKind::Start { .. }, _)) = self.nodes[i].task.clone() {
+                    self.nodes[i].task = None;
+                    self.nodes[i].pending.push(Outcome::TaskFinished {
+                        kind,
+                        ok: false,
+                        message: "cancelled by stop".into(),
+                    });
+                }
+                Ok(None)
+            }
+            Action::Follow { leader } => {
+                let pg = &mut self.nodes[i].pg;
+                if !pg.running {
+                    return Err("postgres is not running".into());
+                }
+                pg.following = Some(leader.clone());
+                Ok(None)
+            }
+            Action::SyncSlots { .. } | Action::Callback { .. } | Action::ProbePeers => Ok(None),
+            Action::WriteStatus => {
+                self.dcs.optime = Some(self.nodes[i].pg.lsn());
+                Ok(None)
+            }
+            Action::UpdateHistory => {
+                if let Some(d) = &self.nodes[i].pg.data {
+                    self.dcs.history = Some(d.history());
+                }
+                Ok(None)
+            }
+            Action::RemoveDataDir | Action::MoveDataDirAside => {
+                let pg = &mut self.nodes[i].pg;
+                pg.stop(StopMode::Immediate);
+                pg.data = None;
+                Ok(None)
+            }
+            Action::Fatal { message } => {
+                self.violate(format!("{name} exited: FATAL {message}"));
+                self.nodes[i].agent = Agent::Fatal;
+                self.nodes[i].pg.stop(StopMode::Immediate);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Safety invariants, checked after every tick.
+    ///
+    /// (a) No split brain. Precisely, at every instant both hold:
+    ///   (a1) at most one node's PostgreSQL accepts writes among the nodes whose agent is
+    ///        running (not frozen). A frozen agent cannot fence its PostgreSQL (that needs a
+    ///        watchdog, out of scope); it is excluded until it runs again, and its first cycle
+    ///        runs in the tick it thaws, before this check.
+    ///   (a2) at most one node is a running primary whose current lease is unexpired in the
+    ///        DCS and carried the leader key at some point during its life: two nodes that
+    ///        could both believe they hold a valid leader lease never both accept writes.
+    ///
+    /// (b) is checked when `Promote` executes (see `execute`).
+    pub fn check_safety(&mut self) {
+        let now = self.now;
+        let writable_live: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.pg.writable() && n.agent == Agent::Up)
+            .map(|n| n.name.clone())
+            .collect();
+        if writable_live.len() > 1 {
+            self.violate(format!(
+                "(a1) two primaries accept writes with running agents: {writable_live:?}"
+            ));
+        }
+        let lease_backed: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.pg.writable()
+                    && n.lease.is_some_and(|l| {
+                        self.dcs.live(l.id, now)
+                            && self.dcs.leases.get(&l.id).is_some_and(|s| s.held_leader)
+                    })
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        if lease_backed.len() > 1 {
+            self.violate(format!(
+                "(a2) two primaries on live leases that carried the leader key: {lease_backed:?}"
+            ));
+        }
+    }
+
+    /// (c) Exactly one primary holds the leader key on its live lease; every other node runs
+    /// as a replica following it and streams from it.
+    pub fn converged(&self) -> Result<(), String> {
+        let now = self.now;
+        let primaries: Vec<&Node> = self.nodes.iter().filter(|n| n.pg.writable()).collect();
+        let [p] = primaries.as_slice() else {
+            return Err(format!(
+                "{} primaries: {:?}",
+                primaries.len(),
+                self.describe()
+            ));
+        };
+        let holds = match (&self.dcs.leader, p.lease) {
+            (Some((name, l, _)), Some(mine)) => {
+                *name == p.name && *l == mine.id && self.dcs.live(*l, now)
+            }
+            _ => false,
+        };
+        if !holds {
+            return Err(format!(
+                "primary {} does not hold the leader key ({:?})",
+                p.name, self.dcs.leader
+            ));
+        }
+        for n in self.nodes.iter().filter(|n| n.name != p.name) {
+            let ok = n.agent == Agent::Up
+                && n.pg.running
+                && n.pg.role == Some(ServerRole::Replica)
+                && n.pg.following.as_deref() == Some(p.name.as_str())
+                && n.pg.streaming;
+            if !ok {
+                return Err(format!(
+                    "{} does not follow {}: {:?}",
+                    n.name,
+                    p.name,
+                    self.describe()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A one-line state summary per node.
+    pub fn describe(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}: agent={:?} pg={} role={:?} follow={:?} streaming={} tl={:?} lsn={} task={:?} status={:?}",
+                    n.name,
+                    n.agent,
+                    if n.pg.running { "up" } else { "down" },
+                    n.pg.role,
+                    n.pg.following,
+                    n.pg.streaming,
+                    n.pg.data.as_ref().map(Data::tl),
+                    n.pg.lsn(),
+                    n.task.as_ref().map(|(k, _)| k.to_string()),
+                    n.last_status
+                )
+            })
+            .collect()
+    }
+
+    /// Test hook: force a node's PostgreSQL into a running primary on a fresh lease that
+    /// carried the leader key (to prove the checker catches a split brain).
+    pub fn force_primary_with_keyed_lease(&mut self, i: usize) {
+        let now = self.now;
+        let ttl = self.cfg.ttl_ms();
+        let id = self.dcs.grant(now, ttl);
+        let name = self.nodes[i].name.clone();
+        self.dcs.put_leader(&name, id);
+        let n = &mut self.nodes[i];
+        n.lease = Some(LeaseView {
+            id,
+            valid_until: MonoTime(now + ttl),
+        });
+        n.pg.running = true;
+        n.pg.role = Some(ServerRole::Primary);
+        if n.pg.data.is_none() {
+            n.pg.data = Some(Data {
+                sysid: "7000000000000000001".into(),
+                segs: vec![Seg {
+                    epoch: 0,
+                    tl: 1,
+                    start: 0,
+                }],
+                lsn: 1,
+                state: "in production",
+            });
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! Executes the core's `Action`s against the DCS and PostgreSQL.
+//!
+//! The only module that performs side effects for the HA loop. It decides nothing: a new
+//! condition here belongs in `pgkeel_ha::ha::rules`. Actions run in order; the first one that
+//! fails skips the rest and is reported to the core as `Outcome::ActionFailed`.
+
+use super::{Agent, AgentError, tasks::TaskSlot};
+use crate::postgres::{ManagedConfig, PostgresControl, Recovery, StopMode as PgStop};
+use pgkeel_ha::Decision;
+use pgkeel_ha::cluster::{Cluster, merge_timeline_history, parse_timeline_history_file};
+use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, StopMode, TaskKind};
+use pgkeel_ha::keys::codec::{encode_history, encode_status, slot_name_from_member_name};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+type Executed = (Vec<Outcome>, Option<Vec<PeerStatus>>);
+
+impl Agent {
+    pub(super) async fn execute(
+        self: &Arc<Self>,
+        d: &Decision,
+        obs: &Observation,
+        tasks: &mut TaskSlot,
+        _wake: &Arc<Notify>,
+    ) -> Result<Executed, AgentError> {
+        let mut outcomes = Vec::new();
+        let mut peers = None;
+        let cluster = obs.dcs.as_ref().ok();
+        let lease = obs.lease.map(|l| l.id);
+        for action in &d.actions {
+            let r: Result<(), String> = match action {
+                Action::RaceInitialize => {
+                    match self
+                        .dcs
+                        .create_if_absent(&self.layout.initialize(), b"", None)
+                        .await
+                    {
+                        Ok(won) => {
+                            outcomes.push(Outcome::InitializeRace { won });
+                            if !won {
+                                break;
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Action::WriteInitialize { sysid, create_only } => {
+                    let key = self.layout.initialize();
+                    if *create_only {
+                        self.dcs
+                            .create_if_absent(&key, sysid.as_bytes(), None)
+                            .await
+                            .map(|_| ())
+                    } else {
+                        self.dcs.put(&key, sysid.as_bytes(), None).await
+                    }
+                    .map_err(|e| e.to_string())
+                }
+                Action::DeleteInitialize => self
+                    .dcs
+                    .delete(&self.layout.initialize())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Action::WriteConfig => {
+                    let v = serde_json::Value::Object(self.cfg.bootstrap.dcs.clone()).to_string();
+                    self.dcs
+                        .create_if_absent(&self.layout.config(), v.as_bytes(), None)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+                Action::AcquireLeader => match lease {
+                    None => Err("no lease".into()),
+                    Some(l) => {
+                        let key = self.layout.leader();
+                        match self
+                            .dcs
+                            .create_if_absent(&key, self.cfg.name.as_bytes(), Some(l))
+                            .await
+                        {
+                            Ok(won) => {
+                                outcomes.push(Outcome::LeaderAcquired { won });
+                                if !won {
+                                    break;
+                                }
+                                Ok(())
+                            }
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                },
+                Action::TakeLeader => match lease {
+                    None => Err("no lease".into()),
+                    Some(l) => self
+                        .dcs
+                        .put(&self.layout.leader(), self.cfg.name.as_bytes(), Some(l))
+                        .await
+                        .map_err(|e| e.to_string()),
+                },
+                Action::RefreshLeader => match lease {
+                    None => Err("no lease".into()),
+                    Some(l) => {
+                        let name = self.cfg.name.as_bytes();
+                        match self
+                            .dcs
+                            .put_if_value(&self.layout.leader(), name, name, Some(l))
+                            .await
+                        {
+                            Ok(ok) => {
+                                outcomes.push(Outcome::LeaderRefreshed { ok });
+                                if !ok {
+                                    break;
+                                }
+                                Ok(())
+                            }
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                },
+                Action::ReleaseLeader => self
+                    .dcs
+                    .delete_if_value(&self.layout.leader(), self.cfg.name.as_bytes())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Action::StartTask(kind) => {
+                    let work = self.clone().task(kind.clone(), cluster.cloned());
+                    tasks.start(kind.clone(), work);
+                    Ok(())
+                }
+                Action::Promote => self.promote().await,
+                Action::Stop(mode) => self.stop(*mode).await,
+                Action::Follow { leader } => self.follow(leader, cluster).await,
+                Action::SyncSlots { wanted } => self.sync_slots(wanted).await,
+                Action::WriteStatus => self.write_status(obs).await,
+                Action::UpdateHistory => self.update_history(obs).await,
+                Action::ProbePeers => {
+                    peers = Some(self.probe_peers(cluster).await);
+                    Ok(())
+                }
+                Action::RemoveDataDir => self.pg.remove_data_dir().await.map_err(|e| e.to_string()),
+                Action::MoveDataDirAside => {
+                    let dir = &self.cfg.postgresql.data_dir;
+                    let mut aside = dir.clone().into_os_string();
+                    aside.push(".failed");
+                    tokio::fs::rename(dir, &aside)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Action::Callback { event, role } => {
+                    self.run_callback(event.as_str(), role).await;
+                    Ok(())
+                }
+                Action::Fatal { message } => return Err(AgentError::Fatal(message.clone())),
+            };
+            if let Err(error) = r {
+                tracing::warn!("{action:?} failed: {error}");
+                outcomes.push(Outcome::ActionFailed {
+                    action: format!("{action:?}"),
+                    error,
+                });
+                break;
+            }
+        }
+        Ok((outcomes, peers))
+    }
+
+    /// The managed config, with the dynamic `postgresql.parameters` under the local ones.
+    pub(super) fn managed_config(
+        &self,
+        recovery: Option<Recovery>,
+        cluster: Option<&Cluster>,
+    ) -> ManagedConfig {
+        let mut mc = self.pg.managed_config(recovery);
+        let dynamic = cluster
+            .and_then(|c| c.config.as_ref())
+            .map(|c| c.data.clone())
+            .unwrap_or_else(|| self.cfg.bootstrap.dcs.clone());
+        if let Some(params) = dynamic
+            .get("postgresql")
+            .and_then(|p| p.get("parameters"))
+            .and_then(|p| p.as_object())
+        {
+            for (k, v) in params {
+                if !self.cfg.postgresql.parameters.contains_key(k) {
+                    let v = match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Bool(true) => "on".into(),
+                        serde_json::Value::Bool(false) => "off".into(),
+                        other => other.to_string(),
+                    };
+                    mc.parameters.insert(k.clone(), v);
+                }
+            }
+        }
+        if mc.pg_hba.is_empty() {
+            mc.pg_hba = self.cfg.bootstrap.pg_hba.clone();
+        }
+        mc
+    }
+
+    /// Recovery settings to stream from `member`.
+    pub(super) fn recovery_for(
+        &self,
+        member: &str,
+        cluster: Option<&Cluster>,
+    ) -> Result<Recovery, String> {
+        let (host, port) = cluster
+            .and_then(|c| c.member(member))
+            .and_then(|m| m.host_port())
+            .ok_or_else(|| format!("member {member} has no usable conn_url"))?;
+        let use_slots = cluster
+            .and_then(|c| c.config.as_ref())
+            .map(|c| pgkeel_ha::cluster::GlobalConfig::from_map(&c.data).use_slots)
+            .unwrap_or(true);
+        Ok(Recovery {
+            leader_name: member.to_string(),
+            host,
+            port,
+            slot_name: use_slots.then(|| slot_name_from_member_name(&self.cfg.name)),
+        })
+    }
+
+    async fn promote(&self) -> Result<(), String> {
+        let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
+        self.pg.promote(timeout).await.map_err(|e| e.to_string())?;
+        // A checkpoint right after promotion makes the new timeline visible in pg_control,
+        // which pg_rewind on the former primary relies on.
+        if let Err(e) = self.pg.checkpoint().await {
+            tracing::warn!("CHECKPOINT after promote failed: {e}");
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<(), String> {
+        // A demotion forced by a lost lease must not hang: immediate, escalating to SIGKILL
+        // after one second. A fast stop escalates after pg_ctl_timeout.
+        let (pg_mode, bound) = match mode {
+            StopMode::Immediate => (PgStop::Immediate, Duration::from_secs(1)),
+            StopMode::Fast => (
+                PgStop::Fast,
+                Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout),
+            ),
+        };
+        self.pg
+            .stop(pg_mode, bound)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn follow(&self, leader: &str, cluster: Option<&Cluster>) -> Result<(), String> {
+        let rec = self.recovery_for(leader, cluster)?;
+        let mc = self.managed_config(Some(rec), cluster);
+        let change = self.pg.write_config(&mc).await.map_err(|e| e.to_string())?;
+        if change.needs_restart {
+            let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
+            self.pg
+                .stop(PgStop::Fast, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.pg.start(timeout).await.map_err(|e| e.to_string())?;
+        } else if change.changed {
+            self.pg.reload().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn sync_slots(&self, wanted: &[String]) -> Result<(), String> {
+        let existing = self.pg.list_slots().await.map_err(|e| e.to_string())?;
+        for name in wanted {
+            if !existing.iter().any(|s| &s.name == name) {
+                self.pg
+                    .create_physical_slot(name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!("created replication slot {name}");
+            }
+        }
+        for s in &existing {
+            if s.slot_type == "physical" && !s.active && !wanted.contains(&s.name) {
+                if let Err(e) = self.pg.drop_slot(&s.name).await {
+                    tracing::warn!("could not drop slot {}: {e}", s.name);
+                } else {
+                    tracing::info!(
+                        "dropped replication slot {} of a member that is gone",
+                        s.name
+                    );
+                }
+            }
+        }
+        if let Ok(mut m) = self.slot_lsns.lock() {
+            *m = existing
+                .iter()
+                .filter(|s| wanted.contains(&s.name))
+                .filter_map(|s| Some((s.name.clone(), s.restart_lsn?.0)))
+                .collect();
+        }
+        Ok(())
+    }
+
+    async fn write_status(&self, obs: &Observation) -> Result<(), String> {
+        let Some(optime) = obs.local.wal_position else {
+            return Ok(());
+        };
+        let slots = self.slot_lsns.lock().map(|m| m.clone()).unwrap_or_default();
+        let mut all = slots;
+        all.insert(slot_name_from_member_name(&self.cfg.name), optime.0);
+        let v = encode_status(optime.0, &all, &[]);
+        let same = self
+            .last_status
+            .lock()
+            .map(|s| s.as_deref() == Some(v.as_str()))
+            .unwrap_or(false);
+        if same {
+            return Ok(());
+        }
+        self.dcs
+            .put(&self.layout.status(), v.as_bytes(), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut s) = self.last_status.lock() {
+            *s = Some(v);
+        }
+        Ok(())
+    }
+
+    async fn update_history(&self, obs: &Observation) -> Result<(), String> {
+        let Some(tl) = obs.local.timeline else {
+            return Ok(());
+        };
+        let known = obs
+            .dcs
+            .as_ref()
+            .ok()
+            .and_then(|c| c.history.clone())
+            .unwrap_or_default();
+        let from_file = if tl > 1 {
+            let path = self
+                .cfg
+                .postgresql
+                .data_dir
+                .join("pg_wal")
+                .join(format!("{tl:08X}.history"));
+            let text = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            parse_timeline_history_file(&text)
+        } else {
+            Vec::new()
+        };
+        let now = jiff::ZonedDateTime::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.6f%:z")
+            .to_string();
+        let merged = merge_timeline_history(&known, &from_file, &now, &self.cfg.name);
+        self.dcs
+            .put(
+                &self.layout.history(),
+                encode_history(&merged).as_bytes(),
+                None,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Asks every other member's `GET /patroni`; unreachable or unusable answers count as
+    /// unreachable (Patroni requires `xlog` in the document).
+    async fn probe_peers(&self, cluster: Option<&Cluster>) -> Vec<PeerStatus> {
+        let Some(c) = cluster else { return vec![] };
+        let futs = c
+            .members
+            .iter()
+            .filter(|m| m.name != self.cfg.name)
+            .filter_map(|m| {
+                let url = m.api_url.clone()?;
+                let name = m.name.clone();
+                let http = self.http.clone();
+                Some(async move {
+                    let doc = async {
+                        let r = http
+                            .get(&url)
+                            .timeout(Duration::from_secs(2))
+                            .send()
+                            .await
+                            .ok()?;
+                        r.json::<serde_json::Value>().await.ok()
+                    }
+                    .await;
+                    peer_status(&name, doc.as_ref())
+                })
+            });
+        futures_util::future::join_all(futs).await
+    }
+
+    async fn run_callback(&self, event: &str, role: &str) {
+        let cmd = match event {
+            "on_start" => &self.cfg.postgresql.callbacks.on_start,
+            "on_stop" => &self.cfg.postgresql.callbacks.on_stop,
+            "on_role_change" => &self.cfg.postgresql.callbacks.on_role_change,
+            _ => &None,
+        };
+        let Some(cmd) = cmd else { return };
+        let mut parts = cmd.split_whitespace();
+        let Some(prog) = parts.next() else { return };
+        let mut guard = self.callback.lock().await;
+        if let Some(mut old) = guard.take() {
+            let _ = old.start_kill();
+        }
+        match tokio::process::Command::new(prog)
+            .args(parts)
+            .args([event, role, self.cfg.scope.as_str()])
+            .kill_on_drop(false)
+            .spawn()
+        {
+            Ok(child) => *guard = Some(child),
+            Err(e) => tracing::warn!("callback {event} ({prog}) could not start: {e}"),
+        }
+    }
+}
+
+/// Reads a peer's `/patroni` document into what the leader race needs.
+pub(crate) fn peer_status(name: &str, doc: Option<&serde_json::Value>) -> PeerStatus {
+    let unreachable = PeerStatus {
+        name: name.to_string(),
+        reachable: false,
+        in_recovery: true,
+        lsn: 0,
+        nofailover: false,
+        failover_priority: 1,
+    };
+    let Some(doc) = doc else { return unreachable };
+    let Some(xlog) = doc.get("xlog").or_else(|| doc.get("wal")) else {
+        return unreachable;
+    };
+    let location = xlog.get("location").and_then(|v| v.as_u64());
+    let received = xlog
+        .get("received_location")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let replayed = xlog
+        .get("replayed_location")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let role = doc.get("role").and_then(|v| v.as_str()).unwrap_or("");
+    let in_recovery = !(location.is_some() || role == "primary" || role == "master");
+    let tags = doc.get("tags");
+    let tag = |k: &str| tags.and_then(|t| t.get(k));
+    let priority = tag("failover_priority")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(1);
+    PeerStatus {
+        name: name.to_string(),
+        reachable: true,
+        in_recovery,
+        lsn: location.unwrap_or(received.max(replayed)),
+        nofailover: tag("nofailover").and_then(|v| v.as_bool()).unwrap_or(false) || priority <= 0,
+        failover_priority: priority,
+    }
+}
+
+impl Agent {
+    /// The body of a background task.
+    async fn task(self: Arc<Self>, kind: TaskKind, cluster: Option<Cluster>) -> Result<(), String> {
+        {
+            let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
+            let e = |e: crate::postgres::PgError| e.to_string();
+            self.pg.write_pgpass().await.map_err(e)?;
+            match kind {
+                TaskKind::Bootstrap => {
+                    self.pg
+                        .initdb(&self.cfg.bootstrap.initdb)
+                        .await
+                        .map_err(e)?;
+                    let mc = self.managed_config(None, cluster.as_ref());
+                    self.pg.write_config(&mc).await.map_err(e)?;
+                    self.pg.start(timeout).await.map_err(e)?;
+                    self.pg
+                        .create_roles(
+                            &self.cfg.postgresql.authentication,
+                            &self.cfg.bootstrap.users,
+                        )
+                        .await
+                        .map_err(e)?;
+                    if let Some(script) = &self.cfg.bootstrap.post_bootstrap {
+                        self.run_post_bootstrap(script).await?;
+                    }
+                    Ok(())
+                }
+                TaskKind::Clone { from } => {
+                    let (host, port) = cluster
+                        .as_ref()
+                        .and_then(|c| c.member(&from))
+                        .and_then(|m| m.host_port())
+                        .ok_or_else(|| format!("member {from} has no usable conn_url"))?;
+                    self.pg
+                        .basebackup(
+                            &host,
+                            port,
+                            &self.cfg.postgresql.basebackup,
+                            Duration::from_secs(3600),
+                        )
+                        .await
+                        .map_err(e)?;
+                    let rec = self.recovery_for(&from, cluster.as_ref())?;
+                    let mc = self.managed_config(Some(rec), cluster.as_ref());
+                    self.pg.write_config(&mc).await.map_err(e)?;
+                    self.pg.start(timeout).await.map_err(e)?;
+                    Ok(())
+                }
+                TaskKind::Start { as_primary, follow } => {
+                    let rec = match (&follow, as_primary) {
+                        (Some(f), false) => Some(self.recovery_for(f, cluster.as_ref())?),
+                        (None, false) => Some(Recovery {
+                            leader_name: String::new(),
+                            host: String::new(),
+                            port: 0,
+                            slot_name: None,
+                        }),
+                        _ => None,
+                    };
+                    let mc = self.managed_config(rec, cluster.as_ref());
+                    self.pg.write_config(&mc).await.map_err(e)?;
+                    self.pg.start(timeout).await.map_err(e)?;
+                    Ok(())
+                }
+                TaskKind::Rewind { from } => {
+                    let (host, port) = cluster
+                        .as_ref()
+                        .and_then(|c| c.member(&from))
+                        .and_then(|m| m.host_port())
+                        .ok_or_else(|| format!("member {from} has no usable conn_url"))?;
+                    self.pg
+                        .rewind(&host, port, Duration::from_secs(3600))
+                        .await
+                        .map_err(e)?;
+                    let rec = self.recovery_for(&from, cluster.as_ref())?;
+                    let mc = self.managed_config(Some(rec), cluster.as_ref());
+                    self.pg.write_config(&mc).await.map_err(e)?;
+                    self.pg.start(timeout).await.map_err(e)?;
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    async fn run_post_bootstrap(&self, script: &str) -> Result<(), String> {
+        let user = &self.cfg.postgresql.authentication.superuser.username;
+        let (host, port) =
+            pgkeel_ha::cluster::split_host_port(&self.cfg.postgresql.connect_address)
+                .ok_or("bad postgresql.connect_address")?;
+        let url = format!("postgres://{user}@{host}:{port}/postgres");
+        let mut parts = script.split_whitespace();
+        let prog = parts.next().ok_or("empty post_bootstrap")?;
+        let status = tokio::process::Command::new(prog)
+            .args(parts)
+            .arg(&url)
+            .env("PGPASSFILE", &self.cfg.postgresql.pgpass)
+            .env(
+                "PGOPTIONS",
+                "-c synchronous_commit=local -c statement_timeout=0",
+            )
+            .status()
+            .await
+            .map_err(|err| format!("post_bootstrap {prog}: {err}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("post_bootstrap script {prog} returned {status}"))
+        }
+    }
+}

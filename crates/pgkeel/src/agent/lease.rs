@@ -1,0 +1,111 @@
+//! The lease keeper: one etcd lease per agent, kept alive on its own task so that a slow HA
+//! cycle or a slow PostgreSQL query never delays renewal.
+//!
+//! Timing model: a keep-alive sent at `t` that succeeds proves etcd will not expire the lease
+//! before `t + granted_ttl` (etcd counts from when it *received* the request, which is later).
+//! So `valid_until = send_time + granted_ttl` on the monotonic clock is a safe lower bound.
+
+use crate::dcs::{Dcs, DcsError};
+use pgkeel_ha::ha::LeaseView;
+use pgkeel_ha::time::MonoTime;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The agent's monotonic clock, as milliseconds since the agent started.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    /// Starts the clock now.
+    pub fn new() -> Clock {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// Now, in the pure core's units.
+    pub fn now(&self) -> MonoTime {
+        self.at(Instant::now())
+    }
+
+    /// An `Instant` in the pure core's units.
+    pub fn at(&self, i: Instant) -> MonoTime {
+        MonoTime(i.saturating_duration_since(self.origin).as_millis() as u64)
+    }
+
+    /// A `MonoTime` back as an `Instant`.
+    pub fn instant(&self, t: MonoTime) -> Instant {
+        self.origin + Duration::from_millis(t.0)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Runs until `shutdown` fires: grants a lease with `ttl_secs`, renews it every `interval`,
+/// retries quickly after errors, and grants a new one when etcd says the lease is gone.
+/// Publishes the current lease (or `None`) on `tx`.
+pub async fn keep_lease(
+    dcs: Arc<dyn Dcs>,
+    clock: Clock,
+    ttl: watch::Receiver<u64>,
+    tx: watch::Sender<Option<LeaseView>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut lease: Option<(i64, u64)> = None; // (id, ttl it was granted with)
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let want_ttl = (*ttl.borrow()).max(1);
+        // A TTL change means a new lease, as in Patroni.
+        if lease.is_some_and(|(_, t)| t != want_ttl) {
+            lease = None;
+        }
+        let sent = Instant::now();
+        let result = match lease {
+            None => dcs.grant_lease(want_ttl as i64).await.map(|id| {
+                lease = Some((id, want_ttl));
+                (id, want_ttl as i64)
+            }),
+            Some((id, _)) => dcs.keep_alive(id).await.map(|granted| (id, granted)),
+        };
+        let retry = match result {
+            Ok((id, granted)) if granted > 0 => {
+                let until = clock.at(sent).plus_ms(granted as u64 * 1000);
+                tx.send_replace(Some(LeaseView {
+                    id,
+                    valid_until: until,
+                }));
+                false
+            }
+            Ok(_) | Err(DcsError::LeaseNotFound) => {
+                tracing::warn!("the DCS lease expired; granting a new one");
+                lease = None;
+                tx.send_replace(None);
+                true
+            }
+            Err(e) => {
+                tracing::debug!("lease keep-alive failed: {e}");
+                true
+            }
+        };
+        // Renew four times per TTL (every 1.5 s with ttl 6, every 5 s from ttl 20 on), so an
+        // etcd election of a few seconds fits before the fencing margin; retry every 250 ms.
+        let interval = if retry {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_millis((want_ttl * 1000 / 4).clamp(300, 5000))
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

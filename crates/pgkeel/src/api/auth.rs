@@ -1,0 +1,64 @@
+//! Basic auth for the write methods (`restapi.authentication`), as Patroni's `check_auth_header`.
+//!
+//! GET endpoints never call this: Patroni never password-protects them.
+
+use crate::config::BasicAuth;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+
+/// `Ok(())` when no authentication is configured or the `Authorization` header carries the
+/// configured credentials; otherwise the 401 response Patroni sends.
+#[allow(clippy::result_large_err)]
+pub(super) fn check(auth: Option<&BasicAuth>, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(auth) = auth else {
+        return Ok(());
+    };
+    let expected = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", auth.username, auth.password));
+    let Some(given) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized("no auth header received"));
+    };
+    let ok = given
+        .as_bytes()
+        .strip_prefix(b"Basic ")
+        .is_some_and(|b64| constant_time_eq(b64, expected.as_bytes()));
+    if ok {
+        Ok(())
+    } else {
+        Err(unauthorized("not authenticated"))
+    }
+}
+
+fn unauthorized(message: &'static str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, "Basic realm=\"Patroni\""),
+            (header::CONTENT_TYPE, "text/html"),
+        ],
+        message,
+    )
+        .into_response()
+}
+
+/// Compares without an early exit on the first differing byte (like `hmac.compare_digest`,
+/// only the length may leak).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_slices() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

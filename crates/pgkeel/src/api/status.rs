@@ -1,0 +1,112 @@
+//! `GET /patroni`: the node's status document, built only from the published `NodeStatus`.
+
+use super::model::{PatroniInfo, PatroniStatus, ReplicationRow, Xlog};
+use super::{ApiState, json_response};
+use crate::agent::published::NodeStatus;
+use axum::http::StatusCode;
+use axum::response::Response;
+use pgkeel_ha::pg::ServerRole;
+use std::time::UNIX_EPOCH;
+
+/// `GET /patroni` always answers 200.
+pub(super) fn get(state: &ApiState) -> Response {
+    let status = state.status.borrow().clone();
+    json_response(StatusCode::OK, &patroni_status(&status))
+}
+
+/// Builds the `/patroni` document as Patroni 4.1 does: the full form when PostgreSQL answered,
+/// else only `state`, `role` and the flags.
+pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
+    let pg = &s.postgres;
+    let cluster = s.cluster.as_ref();
+    let paused = match cluster {
+        Some(c) if c.config.is_some() => super::model::is_paused(c),
+        _ => s.global.pause,
+    };
+    let standby_cluster = cluster.is_some_and(super::model::is_standby_cluster);
+    let mut out = PatroniStatus {
+        state: s.state.clone(),
+        postmaster_start_time: None,
+        role: s.role.clone(),
+        server_version: None,
+        xlog: None,
+        timeline: None,
+        replication_state: None,
+        sync_standby: None,
+        quorum_standby: None,
+        replication: None,
+        pause: paused.then_some(true),
+        cluster_unlocked: cluster.is_none_or(|c| c.leader.is_none()).then_some(true),
+        dcs_last_seen: s
+            .dcs_last_seen
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        tags: s.tags.clone(),
+        database_system_identifier: pg.sysid().map(str::to_string),
+        patroni: PatroniInfo {
+            version: s.version.clone(),
+            scope: s.scope.clone(),
+            name: s.name.clone(),
+        },
+    };
+    let answered = pg.running && pg.accepting_connections;
+    let Some(role) = pg.role.filter(|_| answered) else {
+        if s.state == "running" {
+            // Patroni: the status query failed although the server should be up.
+            out.state = "unknown".into();
+        }
+        return out;
+    };
+    out.postmaster_start_time = s.postmaster_start_time.clone();
+    out.server_version = pg.server_version;
+    out.timeline = pg.timeline;
+    match role {
+        ServerRole::Primary => {
+            out.role = "primary".into();
+            out.xlog = Some(Xlog::Primary {
+                location: pg.wal_position.map(|l| l.0).unwrap_or(0),
+            });
+            if !s.replication.is_empty() {
+                out.replication = Some(
+                    s.replication
+                        .iter()
+                        .map(|r| ReplicationRow {
+                            usename: r.usename.clone(),
+                            application_name: r.application_name.clone(),
+                            client_addr: r.client_addr.clone(),
+                            state: r.state.clone(),
+                            sync_state: r.sync_state.clone(),
+                            sync_priority: r.sync_priority,
+                        })
+                        .collect(),
+                );
+            }
+        }
+        ServerRole::Replica => {
+            out.role = if standby_cluster {
+                s.role.clone()
+            } else {
+                "replica".into()
+            };
+            let replayed = pg.replay_lsn.map(|l| l.0).unwrap_or(0);
+            out.xlog = Some(Xlog::Replica {
+                received_location: pg.receive_lsn.map(|l| l.0).unwrap_or(replayed),
+                replayed_location: replayed,
+                replayed_timestamp: s.replayed_timestamp.clone(),
+                paused: s.replay_paused,
+            });
+            if pg.streaming {
+                out.replication_state = Some("streaming".into());
+            }
+            if let Some(r) = cluster.and_then(|c| super::model::sync_role(c, &s.name)) {
+                if r == "quorum_standby" {
+                    out.quorum_standby = Some(true);
+                } else {
+                    out.sync_standby = Some(true);
+                }
+            }
+        }
+    }
+    out
+}

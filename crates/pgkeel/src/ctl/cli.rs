@@ -1,0 +1,101 @@
+//! The command line of `pgkeelctl`, shaped like patronictl's (global options before or after
+//! the subcommand). One `Command` variant per subcommand; each has its file in `commands/`.
+
+use super::output::OutputFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// `pgkeelctl`: patronictl-compatible control of a pgkeel (or Patroni) cluster.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "pgkeelctl",
+    version,
+    about = "Control a pgkeel/Patroni cluster"
+)]
+pub struct Cli {
+    /// Configuration file (default: ~/.config/patroni/patronictl.yaml).
+    #[arg(
+        short = 'c',
+        long = "config-file",
+        env = "PATRONICTL_CONFIG_FILE",
+        global = true
+    )]
+    pub config_file: Option<PathBuf>,
+    /// The DCS: `etcd3://host:port[,host:port][/namespace]` (also `etcd://`, `http://`).
+    #[arg(
+        short = 'd',
+        long = "dcs-url",
+        visible_alias = "dcs",
+        env = "DCS_URL",
+        global = true
+    )]
+    pub dcs_url: Option<String>,
+    /// Do not verify TLS certificates.
+    #[arg(short = 'k', long = "insecure", global = true)]
+    pub insecure: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// pgkeelctl subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// List the members of clusters.
+    List(ListArgs),
+    /// Print the replication topology of clusters.
+    Topology(TopologyArgs),
+}
+
+/// `-W` / `-w SECS`: repeat the output.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WatchArgs {
+    /// Auto update the screen every 2 seconds.
+    #[arg(short = 'W')]
+    pub watch_refresh: bool,
+    /// Auto update the screen every SECS seconds.
+    #[arg(short = 'w', long = "watch", value_name = "SECS")]
+    pub watch: Option<f64>,
+}
+
+impl WatchArgs {
+    /// The refresh interval, if watching.
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        match (self.watch, self.watch_refresh) {
+            (Some(s), _) if s.is_finite() && s > 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+            (_, true) => Some(std::time::Duration::from_secs(2)),
+            _ => None,
+        }
+    }
+}
+
+/// `list [CLUSTER...] [-e] [-t] [-f fmt] [-W|-w SECS]`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Clusters to list (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER")]
+    pub clusters: Vec<String>,
+    /// Show pending restart, scheduled restart and tags columns even when empty.
+    #[arg(short = 'e', long = "extended")]
+    pub extended: bool,
+    /// Print a timestamp before the output.
+    #[arg(short = 't', long = "timestamp")]
+    pub timestamp: bool,
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
+    pub format: OutputFormat,
+    /// Watch options.
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+/// `topology [CLUSTER...] [-W|-w SECS]`.
+#[derive(Debug, Clone, Args)]
+pub struct TopologyArgs {
+    /// Clusters to show (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER")]
+    pub clusters: Vec<String>,
+    /// Watch options.
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}

@@ -1,0 +1,60 @@
+//! One file per pgkeelctl subcommand, plus helpers they share.
+
+pub mod list;
+pub mod topology;
+
+use super::{Connect, Context, CtlError, WatchArgs};
+use crate::dcs::Dcs;
+use pgkeel_ha::cluster::Cluster;
+use pgkeel_ha::keys::KeyLayout;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Reads one cluster's keys from the DCS.
+pub async fn read_cluster(
+    dcs: &dyn Dcs,
+    namespace: &str,
+    scope: &str,
+) -> Result<Cluster, CtlError> {
+    Ok(crate::api::read_cluster(dcs, &KeyLayout::new(namespace, scope)).await?)
+}
+
+/// `patronictl`'s `timestamp(0)`: local time `2024-01-01 12:00:00`.
+pub fn timestamp() -> String {
+    jiff::ZonedDateTime::now()
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Prints `render(cluster, name)` for every cluster, repeating under `-W`/`-w` (the screen is
+/// cleared before each round, like click.clear()).
+pub(crate) async fn print_clusters(
+    ctx: &Context,
+    names: &[String],
+    watch: &WatchArgs,
+    with_timestamp: bool,
+    connect: Connect<'_>,
+    out: &mut (dyn Write + Send),
+    render: &(dyn Fn(&Cluster, &str) -> String + Sync),
+) -> Result<(), CtlError> {
+    let dcs: Arc<dyn Dcs> = connect(&ctx.target).await?;
+    let interval = watch.interval();
+    loop {
+        let started = tokio::time::Instant::now();
+        if interval.is_some() {
+            write!(out, "\x1b[2J\x1b[1;1H")?;
+        }
+        if with_timestamp {
+            writeln!(out, "{}", timestamp())?;
+        }
+        for name in names {
+            let cluster = read_cluster(dcs.as_ref(), &ctx.target.namespace, name).await?;
+            write!(out, "{}", render(&cluster, name))?;
+        }
+        out.flush()?;
+        match interval {
+            Some(i) => tokio::time::sleep_until(started + i).await,
+            None => return Ok(()),
+        }
+    }
+}
