@@ -18,7 +18,10 @@ case "$cmd" in
     ;;
 esac
 
-target="${CARGO_TARGET_DIR:-target}"
+# Where cargo puts binaries (honours CARGO_TARGET_DIR and .cargo/config).
+target=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+target="${target:-${CARGO_TARGET_DIR:-target}}"
 if [ "$cmd" = start ]; then
   scripts/install-deps.sh
   # Debug build: about half the build time of --release, and fast enough for a demo.
