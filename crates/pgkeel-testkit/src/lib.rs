@@ -1,3 +1,24 @@
-//! kit
+//! Dev-only test kit: real etcd, PostgreSQL and pgkeel agents on loopback, killed by PID on drop.
+//!
+//! # Layout
+//! * [`mod@eventually`]: bounded polling (`eventually(timeout, interval, || ...)`), never a bare sleep.
+//! * [`etcd`]: [`etcd::EtcdCluster`], a real etcd 3.4 cluster on 127.0.0.1.
+//! * [`ports`]: free loopback ports that are never handed out twice in one process.
+//! * [`procs`]: PID helpers: signals, `postmaster.pid`, ownership checks, RSS.
+//! * [`nodeconf`]: renders one Patroni-style YAML config per node.
+//! * [`cluster`]: [`cluster::PgkeelCluster`], a whole test cluster (etcd + agents + PostgreSQL).
+//! * [`snapshot`]: normalises `pgkeelctl list` output so it can be compared with a snapshot.
+//!
+//! Binaries: `pgkeel-demo` (the README demo cluster) and `pgkeel-bench-bootstrap` (bootstrap timing
+//! and agent RSS). Both use the same [`cluster::PgkeelCluster`] as the end-to-end tests.
+
+pub mod cluster;
 pub mod etcd;
+pub mod eventually;
+pub mod nodeconf;
 pub mod ports;
+pub mod procs;
+pub mod snapshot;
+
+pub use cluster::{BasePorts, ClusterOptions, NodeInfo, PgkeelCluster};
+pub use eventually::eventually;
