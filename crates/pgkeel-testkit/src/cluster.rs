@@ -799,7 +799,22 @@ pub fn stop_recorded(dir: &Path) -> anyhow::Result<Vec<u32>> {
         .canonicalize()
         .with_context(|| format!("resolving {}", dir.display()))?;
     let records = procs::read_pid_file(&dir.join("pids"))?;
+    // Ask the agents to shut down first: each stops its PostgreSQL cleanly and reaps it, so no
+    // orphaned (zombie) backends are left behind. Whatever is still alive after that is killed.
+    let agents: Vec<u32> = records
+        .iter()
+        .filter(|r| r.kind == "agent" && !r.marker.is_empty() && procs::alive(r.pid))
+        .filter(|r| procs::cmdline(r.pid).is_some_and(|c| c.contains(&r.marker)))
+        .map(|r| r.pid)
+        .collect();
+    for &pid in &agents {
+        let _ = procs::signal(pid, Signal::SIGTERM);
+    }
+    for &pid in &agents {
+        procs::wait_gone(pid, Duration::from_secs(30));
+    }
     let mut killed = procs::kill_recorded(&records);
+    killed.extend(agents);
     if let Ok(entries) = fs::read_dir(&dir) {
         for e in entries.flatten() {
             let data = e.path().join("data");
