@@ -63,6 +63,8 @@ pub(crate) struct Agent {
     pub slot_lsns: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// The running callback process, killed when a new callback starts (as Patroni does).
     pub callback: tokio::sync::Mutex<Option<tokio::process::Child>>,
+    /// Unreadable DCS values already reported, so each is logged once rather than every cycle.
+    pub reported_unreadable: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 /// Builds the pure core's per-node settings from the local config.
@@ -109,6 +111,7 @@ pub async fn run(
         last_member: Default::default(),
         slot_lsns: Default::default(),
         callback: Default::default(),
+        reported_unreadable: Default::default(),
     });
     agent.ensure_unique_name().await?;
 
@@ -319,8 +322,12 @@ impl Agent {
             })
             .collect();
         let cluster = parse_cluster(&self.layout, &raw);
-        for u in &cluster.unreadable {
-            tracing::debug!("ignoring unreadable DCS value at {}: {}", u.key, u.reason);
+        if let Ok(mut seen) = self.reported_unreadable.lock() {
+            for u in &cluster.unreadable {
+                if seen.insert((u.key.clone(), u.reason.clone())) {
+                    tracing::warn!("ignoring unreadable DCS value at {}: {}", u.key, u.reason);
+                }
+            }
         }
         Ok(cluster)
     }
