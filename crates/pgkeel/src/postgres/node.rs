@@ -836,6 +836,30 @@ impl PostgresControl for PgNode {
             self.adopt(pid);
             return self.wait_ready(pid, bound).await;
         }
+        // No live postmaster owns this data directory, but a lock file may still name a dead
+        // one: a crashed postmaster we adopted (not our child) stays a zombie until its parent
+        // reaps it, and PostgreSQL's own check counts a zombie as alive and refuses to start.
+        // Removing the stale lock is safe: PostgreSQL still refuses to start while any old
+        // backend holds the shared memory segment.
+        let lock = self.cfg.data_dir.join("postmaster.pid");
+        if lock.exists() {
+            tracing::info!(path = %lock.display(), "removing the stale lock file of a dead postmaster");
+            let _ = std::fs::remove_file(&lock);
+        }
+        // The same for the unix socket's lock, unless it belongs to a live postgres.
+        let (_, port) = self.listen();
+        let socket_lock = self.socket_dir().join(format!(".s.PGSQL.{port}.lock"));
+        if let Ok(text) = std::fs::read_to_string(&socket_lock) {
+            let owner = text
+                .lines()
+                .next()
+                .and_then(|l| l.trim().parse::<i32>().ok());
+            let live = owner.is_some_and(|pid| os::pid_alive(pid) && os::looks_like_postgres(pid));
+            if !live {
+                tracing::info!(path = %socket_lock.display(), "removing the stale socket lock file of a dead postmaster");
+                let _ = std::fs::remove_file(&socket_lock);
+            }
+        }
         let user = self.os_user()?;
         let log = self.log_file();
         if let Some(dir) = log.parent() {
