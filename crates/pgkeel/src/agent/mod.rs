@@ -17,7 +17,7 @@ use lease::Clock;
 use pgkeel_ha::cluster::{Cluster, GlobalConfig};
 use pgkeel_ha::ha::{HaConfig, LeaseView, Observation, Outcome, TaskKind};
 use pgkeel_ha::keys::KeyLayout;
-use pgkeel_ha::keys::codec::{MemberData, RawKv, parse_cluster};
+use pgkeel_ha::keys::codec::MemberData;
 use pgkeel_ha::pg::{LocalPostgres, ServerRole};
 use pgkeel_ha::{Decision, Ha};
 use published::NodeStatus;
@@ -306,22 +306,9 @@ impl Agent {
 
     /// Reads and parses the cluster's keys; any error counts as "DCS not accessible".
     pub(crate) async fn read_cluster(&self) -> Result<Cluster, String> {
-        let snap = self
-            .dcs
-            .get_prefix(self.layout.prefix())
+        let cluster = crate::dcs::read_cluster(self.dcs.as_ref(), &self.layout)
             .await
             .map_err(|e| e.to_string())?;
-        let raw: Vec<RawKv<'_>> = snap
-            .kvs
-            .iter()
-            .map(|kv| RawKv {
-                key: &kv.key,
-                value: &kv.value,
-                mod_revision: kv.mod_revision,
-                lease: kv.lease,
-            })
-            .collect();
-        let cluster = parse_cluster(&self.layout, &raw);
         if let Ok(mut seen) = self.reported_unreadable.lock() {
             for u in &cluster.unreadable {
                 if seen.insert((u.key.clone(), u.reason.clone())) {

@@ -26,15 +26,13 @@ pub use config::patch_config;
 
 use crate::agent::published::NodeStatus;
 use crate::config::BasicAuth;
-use crate::dcs::{Dcs, DcsError};
+use crate::dcs::Dcs;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use pgkeel_ha::cluster::Cluster;
 use pgkeel_ha::keys::KeyLayout;
-use pgkeel_ha::keys::codec::{RawKv, parse_cluster};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -70,21 +68,7 @@ pub async fn serve(
         .await
 }
 
-/// Reads every key of the cluster and parses it (unreadable values never fail the read).
-pub async fn read_cluster(dcs: &dyn Dcs, layout: &KeyLayout) -> Result<Cluster, DcsError> {
-    let snap = dcs.get_prefix(layout.prefix()).await?;
-    let raw: Vec<RawKv<'_>> = snap
-        .kvs
-        .iter()
-        .map(|kv| RawKv {
-            key: &kv.key,
-            value: &kv.value,
-            mod_revision: kv.mod_revision,
-            lease: kv.lease,
-        })
-        .collect();
-    Ok(parse_cluster(layout, &raw))
-}
+pub use crate::dcs::read_cluster;
 
 async fn dispatch(
     State(state): State<Arc<ApiState>>,

@@ -131,3 +131,22 @@ pub trait Dcs: Send + Sync + 'static {
     /// >= 1 therefore means "the watch has been armed at least once". Never ends while the Dcs lives.
     fn watch_prefix(&self, prefix: &str) -> tokio::sync::watch::Receiver<u64>;
 }
+
+/// Reads every key of the cluster and parses it (unreadable values never fail the read).
+pub async fn read_cluster(
+    dcs: &dyn Dcs,
+    layout: &pgkeel_ha::keys::KeyLayout,
+) -> Result<pgkeel_ha::cluster::Cluster, DcsError> {
+    let snap = dcs.get_prefix(layout.prefix()).await?;
+    let raw: Vec<pgkeel_ha::keys::codec::RawKv<'_>> = snap
+        .kvs
+        .iter()
+        .map(|kv| pgkeel_ha::keys::codec::RawKv {
+            key: &kv.key,
+            value: &kv.value,
+            mod_revision: kv.mod_revision,
+            lease: kv.lease,
+        })
+        .collect();
+    Ok(pgkeel_ha::keys::codec::parse_cluster(layout, &raw))
+}
