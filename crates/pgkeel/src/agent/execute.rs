@@ -29,23 +29,16 @@ impl Agent {
         let cluster = obs.dcs.as_ref().ok();
         let lease = obs.lease.map(|l| l.id);
         for action in &d.actions {
+            let mut stop = false;
             let r: Result<(), String> = match action {
-                Action::RaceInitialize => {
-                    match self
-                        .dcs
+                Action::RaceInitialize => answer(
+                    &mut outcomes,
+                    self.dcs
                         .create_if_absent(&self.layout.initialize(), b"", None)
-                        .await
-                    {
-                        Ok(won) => {
-                            outcomes.push(Outcome::InitializeRace { won });
-                            if !won {
-                                break;
-                            }
-                            Ok(())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
+                        .await,
+                    |won| Outcome::InitializeRace { won },
+                )
+                .map(|won| stop = !won),
                 Action::WriteInitialize { sysid, create_only } => {
                     let key = self.layout.initialize();
                     if *create_only {
@@ -73,23 +66,18 @@ impl Agent {
                 }
                 Action::AcquireLeader => match lease {
                     None => Err("no lease".into()),
-                    Some(l) => {
-                        let key = self.layout.leader();
-                        match self
-                            .dcs
-                            .create_if_absent(&key, self.cfg.name.as_bytes(), Some(l))
-                            .await
-                        {
-                            Ok(won) => {
-                                outcomes.push(Outcome::LeaderAcquired { won });
-                                if !won {
-                                    break;
-                                }
-                                Ok(())
-                            }
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
+                    Some(l) => answer(
+                        &mut outcomes,
+                        self.dcs
+                            .create_if_absent(
+                                &self.layout.leader(),
+                                self.cfg.name.as_bytes(),
+                                Some(l),
+                            )
+                            .await,
+                        |won| Outcome::LeaderAcquired { won },
+                    )
+                    .map(|won| stop = !won),
                 },
                 Action::TakeLeader => match lease {
                     None => Err("no lease".into()),
@@ -103,20 +91,14 @@ impl Agent {
                     None => Err("no lease".into()),
                     Some(l) => {
                         let name = self.cfg.name.as_bytes();
-                        match self
-                            .dcs
-                            .put_if_value(&self.layout.leader(), name, name, Some(l))
-                            .await
-                        {
-                            Ok(ok) => {
-                                outcomes.push(Outcome::LeaderRefreshed { ok });
-                                if !ok {
-                                    break;
-                                }
-                                Ok(())
-                            }
-                            Err(e) => Err(e.to_string()),
-                        }
+                        answer(
+                            &mut outcomes,
+                            self.dcs
+                                .put_if_value(&self.layout.leader(), name, name, Some(l))
+                                .await,
+                            |ok| Outcome::LeaderRefreshed { ok },
+                        )
+                        .map(|ok| stop = !ok)
                     }
                 },
                 Action::ReleaseLeader => self
@@ -161,6 +143,9 @@ impl Agent {
                     action: format!("{action:?}"),
                     error,
                 });
+                break;
+            }
+            if stop {
                 break;
             }
         }
@@ -418,6 +403,18 @@ impl Agent {
             Err(e) => tracing::warn!("callback {event} ({prog}) could not start: {e}"),
         }
     }
+}
+
+/// Records the answer of a yes/no DCS call the core is waiting for (the outcome is fed back on
+/// the next step); the caller ends the decision on a "no".
+fn answer(
+    outcomes: &mut Vec<Outcome>,
+    result: Result<bool, crate::dcs::DcsError>,
+    outcome: fn(bool) -> Outcome,
+) -> Result<bool, String> {
+    let yes = result.map_err(|e| e.to_string())?;
+    outcomes.push(outcome(yes));
+    Ok(yes)
 }
 
 /// Reads a peer's `/patroni` document into what the leader race needs.

@@ -1201,7 +1201,23 @@ impl PostgresControl for PgNode {
     async fn remove_data_dir(&self) -> Result<(), PgError> {
         self.ensure_stopped("remove the data directory")?;
         *self.client.lock().await = None;
-        self.remove_dir_now()
+        let dir = self.cfg.data_dir.clone();
+        if dir.parent().is_none() || dir.as_os_str().is_empty() {
+            return Err(PgError::Refused(format!(
+                "refusing to remove data directory {}",
+                dir.display()
+            )));
+        }
+        // A large data directory takes a while to delete: keep it off the async workers so the
+        // lease keeper and the REST API are never held up.
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(PgError::Io {
+                what: format!("removing {}", dir.display()),
+                source: e,
+            }),
+        }
     }
 
     fn postmaster_exits(&self) -> watch::Receiver<u64> {
