@@ -191,6 +191,39 @@ fn crashed_primary_exceeding_primary_start_timeout_releases_the_key() {
 }
 
 #[test]
+fn crashed_primary_whose_restarts_keep_failing_releases_the_key_after_primary_start_timeout() {
+    // Reference: patroni-reference.md §2 recover() / handle_starting_instance(): the timeout
+    // bounds the whole in-place recovery, not one start attempt.
+    let cluster = ClusterBuilder::initialized()
+        .config(json!({"primary_start_timeout": 10}))
+        .three_nodes_led_by("n1");
+    let mut n1 = ha("n1");
+    let first = n1.step(
+        &obs()
+            .cluster(cluster.clone())
+            .fresh_lease("n1")
+            .local(local_stopped("in production", 1, 100))
+            .build(),
+    );
+    assert_eq!(first.status, "starting primary after failure");
+    // Every start attempt fails quickly; no task is running when the agent steps again.
+    let t = NOW + 10_001;
+    let d = n1.step(
+        &obs()
+            .now(t)
+            .cluster(cluster)
+            .lease_raw(lease_of("n1"), t + TTL_MS)
+            .local(local_stopped("in production", 1, 100))
+            .build(),
+    );
+    assert_decision(
+        &d,
+        &[Action::ReleaseLeader],
+        "primary did not start within primary_start_timeout; released the leader lock",
+    );
+}
+
+#[test]
 fn crashed_primary_with_primary_start_timeout_zero_releases_the_key() {
     // Reference: patroni-reference.md §2 recover(): timeout == 0 -> 'stopped PostgreSQL to fail over after a crash'
     let o = obs()

@@ -29,7 +29,15 @@ impl Ha {
                         "stopped PostgreSQL to fail over after a crash",
                     );
                 }
-                self.mem.primary_restart_since.get_or_insert(ctx.obs.now);
+                let since = *self.mem.primary_restart_since.get_or_insert(ctx.obs.now);
+                if ctx.obs.now.since(since) > ctx.gc.primary_start_timeout * 1000 {
+                    // Start attempts kept failing (each one short): the bound covers them all.
+                    self.mem.primary_restart_since = None;
+                    return verdict(
+                        vec![Action::ReleaseLeader],
+                        "primary did not start within primary_start_timeout; released the leader lock",
+                    );
+                }
                 return verdict(
                     vec![Action::StartTask(TaskKind::Start {
                         as_primary: true,
