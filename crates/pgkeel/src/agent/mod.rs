@@ -344,17 +344,33 @@ impl Agent {
         };
         let local = &o.local;
         let replica = local.role == Some(ServerRole::Replica) && local.running;
+        let details = if local.running && local.accepting_connections {
+            self.pg.status_details().await
+        } else {
+            crate::postgres::StatusDetails::default()
+        };
         let status = NodeStatus {
             name: self.cfg.name.clone(),
             scope: self.cfg.scope.clone(),
             state: d.node.state.clone(),
             role: d.node.role.clone(),
             postgres: local.clone(),
-            postmaster_start_time: None,
-            replication: vec![],
-            replayed_timestamp: None,
-            replay_paused: false,
-            latest_end_lsn: None,
+            postmaster_start_time: details.postmaster_start_time,
+            replication: details
+                .replication
+                .into_iter()
+                .map(|r| published::ReplicationInfo {
+                    usename: r.usename,
+                    application_name: r.application_name,
+                    client_addr: r.client_addr,
+                    state: r.state,
+                    sync_state: r.sync_state,
+                    sync_priority: r.sync_priority,
+                })
+                .collect(),
+            replayed_timestamp: details.replayed_timestamp,
+            replay_paused: details.replay_paused,
+            latest_end_lsn: details.latest_end_lsn,
             leader_until,
             cluster: last_cluster.clone(),
             dcs_last_seen: if o.dcs.is_ok() {

@@ -507,3 +507,32 @@ mod tests {
         assert_eq!(quote_literal("it's \\"), "E'it''s \\\\'");
     }
 }
+
+/// PostgreSQL prints time zones as `+00`; Patroni (Python) prints `+00:00`.
+pub(crate) fn iso_offset(t: &str) -> String {
+    let bytes = t.as_bytes();
+    let n = bytes.len();
+    if n >= 3
+        && (bytes[n - 3] == b'+' || bytes[n - 3] == b'-')
+        && bytes[n - 2..].iter().all(u8::is_ascii_digit)
+    {
+        format!("{t}:00")
+    } else {
+        t.to_string()
+    }
+}
+
+#[cfg(test)]
+mod iso_offset_tests {
+    #[test]
+    fn postgres_offsets_get_minutes_like_python() {
+        assert_eq!(
+            super::iso_offset("2024-08-28 19:39:26.352526+00"),
+            "2024-08-28 19:39:26.352526+00:00"
+        );
+        assert_eq!(
+            super::iso_offset("2024-08-28 19:39:26.352526+05:30"),
+            "2024-08-28 19:39:26.352526+05:30"
+        );
+    }
+}

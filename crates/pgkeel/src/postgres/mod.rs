@@ -149,6 +149,38 @@ pub struct ConfigChange {
     pub changed_parameters: Vec<String>,
 }
 
+/// One row of `pg_stat_replication`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplicationRow {
+    /// Role streaming.
+    pub usename: String,
+    /// The standby's `application_name` (its member name).
+    pub application_name: String,
+    /// Client address.
+    pub client_addr: Option<String>,
+    /// `streaming`, `catchup`, ...
+    pub state: String,
+    /// `async`, `sync`, `potential`, `quorum`.
+    pub sync_state: String,
+    /// Sync priority.
+    pub sync_priority: i32,
+}
+
+/// What [`PgNode::status_details`] reports for `GET /patroni`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatusDetails {
+    /// `pg_postmaster_start_time()`, ISO-like with a `+00:00` offset.
+    pub postmaster_start_time: Option<String>,
+    /// `pg_stat_replication` (primary).
+    pub replication: Vec<ReplicationRow>,
+    /// `pg_last_xact_replay_timestamp()` (replica).
+    pub replayed_timestamp: Option<String>,
+    /// WAL replay is paused (replica).
+    pub replay_paused: bool,
+    /// `pg_stat_wal_receiver.latest_end_lsn` (replica).
+    pub latest_end_lsn: Option<u64>,
+}
+
 /// One row of `pg_replication_slots`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotInfo {

@@ -17,8 +17,8 @@ use crate::config::{BootstrapUser, PgAuthentication, PostgresqlConfig};
 use super::conf::{self, BASE_CONF, CONF_HEADER, ConninfoContext};
 use super::os::{self, OsUser, Tool};
 use super::{
-    ConfigChange, ManagedConfig, PgError, PostgresControl, Recovery, SlotInfo, StartOutcome,
-    StopMode,
+    ConfigChange, ManagedConfig, PgError, PostgresControl, Recovery, ReplicationRow, SlotInfo,
+    StartOutcome, StatusDetails, StopMode,
 };
 
 /// Connect timeout for the local monitoring connection.
@@ -164,6 +164,61 @@ impl PgNode {
             pg_hba: self.cfg.pg_hba.clone(),
             recovery,
         }
+    }
+
+    /// The extra fields `GET /patroni` shows about a running server: start time, replication
+    /// connections (primary), replay timestamp, replay pause and `latest_end_lsn` (replica).
+    /// Best effort: a failed query gives the empty default.
+    pub async fn status_details(&self) -> StatusDetails {
+        const SQL: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text, \
+            pg_catalog.pg_is_in_recovery(), \
+            CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_xact_replay_timestamp()::text END, \
+            CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END, \
+            (SELECT latest_end_lsn::text FROM pg_catalog.pg_stat_wal_receiver)";
+        const REPL: &str = "SELECT usename::text, application_name, pg_catalog.host(client_addr), state, \
+            sync_state, sync_priority FROM pg_catalog.pg_stat_replication ORDER BY application_name";
+        let mut d = StatusDetails::default();
+        let Ok(rows) = self.query("status details", SQL, &[], QUERY_TIMEOUT).await else {
+            return d;
+        };
+        let Some(row) = rows.first() else { return d };
+        let text = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
+        d.postmaster_start_time = text(0).map(|t| conf::iso_offset(&t));
+        let in_recovery: bool = row.try_get(1).unwrap_or(false);
+        d.replayed_timestamp = text(2).map(|t| conf::iso_offset(&t));
+        d.replay_paused = row.try_get(3).unwrap_or(false);
+        d.latest_end_lsn = text(4).and_then(|l| l.parse::<Lsn>().ok()).map(|l| l.0);
+        if !in_recovery && let Ok(rows) = self.query("replication", REPL, &[], QUERY_TIMEOUT).await
+        {
+            d.replication = rows
+                .iter()
+                .map(|r| ReplicationRow {
+                    usename: r
+                        .try_get::<_, Option<String>>(0)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    application_name: r
+                        .try_get::<_, Option<String>>(1)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    client_addr: r.try_get::<_, Option<String>>(2).ok().flatten(),
+                    state: r
+                        .try_get::<_, Option<String>>(3)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    sync_state: r
+                        .try_get::<_, Option<String>>(4)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    sync_priority: r.try_get::<_, Option<i32>>(5).ok().flatten().unwrap_or(0),
+                })
+                .collect();
+        }
+        d
     }
 
     /// The pid of a live postmaster for our data directory, from `postmaster.pid`.
