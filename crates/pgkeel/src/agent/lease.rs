@@ -96,12 +96,15 @@ pub async fn keep_lease(
                 true
             }
         };
-        // Renew four times per TTL (every 1.5 s with ttl 6, every 5 s from ttl 20 on), so an
-        // etcd election of a few seconds fits before the fencing margin; retry every 250 ms.
+        // Renew six times per TTL (every 1 s with ttl 6, every 5 s from ttl 30 on), so an etcd
+        // election of a few seconds fits before the fencing margin. A failed keep-alive already
+        // took up to one DCS request bound (the DCS client moves to the next endpoint after it),
+        // so retry almost at once: during back-to-back etcd elections the windows in which a
+        // keep-alive can succeed are short, and waiting 250 ms more per attempt missed them.
         let interval = if retry {
-            Duration::from_millis(250)
+            Duration::from_millis(50)
         } else {
-            Duration::from_millis((want_ttl * 1000 / 4).clamp(300, 5000))
+            Duration::from_millis((want_ttl * 1000 / 6).clamp(300, 5000))
         };
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
