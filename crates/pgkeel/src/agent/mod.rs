@@ -269,6 +269,11 @@ impl Agent {
             outcomes = more;
             peers = probed;
             let restep = d.restep || !outcomes.is_empty() || peers.is_some();
+            if restep && !d.actions.is_empty() {
+                // An intermediate decision that acted (a fencing stop, a won race) is logged
+                // too, not only the cycle's last word.
+                tracing::info!("{}", d.status);
+            }
             obs = Some(o);
             decision = Some(d);
             if !restep {
