@@ -146,7 +146,7 @@ impl Shared {
         let mut errs = lock(&self.errors);
         // Bounded: keep the first 100k (about 30 min of continuous failures).
         if errs.len() < 100_000 {
-            errs.push((Instant::now(), msg));
+            errs.push((Instant::now(), msg.replace('\n', " ")));
         }
     }
 }
@@ -727,8 +727,9 @@ fn run() -> anyhow::Result<()> {
             format!("MISSES in {over} of {}", gaps.len())
         };
         let (pd, pf) = scenario.patroni();
+        let target_text = format!("< {t:.1} s");
         println!(
-            "  {:<18} {min:7.3} {med:7.3} {max:7.3}  < {t:<6.1} s {result:<22}  30/10/10: {pd}; 20/2/3: {pf}",
+            "  {:<18} {min:7.3} {med:7.3} {max:7.3}  {target_text:<10} {result:<22}  30/10/10: {pd}; 20/2/3: {pf}",
             scenario.label()
         );
     }
