@@ -1,0 +1,798 @@
+//! `pgkeel-bench-failover [--rounds N] [--profile fast|patroni-defaults] [--ttl S] [--loop-wait S]
+//! [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--logs]`: write unavailability of a
+//! 3-node cluster when the primary fails.
+//!
+//! A client thread writes one row (`INSERT INTO bench(t) VALUES (now())`) every 20 ms to whichever
+//! node accepts writes (it tries each node's PostgreSQL with a short connect timeout and
+//! `target_session_attrs=read-write`) and records when each write is acknowledged. Two faults, each
+//! `--rounds` times, on a healthy cluster (1 leader running + 2 replicas streaming), after a random
+//! delay so that faults land at random points of the lease-renewal and HA cycles:
+//!
+//! * **primary host lost**: SIGKILL the primary's agent and then at once its postmaster and all of
+//!   PostgreSQL's processes (its etcd member stays up). A replica has to take over when the leader
+//!   lease expires.
+//! * **PostgreSQL crash**: SIGKILL the primary's postmaster only; the agent restarts it in place.
+//!
+//! The write gap of a round is the longest interval between consecutive acknowledged writes from the
+//! acknowledgement of the last write sent before the fault until writes have been flowing again for
+//! 2 s (at least half of the possible writes acknowledged in the last 2 s). Between rounds the killed agent is
+//! restarted and the cluster must be healthy again; that is not measured. Prints every round,
+//! min/median/max, the targets, the settings, the machine, and Patroni's numbers from the field
+//! notes for comparison. It reports; it does not assert.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use nix::sys::signal::Signal;
+use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, nodeconf, procs};
+
+/// The client tries one write this often.
+const WRITE_INTERVAL: Duration = Duration::from_millis(20);
+/// Bound of one connection attempt to one node (TCP connect + auth + read-write check).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+/// Bound of one INSERT.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long writes must keep flowing after they resumed before a round's gap is taken.
+const SETTLE: Duration = Duration::from_secs(2);
+/// Target for a PostgreSQL crash on the primary: writable again within this.
+const TARGET_CRASH_S: f64 = 1.2;
+/// Hard cap of the client loop (about 55 h at one write every 20 ms): a bounded loop.
+const CLIENT_MAX_TICKS: u64 = 10_000_000;
+
+const USAGE: &str = "usage: pgkeel-bench-failover [--rounds N] [--profile fast|patroni-defaults] \
+[--ttl S] [--loop-wait S] [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--logs]";
+
+// ---------------------------------------------------------------------------------------------
+// Machine and statistics (as in pgkeel-bench-bootstrap).
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    let kernel = read("/proc/sys/kernel/osrelease");
+    format!("{cpu}, {cores} cores, {mem} RAM, Linux {}", kernel.trim())
+}
+
+/// The 1-minute load average (other work on the machine skews the figures).
+fn load() -> String {
+    read("/proc/loadavg")
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Min, median, max of a slice; `None` when empty.
+fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    let median = match n {
+        0 => return None,
+        _ if n % 2 == 1 => s[n / 2],
+        _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    };
+    Some((s[0], median, s[n - 1]))
+}
+
+/// A tiny xorshift64* generator for the random fault delays (no crate needed for that).
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Rng((nanos ^ u64::from(std::process::id()).rotate_left(32)) | 1)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writing client.
+
+/// One acknowledged write: when it was sent, when the acknowledgement arrived, and on which node.
+/// A write sent before the fault may be acknowledged just after it; it counts as before the fault.
+#[derive(Debug, Clone, Copy)]
+struct Ack {
+    sent: Instant,
+    at: Instant,
+    node: usize,
+}
+
+/// State shared between the client thread and the main thread.
+#[derive(Debug, Default)]
+struct Shared {
+    acks: Mutex<Vec<Ack>>,
+    /// Failed attempts (connect or write): when and why, for `--logs`.
+    errors: Mutex<Vec<(Instant, String)>>,
+    stop: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn record_error(&self, msg: String) {
+        let mut errs = lock(&self.errors);
+        // Bounded: keep the first 100k (about 30 min of continuous failures).
+        if errs.len() < 100_000 {
+            errs.push((Instant::now(), msg.replace('\n', " ")));
+        }
+    }
+}
+
+/// The client thread; stops and joins on drop.
+struct Writer {
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(pg_ports: Vec<u16>) -> anyhow::Result<Writer> {
+        let shared = Arc::new(Shared::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building the client's tokio runtime")?;
+        let s = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("bench-writer".to_owned())
+            .spawn(move || rt.block_on(write_loop(s, pg_ports)))
+            .context("spawning the client thread")?;
+        Ok(Writer {
+            shared,
+            handle: Some(handle),
+        })
+    }
+
+    fn acks(&self) -> MutexGuard<'_, Vec<Ack>> {
+        lock(&self.shared.acks)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A connection to the node that accepts writes, with the INSERT prepared.
+struct Conn {
+    client: tokio_postgres::Client,
+    insert: tokio_postgres::Statement,
+    node: usize,
+}
+
+async fn connect(node: usize, port: u16) -> anyhow::Result<Conn> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .password(nodeconf::SUPERUSER_PASSWORD)
+        .dbname("postgres")
+        .application_name("pgkeel-bench-failover")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    let attempt = async {
+        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let insert = client
+            .prepare("INSERT INTO bench(t) VALUES (now())")
+            .await?;
+        Ok::<_, tokio_postgres::Error>(Conn {
+            client,
+            insert,
+            node,
+        })
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt)
+        .await
+        .map_err(|_| anyhow!("node{node}: connect timed out"))?
+        .map_err(|e| anyhow!("node{node}: {}", pg_error(&e)))
+}
+
+/// A tokio-postgres error with its cause (its `Display` alone says only "db error").
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// Every 20 ms: one INSERT on the current connection, or, without one, try each node (the last
+/// writable one first) until one accepts a read-write session.
+async fn write_loop(shared: Arc<Shared>, ports: Vec<u16>) {
+    let mut tick = tokio::time::interval(WRITE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut conn: Option<Conn> = None;
+    let mut prefer = 0usize;
+    for _ in 0..CLIENT_MAX_TICKS {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        tick.tick().await;
+        if conn.is_none() {
+            for k in 0..ports.len() {
+                let node = (prefer + k) % ports.len();
+                match connect(node, ports[node]).await {
+                    Ok(c) => {
+                        prefer = node;
+                        conn = Some(c);
+                        break;
+                    }
+                    Err(e) => shared.record_error(format!("{e:#}")),
+                }
+            }
+        }
+        let Some(c) = &conn else { continue };
+        let sent = Instant::now();
+        match tokio::time::timeout(WRITE_TIMEOUT, c.client.execute(&c.insert, &[])).await {
+            Ok(Ok(_)) => lock(&shared.acks).push(Ack {
+                sent,
+                at: Instant::now(),
+                node: c.node,
+            }),
+            Ok(Err(e)) => {
+                shared.record_error(format!("node{}: write: {}", c.node, pg_error(&e)));
+                conn = None;
+            }
+            Err(_) => {
+                shared.record_error(format!("node{}: write timed out", c.node));
+                conn = None;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rounds.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    HostLoss,
+    PgCrash,
+}
+
+impl Scenario {
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::HostLoss => "primary host lost",
+            Scenario::PgCrash => "PostgreSQL crash",
+        }
+    }
+
+    /// Patroni 4.1.5's write gap on this machine, from shared/reference/field-notes.md:
+    /// (its defaults 30/10/10, its fastest 20/2/3).
+    fn patroni(self) -> (&'static str, &'static str) {
+        match self {
+            Scenario::HostLoss => ("24.6 s (20.7-29.3)", "19.4 s (18.5-19.8)"),
+            Scenario::PgCrash => ("5.1 s (2.2-10.6)", "2.4 s (2.1-3.9)"),
+        }
+    }
+}
+
+/// What one round measured.
+#[derive(Debug, Clone)]
+struct Round {
+    /// Longest interval between consecutive acknowledged writes around the fault (s).
+    gap: f64,
+    /// From the fault to the first acknowledged write after it (s).
+    first_write: f64,
+    /// Random delay before the fault (s).
+    delay: f64,
+    old_leader: usize,
+    /// The node that took the first write after the fault.
+    new_node: usize,
+}
+
+struct Bench {
+    cluster: PgkeelCluster,
+    writer: Writer,
+    rng: Rng,
+    /// Random delays are uniform in [0, spread).
+    spread: Duration,
+    /// Bound of "writes resume" and "healthy again".
+    recover_timeout: Duration,
+    logs: bool,
+}
+
+impl Bench {
+    /// Waits until the cluster is healthy and the client has been writing to the leader for 1 s.
+    fn wait_steady(&self) -> anyhow::Result<usize> {
+        let leader = self.cluster.wait_healthy(self.recover_timeout)?;
+        eventually(self.recover_timeout, Duration::from_millis(50), || {
+            let now = Instant::now();
+            let acks = self.writer.acks();
+            let recent: Vec<&Ack> = acks
+                .iter()
+                .rev()
+                .take_while(|a| now.duration_since(a.at) < Duration::from_secs(1))
+                .collect();
+            if recent.len() >= 25 && recent.iter().all(|a| a.node == leader) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} writes to node{leader} in the last second",
+                    recent.len()
+                ))
+            }
+        })
+        .map_err(|e| anyhow!("the client does not write steadily to the leader: {e}"))?;
+        Ok(leader)
+    }
+
+    fn round(&mut self, scenario: Scenario) -> anyhow::Result<Round> {
+        let leader = self.wait_steady()?;
+        let delay = self.spread.mul_f64(self.rng.unit());
+        std::thread::sleep(delay);
+        let sizes = self.log_sizes();
+        match scenario {
+            Scenario::HostLoss => kill_host(&mut self.cluster, leader)?,
+            Scenario::PgCrash => {
+                self.cluster.kill_postmaster(leader)?;
+            }
+        }
+        // The fault is complete once the signals are delivered; writes sent before this instant may
+        // still be acknowledged (they count as before the fault).
+        let fault = Instant::now();
+        // Writes resume and keep flowing: at least half of the possible writes acknowledged during
+        // the last SETTLE, all sent after the fault. (A single early acknowledgement, e.g. from a
+        // backend orphaned by a crashed postmaster, does not end the round.)
+        let steady = (SETTLE.as_millis() / WRITE_INTERVAL.as_millis() / 2) as usize;
+        let settle_end = eventually(self.recover_timeout, Duration::from_millis(20), || {
+            let now = Instant::now();
+            let acks = self.writer.acks();
+            let recent = acks
+                .iter()
+                .rev()
+                .take_while(|a| a.sent > fault)
+                .filter(|a| now.duration_since(a.at) <= SETTLE)
+                .count();
+            if recent >= steady {
+                Ok(now)
+            } else {
+                Err(format!(
+                    "{recent} writes sent after the fault acknowledged in the last {} s",
+                    SETTLE.as_secs()
+                ))
+            }
+        })
+        .map_err(|e| {
+            let dir = self.cluster.base_dir();
+            anyhow!(
+                "writes did not resume: {e} ({} {})\n{}",
+                dir.display(),
+                if dir.exists() { "exists" } else { "is gone" },
+                self.cluster.log_tails(40)
+            )
+        })?;
+        let round = {
+            let acks = self.writer.acks();
+            let before = acks
+                .iter()
+                .rev()
+                .find(|a| a.sent <= fault)
+                .copied()
+                .ok_or_else(|| anyhow!("no write before the fault"))?;
+            let first_after = acks
+                .iter()
+                .find(|a| a.sent > fault)
+                .copied()
+                .ok_or_else(|| anyhow!("no write after the fault"))?;
+            let window: Vec<&Ack> = acks
+                .iter()
+                .filter(|a| a.at >= before.at && a.at <= settle_end)
+                .collect();
+            let gap = window
+                .windows(2)
+                .map(|w| w[1].at.duration_since(w[0].at).as_secs_f64())
+                .fold(0.0, f64::max);
+            Round {
+                gap,
+                first_write: first_after.at.duration_since(fault).as_secs_f64(),
+                delay: delay.as_secs_f64(),
+                old_leader: leader,
+                new_node: first_after.node,
+            }
+        };
+        if self.logs {
+            self.print_logs(&sizes, fault, settle_end);
+        }
+        // Back to healthy (not measured).
+        if scenario == Scenario::HostLoss {
+            self.cluster.restart_agent(leader)?;
+        }
+        self.cluster.wait_healthy(self.recover_timeout)?;
+        Ok(round)
+    }
+
+    /// Sizes of every agent log and PostgreSQL log, to print what was logged since.
+    fn log_sizes(&self) -> Vec<(usize, usize)> {
+        (0..self.cluster.len())
+            .map(|i| (self.cluster.logs(i).len(), self.pg_log(i).len()))
+            .collect()
+    }
+
+    /// Node `i`'s PostgreSQL log (the postmaster's stderr, where the agent sends it).
+    fn pg_log(&self, i: usize) -> String {
+        let path = self
+            .cluster
+            .node(i)
+            .data_dir
+            .join("log")
+            .join("pgkeel-postgres.log");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// Prints what each agent and PostgreSQL logged since the fault (without the leader's
+    /// routine "no action" lines), and the client's distinct errors.
+    fn print_logs(&self, sizes: &[(usize, usize)], fault: Instant, until: Instant) {
+        for (i, &(agent_from, pg_from)) in sizes.iter().enumerate() {
+            for (what, text, from) in [
+                ("agent", self.cluster.logs(i), agent_from),
+                ("PostgreSQL", self.pg_log(i), pg_from),
+            ] {
+                println!("    --- node{i} {what} log since the fault ---");
+                let new = text.get(from..).unwrap_or_default();
+                for l in new
+                    .lines()
+                    .filter(|l| !l.contains("no action. I am"))
+                    .take(60)
+                {
+                    println!("    {l}");
+                }
+            }
+        }
+        let errs = lock(&self.writer.shared.errors);
+        let mut seen: Vec<&str> = Vec::new();
+        println!("    --- client errors since the fault (distinct, first 15) ---");
+        for (at, msg) in errs.iter().filter(|(at, _)| *at > fault && *at <= until) {
+            if seen.len() < 15 && !seen.contains(&msg.as_str()) {
+                seen.push(msg);
+                println!("    +{:.3} s {msg}", at.duration_since(fault).as_secs_f64());
+            }
+        }
+    }
+}
+
+/// The PIDs whose parent is `pid` (scans `/proc`).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| procs::parent(p) == Some(pid))
+        .collect()
+}
+
+/// The loss of node `i`'s host (its etcd member aside): SIGKILL the agent, then the postmaster
+/// together with every PostgreSQL child process. The children matter: a backend orphaned by its
+/// postmaster's death can still commit a write it already received, which no lost host would do.
+fn kill_host(cluster: &mut PgkeelCluster, i: usize) -> anyhow::Result<()> {
+    let pm = cluster
+        .postmaster_pid(i)
+        .ok_or_else(|| anyhow!("node{i} has no running postmaster"))?;
+    cluster.kill_agent(i)?;
+    // Stopped, the postmaster forks no new child while we collect them.
+    procs::signal(pm, Signal::SIGSTOP)?;
+    let children = children_of(pm);
+    for &c in &children {
+        // A child may exit on its own meanwhile: ignore "no such process".
+        let _ = procs::signal(c, Signal::SIGKILL);
+    }
+    procs::signal(pm, Signal::SIGKILL)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments and report.
+
+struct Args {
+    rounds: usize,
+    ttl: u32,
+    loop_wait: u32,
+    retry_timeout: u32,
+    profile: &'static str,
+    scenarios: Vec<Scenario>,
+    logs: bool,
+}
+
+fn parse_args(args: &[String]) -> anyhow::Result<Args> {
+    let mut a = Args {
+        rounds: 5,
+        ttl: 6,
+        loop_wait: 1,
+        retry_timeout: 2,
+        profile: "fast",
+        scenarios: vec![Scenario::HostLoss, Scenario::PgCrash],
+        logs: false,
+    };
+    let (mut ttl, mut loop_wait, mut retry) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--logs" {
+            a.logs = true;
+            continue;
+        }
+        let Some(v) = it.next() else {
+            bail!("{flag} needs a value\n{USAGE}");
+        };
+        match flag.as_str() {
+            "--rounds" => a.rounds = v.parse().context("--rounds")?,
+            "--ttl" => ttl = Some(v.parse().context("--ttl")?),
+            "--loop-wait" => loop_wait = Some(v.parse().context("--loop-wait")?),
+            "--retry-timeout" => retry = Some(v.parse().context("--retry-timeout")?),
+            "--profile" => match v.as_str() {
+                "fast" => (a.profile, a.ttl, a.loop_wait, a.retry_timeout) = ("fast", 6, 1, 2),
+                "patroni-defaults" => {
+                    (a.profile, a.ttl, a.loop_wait, a.retry_timeout) =
+                        ("patroni-defaults", 30, 10, 10)
+                }
+                other => bail!("unknown profile {other:?} (fast, patroni-defaults)\n{USAGE}"),
+            },
+            "--scenario" => {
+                a.scenarios = match v.as_str() {
+                    "both" => vec![Scenario::HostLoss, Scenario::PgCrash],
+                    "host-loss" => vec![Scenario::HostLoss],
+                    "pg-crash" => vec![Scenario::PgCrash],
+                    other => bail!("unknown scenario {other:?}\n{USAGE}"),
+                }
+            }
+            _ => bail!("unknown argument {flag:?}\n{USAGE}"),
+        }
+    }
+    if ttl.is_some() || loop_wait.is_some() || retry.is_some() {
+        a.profile = "custom";
+    }
+    a.ttl = ttl.unwrap_or(a.ttl);
+    a.loop_wait = loop_wait.unwrap_or(a.loop_wait);
+    a.retry_timeout = retry.unwrap_or(a.retry_timeout);
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    Ok(a)
+}
+
+/// The target write gap of a scenario (s).
+fn target(scenario: Scenario, ttl: u32) -> f64 {
+    match scenario {
+        Scenario::HostLoss => f64::from(ttl) + 1.0,
+        Scenario::PgCrash => TARGET_CRASH_S,
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = parse_args(&args)?;
+    let opts = ClusterOptions {
+        scope: "bench".to_owned(),
+        ttl: a.ttl,
+        loop_wait: a.loop_wait,
+        retry_timeout: a.retry_timeout,
+        ..ClusterOptions::default()
+    };
+    let bin = pgkeel_testkit::cluster::find_bin("pgkeel", None, "PGKEEL_BIN")?;
+    // pgkeel's lease renewal interval, clamp(ttl/4, 0.3 s, 5 s) (docs/ha-timing.md): faults land at a
+    // random point of it and of the HA loop.
+    let renew = (f64::from(a.ttl) / 4.0).clamp(0.3, 5.0);
+    let spread = Duration::from_secs_f64(renew.max(f64::from(a.loop_wait)));
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "pgkeel failover bench: {} rounds per scenario, 3-node cluster",
+        a.rounds
+    );
+    println!("machine:  {} (load average {} at start)", machine(), load());
+    println!(
+        "binary:   {} (bench built {build}; bench/failover.sh builds both in release)",
+        bin.display()
+    );
+    println!(
+        "settings: profile {}: ttl={} loop_wait={} retry_timeout={}; 3 etcd 3.4 members (pre-vote), PostgreSQL 15, all on 127.0.0.1",
+        a.profile, a.ttl, a.loop_wait, a.retry_timeout
+    );
+    if a.loop_wait + 2 * a.retry_timeout > a.ttl {
+        println!(
+            "          (loop_wait + 2*retry_timeout > ttl: the agent lowers loop_wait, as Patroni does)"
+        );
+    }
+    println!(
+        "client:   one INSERT every {} ms to the node that accepts a read-write session (connect bound {} ms, write bound {} ms)",
+        WRITE_INTERVAL.as_millis(),
+        CONNECT_TIMEOUT.as_millis(),
+        WRITE_TIMEOUT.as_millis()
+    );
+    println!(
+        "measured: write gap = longest interval between consecutive acknowledged writes, from the last write sent before the fault until writes flow again steadily for {} s",
+        SETTLE.as_secs()
+    );
+    println!(
+        "faults:   after a random delay in [0, {:.1} s) on a healthy cluster; host lost = SIGKILL agent + postmaster + its children (etcd member stays); PostgreSQL crash = SIGKILL postmaster",
+        spread.as_secs_f64()
+    );
+    println!();
+
+    let cluster = PgkeelCluster::start(opts)?;
+    let recover_timeout = Duration::from_secs(u64::from(a.ttl) * 3 + 60);
+    let leader = cluster.wait_healthy(recover_timeout)?;
+    cluster
+        .psql(
+            leader,
+            "CREATE TABLE IF NOT EXISTS bench(id bigserial PRIMARY KEY, t timestamptz NOT NULL)",
+        )
+        .context("creating the bench table")?;
+    let ports: Vec<u16> = (0..cluster.len())
+        .map(|i| cluster.node(i).pg_port)
+        .collect();
+    let writer = Writer::start(ports)?;
+    let mut bench = Bench {
+        cluster,
+        writer,
+        rng: Rng::seeded(),
+        spread,
+        recover_timeout,
+        logs: a.logs,
+    };
+
+    let mut results: Vec<(Scenario, Vec<Round>)> = Vec::new();
+    for &scenario in &a.scenarios {
+        println!("{}:", scenario.label());
+        let mut rounds = Vec::new();
+        for n in 1..=a.rounds {
+            let r = bench
+                .round(scenario)
+                .with_context(|| format!("{} round {n}", scenario.label()))?;
+            let mut over = if r.gap > target(scenario, a.ttl) {
+                "  OVER TARGET"
+            } else {
+                ""
+            };
+            if scenario == Scenario::HostLoss && r.new_node == r.old_leader {
+                over = "  WARNING: the lost node acknowledged a write sent after the fault";
+            }
+            println!(
+                "  round {n}: write gap {:6.3} s  (next write acknowledged {:.3} s after the fault, node{} -> node{}, fault delay {:.2} s, load {}){over}",
+                r.gap,
+                r.first_write,
+                r.old_leader,
+                r.new_node,
+                r.delay,
+                load()
+            );
+            rounds.push(r);
+        }
+        results.push((scenario, rounds));
+        println!();
+    }
+    drop(bench);
+
+    println!(
+        "summary (write gap, s; ttl={} loop_wait={} retry_timeout={}, {build} bench, {} rounds):",
+        a.ttl, a.loop_wait, a.retry_timeout, a.rounds
+    );
+    println!(
+        "  {:<18} {:>7} {:>7} {:>7}  {:<10} {:<22}  Patroni 4.1.5 here (field notes, NOT measured by this bench)",
+        "scenario", "min", "median", "max", "target", "result"
+    );
+    for (scenario, rounds) in &results {
+        let gaps: Vec<f64> = rounds.iter().map(|r| r.gap).collect();
+        let Some((min, med, max)) = stats(&gaps) else {
+            continue;
+        };
+        let t = target(*scenario, a.ttl);
+        let over = gaps.iter().filter(|&&g| g > t).count();
+        let result = if over == 0 {
+            "meets (all rounds)".to_owned()
+        } else {
+            format!("MISSES in {over} of {}", gaps.len())
+        };
+        let (pd, pf) = scenario.patroni();
+        let target_text = format!("< {t:.1} s");
+        println!(
+            "  {:<18} {min:7.3} {med:7.3} {max:7.3}  {target_text:<10} {result:<22}  30/10/10: {pd}; 20/2/3: {pf}",
+            scenario.label()
+        );
+    }
+    println!(
+        "  targets: host lost within ttl + 1 s ({:.0} s here); PostgreSQL crash writable again within {TARGET_CRASH_S} s",
+        f64::from(a.ttl) + 1.0
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgkeel-bench-failover: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn stats_of_odd_and_even() {
+        assert_eq!(stats(&[3.0, 1.0, 2.0]), Some((1.0, 2.0, 3.0)));
+        assert_eq!(stats(&[4.0, 1.0, 2.0, 3.0]), Some((1.0, 2.5, 4.0)));
+        assert_eq!(stats(&[]), None);
+    }
+
+    #[test]
+    fn profiles_and_overrides() {
+        let a = parse_args(&args("")).unwrap();
+        assert_eq!(
+            (a.ttl, a.loop_wait, a.retry_timeout, a.rounds),
+            (6, 1, 2, 5)
+        );
+        let a = parse_args(&args("--profile patroni-defaults --rounds 7")).unwrap();
+        assert_eq!(
+            (a.ttl, a.loop_wait, a.retry_timeout, a.rounds),
+            (30, 10, 10, 7)
+        );
+        let a = parse_args(&args("--ttl 8 --profile fast")).unwrap();
+        assert_eq!((a.ttl, a.loop_wait, a.profile), (8, 1, "custom"));
+        let a = parse_args(&args("--scenario pg-crash --logs")).unwrap();
+        assert_eq!(a.scenarios, vec![Scenario::PgCrash]);
+        assert!(a.logs);
+        assert!(parse_args(&args("--rounds")).is_err());
+        assert!(parse_args(&args("--rounds 0")).is_err());
+        assert!(parse_args(&args("--profile slow")).is_err());
+    }
+
+    #[test]
+    fn rng_is_in_unit_interval() {
+        let mut r = Rng(42);
+        for _ in 0..1000 {
+            let x = r.unit();
+            assert!((0.0..1.0).contains(&x));
+        }
+    }
+}
