@@ -57,14 +57,25 @@ pub(crate) struct Agent {
     pub http: reqwest::Client,
     /// Last `status` value written, to skip identical writes.
     pub last_status: std::sync::Mutex<Option<String>>,
-    /// Last member value written and the lease it was written with.
-    pub last_member: std::sync::Mutex<Option<(String, i64)>>,
+    /// Last member value written: its JSON, the lease, the JSON without WAL positions, and
+    /// when. WAL positions alone change constantly under load; they are published at most once
+    /// per `loop_wait`, while any other change is published at once.
+    pub last_member: std::sync::Mutex<Option<WrittenMember>>,
     /// Slot positions seen by the last `SyncSlots`, for the `status` key.
     pub slot_lsns: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// The running callback process, killed when a new callback starts (as Patroni does).
     pub callback: tokio::sync::Mutex<Option<tokio::process::Child>>,
     /// Unreadable DCS values already reported, so each is logged once rather than every cycle.
     pub reported_unreadable: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
+}
+
+/// The member key as last written (see `Agent::last_member`).
+#[derive(Debug, Clone)]
+pub(crate) struct WrittenMember {
+    json: String,
+    lease: i64,
+    without_positions: String,
+    at: Instant,
 }
 
 /// Builds the pure core's per-node settings from the local config.
@@ -220,10 +231,9 @@ pub async fn run(
             _ = tokio::time::sleep_until(next.into()) => {}
             _ = leader_watch.changed() => {}
             _ = config_watch.changed() => {}
-            _ = members_watch.changed(), if is_leader => {
-                // New members get their slot at once; a short pause batches bursts of updates.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            // New members get their slot at once. (The leader's own LSN-only member updates
+            // are written at most once per loop_wait, so this does not spin under write load.)
+            _ = members_watch.changed(), if is_leader => {}
             _ = pg_exits.changed() => {}
             _ = wake.notified() => {}
             _ = tasks.finished() => {}
@@ -438,12 +448,25 @@ impl Agent {
             pause: if gc.pause { Some(true) } else { None },
         };
         let json = member.to_json();
-        let unchanged = self
+        let without_positions = MemberData {
+            xlog_location: None,
+            replay_lsn: None,
+            receive_lsn: None,
+            ..member.clone()
+        }
+        .to_json();
+        let skip = self
             .last_member
             .lock()
-            .map(|m| m.as_ref() == Some(&(json.clone(), lease.id)))
-            .unwrap_or(false);
-        if unchanged {
+            .ok()
+            .and_then(|m| m.clone())
+            .is_some_and(|w| {
+                w.lease == lease.id
+                    && (w.json == json
+                        || (w.without_positions == without_positions
+                            && w.at.elapsed() < Duration::from_secs(gc.loop_wait)))
+            });
+        if skip {
             return;
         }
         match self
@@ -457,7 +480,12 @@ impl Agent {
         {
             Ok(()) => {
                 if let Ok(mut m) = self.last_member.lock() {
-                    *m = Some((json, lease.id));
+                    *m = Some(WrittenMember {
+                        json,
+                        lease: lease.id,
+                        without_positions,
+                        at: Instant::now(),
+                    });
                 }
             }
             Err(e) => tracing::warn!("could not update the member key: {e}"),
