@@ -477,6 +477,52 @@ fn rejoin_running_replica_past_the_switch_point_stops_to_rewind() {
 }
 
 #[test]
+fn replica_that_streamed_on_the_new_timeline_is_not_rewound_after_a_second_failover() {
+    // Reference: patroni-reference.md §2 follow(). Once the WAL receiver stops, PostgreSQL only
+    // reports the last restartpoint's timeline (possibly older than the one it streamed on);
+    // the timeline remembered while streaming keeps a healthy replica from looking diverged.
+    // Found by the failover benchmark: one replica restarted on every host loss.
+    let mut n3 = ha("n3");
+    let mut streaming = local_replica_of("n2");
+    streaming.timeline = Some(2);
+    streaming.wal_position = Some(pgkeel_ha::pg::Lsn(850));
+    n3.step(
+        &obs()
+            .cluster(after_failover())
+            .fresh_lease("n3")
+            .local(streaming)
+            .build(),
+    );
+    // n2 is lost; n1 was promoted from timeline 2 at 0/384 (900).
+    let second = ClusterBuilder::initialized()
+        .history(json!([
+            [1, 500, "no recovery target specified"],
+            [2, 900, "no recovery target specified"]
+        ]))
+        .leader("n1")
+        .member("n1", |m| m.primary().timeline(3).lsn(950))
+        .member("n3", |m| m.timeline(2).lsn(850));
+    let mut stalled = local_replica_of("n2");
+    stalled.streaming = false;
+    stalled.timeline = Some(1); // the stale restartpoint timeline
+    stalled.wal_position = Some(pgkeel_ha::pg::Lsn(850));
+    let d = n3.step(
+        &obs()
+            .cluster(second)
+            .fresh_lease("n3")
+            .local(stalled)
+            .build(),
+    );
+    assert_decision(
+        &d,
+        &[Action::Follow {
+            leader: "n1".into(),
+        }],
+        "following new leader (n1)",
+    );
+}
+
+#[test]
 fn replica_behind_the_switch_point_just_follows() {
     // Reference: patroni-reference.md §2 follow(): a replica that did not go past the fork
     // follows the new timeline without a rewind.

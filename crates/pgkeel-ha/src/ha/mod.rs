@@ -77,6 +77,10 @@ pub struct HaMemory {
     pub divergence_checked_for: Option<String>,
     /// The leader seen last cycle (to log leader changes).
     pub last_leader: Option<String>,
+    /// The timeline this node's replica last streamed on. Once the WAL receiver stops (the
+    /// primary died), PostgreSQL can only report the last restartpoint's timeline, which may be
+    /// older; without this a healthy replica looked diverged after a second failover.
+    pub streamed_timeline: Option<u32>,
 }
 
 /// The HA state machine of one node: pure, deterministic, replayable.
@@ -120,6 +124,12 @@ impl Ha {
                 self.mem.last_role = Some(role);
             }
             self.mem.expect_running = true;
+            if obs.local.is_running_replica() && obs.local.streaming {
+                self.mem.streamed_timeline = obs.local.timeline.max(self.mem.streamed_timeline);
+            }
+            if obs.local.is_running_primary() {
+                self.mem.streamed_timeline = None;
+            }
         }
         let (actions, status, restep) = self.decide(obs);
         for a in &actions {

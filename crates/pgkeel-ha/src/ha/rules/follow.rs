@@ -139,10 +139,14 @@ impl Ha {
     /// forked off its own (it received WAL the new leader never had).
     fn replica_divergence(&self, ctx: &Ctx<'_>, leader: &str) -> Divergence {
         let local = &ctx.obs.local;
-        let (Some(my_tl), Some(pos)) =
+        let (Some(reported_tl), Some(pos)) =
             (local.timeline, local.wal_position.or(local.checkpoint_lsn))
         else {
             return Divergence::No;
+        };
+        let my_tl = match self.mem.streamed_timeline {
+            Some(t) if local.running => t.max(reported_tl),
+            _ => reported_tl,
         };
         let leader_tl = ctx
             .cluster
