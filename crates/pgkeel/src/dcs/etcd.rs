@@ -38,6 +38,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Dcs, DcsError, KeyValue, Snapshot};
 
+/// How long one keep-alive attempt may wait for a member before the next member is asked. A
+/// healthy member answers in milliseconds; one that lost its etcd leader hangs, and a lease with
+/// a short TTL cannot afford to wait the whole request bound on it.
+const KEEP_ALIVE_ATTEMPT: Duration = Duration::from_millis(300);
 /// Longest pause between two attempts to re-arm a broken watch.
 const MAX_WATCH_BACKOFF: Duration = Duration::from_secs(1);
 /// First pause after a watch broke.
@@ -131,7 +135,7 @@ impl Pool {
         T: Send,
     {
         let deadline = Instant::now() + self.timeout;
-        self.call_until(deadline, what, idempotent, f).await
+        self.call_until(deadline, None, what, idempotent, f).await
     }
 
     /// Runs `f` against the current endpoint until `deadline`, failing over as described in the
@@ -141,6 +145,7 @@ impl Pool {
     async fn call_until<T, F, Fut>(
         &self,
         deadline: Instant,
+        attempt_bound: Option<Duration>,
         what: &str,
         idempotent: bool,
         f: F,
@@ -161,9 +166,24 @@ impl Pool {
                 let res = match self.client_at(i).await {
                     // Authenticating changes nothing: always safe to retry elsewhere.
                     Err(e) => Err((true, e)),
-                    Ok(client) => f(client)
-                        .await
-                        .map_err(|e| (idempotent || never_processed(&e), e)),
+                    Ok(client) => match attempt_bound {
+                        // An idempotent call may give up on a member that does not answer
+                        // (e.g. one without an etcd leader, which hangs) and ask the next.
+                        Some(bound) if idempotent => {
+                            match tokio::time::timeout(bound, f(client)).await {
+                                Ok(r) => r.map_err(|e| (true, e)),
+                                Err(_) => Err((
+                                    true,
+                                    etcd_client::Error::LeaseKeepAliveError(format!(
+                                        "no answer within {bound:?}"
+                                    )),
+                                )),
+                            }
+                        }
+                        _ => f(client)
+                            .await
+                            .map_err(|e| (idempotent || never_processed(&e), e)),
+                    },
                 };
                 match res {
                     Ok(v) => return Ok((i, v)),
@@ -358,7 +378,8 @@ impl EtcdDcs {
         // Taken out while in flight: if the timeout cancels us mid-request the stream is dropped, so a
         // late response can never be paired with the next request.
         if let Some(mut keeper) = keepers.remove(&lease) {
-            let reused = tokio::time::timeout_at(deadline, Self::round_trip(&mut keeper)).await;
+            let attempt_end = deadline.min(Instant::now() + KEEP_ALIVE_ATTEMPT);
+            let reused = tokio::time::timeout_at(attempt_end, Self::round_trip(&mut keeper)).await;
             match reused {
                 Ok(Ok(ttl)) if ttl > 0 => {
                     keepers.insert(lease, keeper);
@@ -371,8 +392,10 @@ impl EtcdDcs {
                     self.pool.rotate_from(keeper.endpoint);
                 }
                 Err(_) => {
+                    // No answer: that member may have lost its etcd leader. Reopen the
+                    // stream on the next member within the remaining time.
+                    tracing::debug!(lease, "lease keep-alive unanswered; trying the next member");
                     self.pool.rotate_from(keeper.endpoint);
-                    return Err(timed_out());
                 }
             }
         }
@@ -381,16 +404,22 @@ impl EtcdDcs {
         // granted TTL. Both are idempotent.
         let (endpoint, (ttl, keeper, stream)) = self
             .pool
-            .call_until(deadline, "lease keep-alive", true, |client| async move {
-                let (mut keeper, mut stream) = client.lease_client().keep_alive(lease).await?;
-                keeper.keep_alive().await?;
-                match stream.message().await? {
-                    Some(resp) => Ok((resp.ttl(), keeper, stream)),
-                    None => Err(etcd_client::Error::LeaseKeepAliveError(
-                        "keep-alive stream closed".to_owned(),
-                    )),
-                }
-            })
+            .call_until(
+                deadline,
+                Some(KEEP_ALIVE_ATTEMPT),
+                "lease keep-alive",
+                true,
+                |client| async move {
+                    let (mut keeper, mut stream) = client.lease_client().keep_alive(lease).await?;
+                    keeper.keep_alive().await?;
+                    match stream.message().await? {
+                        Some(resp) => Ok((resp.ttl(), keeper, stream)),
+                        None => Err(etcd_client::Error::LeaseKeepAliveError(
+                            "keep-alive stream closed".to_owned(),
+                        )),
+                    }
+                },
+            )
             .await?;
         if ttl <= 0 {
             return Err(DcsError::LeaseNotFound);
