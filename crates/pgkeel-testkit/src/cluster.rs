@@ -877,6 +877,35 @@ impl Drop for PgkeelCluster {
     }
 }
 
+/// Polls `check` every 100 ms until it succeeds or `timeout` passes, then panics with `what`,
+/// the last reason and the agents' last log lines. For end-to-end tests.
+pub fn wait<T>(
+    c: &PgkeelCluster,
+    what: &str,
+    timeout: Duration,
+    check: impl FnMut() -> Result<T, String>,
+) -> T {
+    match crate::eventually(timeout, Duration::from_millis(100), check) {
+        Ok(v) => v,
+        Err(e) => panic!("timed out waiting for {what}: {e}\n{}", c.log_tails(40)),
+    }
+}
+
+/// Panics naming the first tool an end-to-end test needs that is missing.
+pub fn require_tools() {
+    for tool in [
+        &format!("{}/postgres", crate::nodeconf::PG_BIN_DIR),
+        &format!("{}/psql", crate::nodeconf::PG_BIN_DIR),
+        "/usr/bin/etcd",
+        "/usr/bin/etcdctl",
+    ] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: run scripts/install-deps.sh (as root)"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

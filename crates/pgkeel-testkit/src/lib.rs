@@ -12,6 +12,7 @@
 //! Binaries: `pgkeel-demo` (the README demo cluster) and `pgkeel-bench-bootstrap` (bootstrap timing
 //! and agent RSS). Both use the same [`cluster::PgkeelCluster`] as the end-to-end tests.
 
+pub mod bench;
 pub mod cluster;
 pub mod etcd;
 pub mod eventually;
@@ -20,5 +21,5 @@ pub mod ports;
 pub mod procs;
 pub mod snapshot;
 
-pub use cluster::{BasePorts, ClusterOptions, NodeInfo, PgkeelCluster};
+pub use cluster::{BasePorts, ClusterOptions, NodeInfo, PgkeelCluster, require_tools, wait};
 pub use eventually::eventually;

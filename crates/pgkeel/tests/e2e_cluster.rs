@@ -9,14 +9,11 @@
 //! Every wait is a bounded poll; a failure names what it waited for, and the cluster's `Drop` prints
 //! the agents' last log lines and kills every process it started.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pgkeel_testkit::snapshot::{self, ExpectedRow};
-use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, nodeconf};
+use pgkeel_testkit::{ClusterOptions, PgkeelCluster, nodeconf, require_tools, wait};
 use serde_json::Value;
-
-const POLL: Duration = Duration::from_millis(100);
 
 fn options(scope: &str) -> ClusterOptions {
     ClusterOptions {
@@ -24,33 +21,6 @@ fn options(scope: &str) -> ClusterOptions {
         pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
         pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
         ..ClusterOptions::default()
-    }
-}
-
-fn require_tools() {
-    for tool in [
-        &format!("{}/postgres", nodeconf::PG_BIN_DIR),
-        &format!("{}/psql", nodeconf::PG_BIN_DIR),
-        "/usr/bin/etcd",
-        "/usr/bin/etcdctl",
-    ] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing: run scripts/install-deps.sh (as root)"
-        );
-    }
-}
-
-/// Polls `check` (bounded); on timeout panics with `what`, the last reason and the agents' logs.
-fn wait<T>(
-    c: &PgkeelCluster,
-    what: &str,
-    timeout: Duration,
-    check: impl FnMut() -> Result<T, String>,
-) -> T {
-    match eventually(timeout, POLL, check) {
-        Ok(v) => v,
-        Err(e) => panic!("timed out waiting for {what}: {e}\n{}", c.log_tails(40)),
     }
 }
 

@@ -15,14 +15,13 @@
 //! agent would have failed over (they are then checked through a background [`Monitor`]).
 //! Measured timings are printed (`cargo nextest run --no-capture` shows them).
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, nodeconf};
+use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, require_tools, wait};
 use serde_json::Value;
 
 const POLL: Duration = Duration::from_millis(100);
@@ -43,20 +42,6 @@ fn options(scope: &str) -> ClusterOptions {
     }
 }
 
-fn require_tools() {
-    for tool in [
-        &format!("{}/postgres", nodeconf::PG_BIN_DIR),
-        &format!("{}/psql", nodeconf::PG_BIN_DIR),
-        "/usr/bin/etcd",
-        "/usr/bin/etcdctl",
-    ] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing: run scripts/install-deps.sh (as root)"
-        );
-    }
-}
-
 /// Starts a cluster and waits until it is healthy; returns it with the leader's index.
 fn start(opts: ClusterOptions) -> (PgkeelCluster, usize) {
     require_tools();
@@ -70,19 +55,6 @@ fn start(opts: ClusterOptions) -> (PgkeelCluster, usize) {
         c.node(leader).name
     );
     (c, leader)
-}
-
-/// Polls `check` (bounded); on timeout panics with `what`, the last reason and the agents' logs.
-fn wait<T>(
-    c: &PgkeelCluster,
-    what: &str,
-    timeout: Duration,
-    check: impl FnMut() -> Result<T, String>,
-) -> T {
-    match eventually(timeout, POLL, check) {
-        Ok(v) => v,
-        Err(e) => panic!("timed out waiting for {what}: {e}\n{}", c.log_tails(40)),
-    }
 }
 
 fn fail(c: &PgkeelCluster, msg: impl std::fmt::Display) -> ! {

@@ -9,46 +9,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
+use pgkeel_testkit::bench::{machine, stats};
 use pgkeel_testkit::{ClusterOptions, PgkeelCluster, procs};
 
 const TARGET_HEALTHY_S: f64 = 3.0;
 const TARGET_RSS_KIB: u64 = 10 * 1024;
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn machine() -> String {
-    let cpu = read("/proc/cpuinfo")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = read("/proc/meminfo")
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
-        .unwrap_or_default();
-    let kernel = read("/proc/sys/kernel/osrelease");
-    format!("{cpu}, {cores} cores, {mem} RAM, Linux {}", kernel.trim())
-}
-
-/// Min, median, max of a non-empty slice.
-fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    let median = match n {
-        0 => return None,
-        _ if n % 2 == 1 => s[n / 2],
-        _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    };
-    Some((s[0], median, s[n - 1]))
-}
 
 fn run() -> anyhow::Result<()> {
     let mut runs = 3usize;

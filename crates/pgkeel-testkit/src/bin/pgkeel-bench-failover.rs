@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
+use pgkeel_testkit::bench::{machine, read, stats};
 use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, nodeconf, procs};
 
 /// The client tries one write this often.
@@ -47,31 +48,6 @@ const USAGE: &str = "usage: pgkeel-bench-failover [--rounds N] [--profile fast|p
 [--ttl S] [--loop-wait S] [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--logs]";
 
 // ---------------------------------------------------------------------------------------------
-// Machine and statistics (as in pgkeel-bench-bootstrap).
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn machine() -> String {
-    let cpu = read("/proc/cpuinfo")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let mem = read("/proc/meminfo")
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
-        .unwrap_or_default();
-    let kernel = read("/proc/sys/kernel/osrelease");
-    format!("{cpu}, {cores} cores, {mem} RAM, Linux {}", kernel.trim())
-}
-
 /// The 1-minute load average (other work on the machine skews the figures).
 fn load() -> String {
     read("/proc/loadavg")
@@ -79,19 +55,6 @@ fn load() -> String {
         .next()
         .unwrap_or("?")
         .to_owned()
-}
-
-/// Min, median, max of a slice; `None` when empty.
-fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    let median = match n {
-        0 => return None,
-        _ if n % 2 == 1 => s[n / 2],
-        _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    };
-    Some((s[0], median, s[n - 1]))
 }
 
 /// A tiny xorshift64* generator for the random fault delays (no crate needed for that).
