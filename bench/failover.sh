@@ -4,11 +4,6 @@
 #                          [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--logs]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-scripts/install-deps.sh
-cargo build --release -p pgkeel -p pgkeel-testkit --bins
-target=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-target="${target:-${CARGO_TARGET_DIR:-target}}/release"
-export PGKEEL_BIN="$target/pgkeel"
-export PGKEELCTL_BIN="$target/pgkeelctl"
-exec "$target/pgkeel-bench-failover" "$@"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+run_release_bench pgkeel-bench-failover "$@"

@@ -18,10 +18,9 @@ case "$cmd" in
     ;;
 esac
 
-# Where cargo puts binaries (honours CARGO_TARGET_DIR and .cargo/config).
-target=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-target="${target:-${CARGO_TARGET_DIR:-target}}"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+target=$(cargo_target_dir)
 if [ "$cmd" = start ]; then
   scripts/install-deps.sh
   # Debug build: about half the build time of --release, and fast enough for a demo.
