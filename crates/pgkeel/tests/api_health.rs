@@ -382,16 +382,43 @@ async fn tag_filters_compare_as_patroni_does() {
 }
 
 #[tokio::test]
-async fn unknown_get_paths_fall_through_to_the_health_check() {
+async fn get_paths_that_name_no_health_check_answer_404() {
     let leader = start("leader").await;
-    let (code, body) = leader.get("/foo").await;
-    assert_eq!(code, 503);
-    let doc: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(doc["state"], "running");
+    // Endpoints Patroni has and pgkeel does not serve yet, and plain typos: never a status
+    // document that reads as "this endpoint exists and the node is unhealthy".
+    for path in ["/foo", "/metrics", "/failsafe", "/no/such/path"] {
+        let (code, body) = leader.get(path).await;
+        assert_eq!(code, 404, "GET {path}");
+        assert!(
+            serde_json::from_str::<Value>(&body).is_err(),
+            "{path}: {body}"
+        );
+        assert_eq!(leader.code("HEAD", path).await, 404, "HEAD {path}");
+        assert_eq!(leader.code("OPTIONS", path).await, 404, "OPTIONS {path}");
+    }
     // Substring matching: anything containing "primary" is a primary check.
     assert_eq!(leader.code("GET", "/xprimaryx").await, 200);
+    assert_eq!(leader.code("GET", "/").await, 200);
+    assert_eq!(leader.code("GET", "/sync").await, 503);
     assert_eq!(leader.code("POST", "/foo").await, 501);
     assert_eq!(leader.code("DELETE", "/config").await, 501);
+}
+
+#[tokio::test]
+async fn unsupported_method_answer_quotes_at_most_a_few_bytes_of_the_method() {
+    let leader = start("leader").await;
+    let long = "X".repeat(10_000);
+    let method = reqwest::Method::from_bytes(long.as_bytes()).unwrap();
+    let r = leader
+        .http
+        .request(method, format!("{}/foo", leader.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 501);
+    let body = r.text().await.unwrap();
+    assert!(body.len() < 100, "{} bytes: {}", body.len(), &body[..100]);
+    assert!(body.starts_with("Unsupported method (\"XXXX"), "{body}");
 }
 
 #[tokio::test]

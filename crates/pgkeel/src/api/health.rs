@@ -1,5 +1,6 @@
-//! Health checks: every GET/HEAD/OPTIONS path without its own handler, matched by substring
-//! like Patroni's `do_GET`, plus `/liveness` and `/readiness`.
+//! Health checks: every GET/HEAD/OPTIONS path without its own handler that names a check,
+//! matched by substring like Patroni's `do_GET` ([`HealthCheck::from_path`]), plus
+//! `/liveness` and `/readiness`.
 //!
 //! Answers come only from the published `NodeStatus` (never PostgreSQL or the DCS), so a
 //! load balancer polling every second costs nothing and never blocks.
@@ -16,12 +17,80 @@ use std::time::{Duration, Instant};
 /// The query string, as `(key, value)` pairs in order.
 pub(super) type Query = [(String, String)];
 
-/// The health-check handler: `path` is the request path (no query). With `status_only` the
-/// answer is the status line alone (HEAD/OPTIONS, for HAProxy).
-pub(super) fn check(state: &ApiState, path: &str, query: &Query, status_only_: bool) -> Response {
+/// Which health check a path asks for. Patroni matches the path by substring, in this order
+/// (`/xprimaryx` is a primary check); a path that matches none is not a health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthCheck {
+    /// `/standby-leader`, `/standby_leader`.
+    StandbyLeader,
+    /// `/leader`.
+    Leader,
+    /// `/`, `/primary`, `/master`, `/read-write`.
+    Primary,
+    /// `/replica`.
+    Replica,
+    /// `/read-only` (not its `-sync` / `-quorum` forms).
+    ReadOnly,
+    /// `/health`.
+    Health,
+    /// `/sync`, `/synchronous`.
+    Sync,
+    /// `/quorum`.
+    Quorum,
+    /// `/async`, `/asynchronous`.
+    Async,
+    /// `/read-only-quorum`.
+    ReadOnlyQuorum,
+    /// `/read-only-sync`, `/read-only-synchronous`.
+    ReadOnlySync,
+}
+
+impl HealthCheck {
+    /// The check `path` asks for, matched as Patroni's `do_GET` does; `None` for any other path.
+    pub fn from_path(path: &str) -> Option<Self> {
+        let path = if path == "/" { "/primary" } else { path };
+        let has = |word: &str| path.contains(word);
+        Some(if has("standby_leader") || has("standby-leader") {
+            Self::StandbyLeader
+        } else if has("leader") {
+            Self::Leader
+        } else if has("master") || has("primary") || has("read-write") {
+            Self::Primary
+        } else if has("replica") {
+            Self::Replica
+        } else if has("read-only") && !has("sync") && !has("quorum") {
+            Self::ReadOnly
+        } else if has("health") {
+            Self::Health
+        } else {
+            match path {
+                "/sync" | "/synchronous" => Self::Sync,
+                "/quorum" => Self::Quorum,
+                "/async" | "/asynchronous" => Self::Async,
+                "/read-only-quorum" => Self::ReadOnlyQuorum,
+                "/read-only-sync" | "/read-only-synchronous" => Self::ReadOnlySync,
+                _ => return None,
+            }
+        })
+    }
+
+    /// Leader and primary checks ignore `?tag_*` filters, as in Patroni.
+    fn ignores_tags(self) -> bool {
+        matches!(self, Self::StandbyLeader | Self::Leader | Self::Primary)
+    }
+}
+
+/// The health-check handler for `check`. With `status_only` the answer is the status line
+/// alone (HEAD/OPTIONS, for HAProxy).
+pub(super) fn check(
+    state: &ApiState,
+    check: HealthCheck,
+    query: &Query,
+    status_only_: bool,
+) -> Response {
     let status = state.status.borrow().clone();
     let doc = patroni_status(&status);
-    let code = health_code(&status, &doc, path, query, Instant::now());
+    let code = health_code(&status, &doc, check, query, Instant::now());
     if status_only_ {
         status_only(code)
     } else {
@@ -91,11 +160,10 @@ fn code(ok: bool) -> StatusCode {
 pub fn health_code(
     s: &NodeStatus,
     doc: &PatroniStatus,
-    path: &str,
+    check: HealthCheck,
     query: &Query,
     now: Instant,
 ) -> StatusCode {
-    let path = if path == "/" { "/primary" } else { path };
     let cluster = s.cluster.as_ref();
     let role = doc.role.as_str();
     let running = doc.state == "running";
@@ -137,38 +205,30 @@ pub fn health_code(
     // In a standby cluster the leader is never a healthy "replica".
     let replica_ok = replica_ok && (primary_ok || !leader_ok);
 
-    let mut ignore_tags = false;
-    let ok = if path.contains("standby_leader") || path.contains("standby-leader") {
-        ignore_tags = true;
-        standby_leader_ok
-    } else if path.contains("leader") {
-        ignore_tags = true;
-        leader_ok
-    } else if path.contains("master") || path.contains("primary") || path.contains("read-write") {
-        ignore_tags = true;
-        primary_ok
-    } else if path.contains("replica") {
-        replica_ok
-    } else if path.contains("read-only") && !path.contains("sync") && !path.contains("quorum") {
-        primary_ok || standby_leader_ok || replica_ok
-    } else if path.contains("health") {
-        running
-    } else if let Some(c) = cluster {
-        let sync = sync_role(c, &s.name);
-        let is_sync = sync == Some("sync_standby");
-        let is_quorum = sync == Some("quorum_standby");
-        match path {
-            "/sync" | "/synchronous" => is_sync && replica_ok,
-            "/quorum" => is_quorum && replica_ok,
-            "/async" | "/asynchronous" => !is_sync && !is_quorum && replica_ok,
-            "/read-only-quorum" => primary_ok || standby_leader_ok || (is_quorum && replica_ok),
-            "/read-only-sync" | "/read-only-synchronous" => {
-                primary_ok || standby_leader_ok || (is_sync && replica_ok)
+    let ignore_tags = check.ignores_tags();
+    let ok = match check {
+        HealthCheck::StandbyLeader => standby_leader_ok,
+        HealthCheck::Leader => leader_ok,
+        HealthCheck::Primary => primary_ok,
+        HealthCheck::Replica => replica_ok,
+        HealthCheck::ReadOnly => primary_ok || standby_leader_ok || replica_ok,
+        HealthCheck::Health => running,
+        // The synchronous-role checks need the DCS view (the `sync` key).
+        _ if cluster.is_none() => false,
+        sync_check => {
+            let sync = cluster.and_then(|c| sync_role(c, &s.name));
+            let is_sync = sync == Some("sync_standby");
+            let is_quorum = sync == Some("quorum_standby");
+            match sync_check {
+                HealthCheck::Sync => is_sync && replica_ok,
+                HealthCheck::Quorum => is_quorum && replica_ok,
+                HealthCheck::Async => !is_sync && !is_quorum && replica_ok,
+                HealthCheck::ReadOnlyQuorum => {
+                    primary_ok || standby_leader_ok || (is_quorum && replica_ok)
+                }
+                _ => primary_ok || standby_leader_ok || (is_sync && replica_ok),
             }
-            _ => false,
         }
-    } else {
-        false
     };
 
     if ok && !ignore_tags {

@@ -2,7 +2,7 @@
 //!
 //! Routing follows Patroni's `RestApiHandler`: `<METHOD> /<first segment>` goes to a dedicated
 //! handler when one exists; any other GET/HEAD/OPTIONS is a health check matched by substring
-//! (`health.rs`), and any other write method answers 501. Handlers are thin: health checks and
+//! (`health.rs`) or, when it names no check, 404; any other write method answers 501. Handlers are thin: health checks and
 //! `/patroni` read only the agent's published [`NodeStatus`]; only `/config` (and `/cluster`,
 //! `/history` before the agent has a DCS view) read the DCS. This module decides nothing about
 //! the cluster: a new policy belongs in `pgkeel_ha`.
@@ -88,8 +88,15 @@ async fn dispatch(
         (&Method::GET, "config") => config::get(&state).await,
         (&Method::GET, "liveness") => health::liveness(&state),
         (&Method::GET, "readiness") => health::readiness(&state, &query),
-        (&Method::GET, _) => health::check(&state, path, &query, false),
-        (&Method::HEAD, _) | (&Method::OPTIONS, _) => health::check(&state, path, &query, true),
+        (&Method::GET | &Method::HEAD | &Method::OPTIONS, _) => {
+            match health::HealthCheck::from_path(path) {
+                Some(check) => health::check(&state, check, &query, method != Method::GET),
+                // Not a health check and no handler: `/metrics`, `/failsafe` (not served yet) or
+                // a typo. Patroni answers 503 with the status document, which reads as "this
+                // endpoint exists and the node is unhealthy"; 404 says what is true.
+                None => text_response(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
         (&Method::PATCH, "config") => match auth::check(state.auth.as_ref(), &headers) {
             Ok(()) => config::patch(&state, &body).await,
             Err(r) => r,
@@ -100,10 +107,22 @@ async fn dispatch(
         },
         _ => text_response(
             StatusCode::NOT_IMPLEMENTED,
-            format!("Unsupported method ({:?})", method.as_str()),
+            format!("Unsupported method ({:?})", bounded(method.as_str())),
         ),
     }
 }
+
+/// At most [`ECHO_LIMIT`] characters of client input, for messages that quote it: an
+/// answer never repeats unbounded input back.
+fn bounded(input: &str) -> String {
+    match input.char_indices().nth(ECHO_LIMIT) {
+        Some((end, _)) => format!("{}...", &input[..end]),
+        None => input.to_string(),
+    }
+}
+
+/// How much of a client's input an error message may quote.
+const ECHO_LIMIT: usize = 32;
 
 /// A JSON response. Serialising our own model types cannot fail; if it ever did, the client
 /// gets a 500 rather than a panic.
