@@ -1,7 +1,8 @@
 //! Another node leads: follow it; crash recovery; rejoin of a former primary (divergence).
 mod support;
 
-use pgkeel_ha::ha::{Action, Outcome, StopMode, TaskKind};
+use pgkeel_ha::Observation;
+use pgkeel_ha::ha::{Action, CallbackEvent, Outcome, StopMode, TaskKind};
 use serde_json::json;
 use support::*;
 
@@ -221,6 +222,78 @@ fn crashed_primary_whose_restarts_keep_failing_releases_the_key_after_primary_st
         &[Action::ReleaseLeader],
         "primary did not start within primary_start_timeout; released the leader lock",
     );
+}
+
+/// The observation after a failed start task: the server is still down.
+fn after_failed_start(
+    cluster: ClusterBuilder,
+    as_primary: bool,
+    lease_holder: &str,
+) -> Observation {
+    obs()
+        .cluster(cluster)
+        .fresh_lease(lease_holder)
+        .local(local_stopped("in crash recovery", 1, 100))
+        .outcome(Outcome::TaskFinished {
+            kind: TaskKind::Start {
+                as_primary,
+                follow: None,
+            },
+            ok: false,
+            message: "pg_ctl start failed".into(),
+        })
+        .build()
+}
+
+#[test]
+fn crashed_primary_whose_start_fails_releases_the_key_at_once() {
+    // Reference: patroni-reference.md §2 post_recover(): a primary that tried and failed to
+    // start is demoted (on_role_change 'demoted') and deletes the leader key, whatever
+    // primary_start_timeout says (found trying pgkeel: it held the key for 5 minutes).
+    let cluster = ClusterBuilder::initialized()
+        .config(json!({"primary_start_timeout": 300}))
+        .three_nodes_led_by("n1");
+    let mut n1 = ha("n1");
+    let first = n1.step(
+        &obs()
+            .cluster(cluster.clone())
+            .fresh_lease("n1")
+            .local(local_stopped("in production", 1, 100))
+            .build(),
+    );
+    assert_eq!(first.status, "starting primary after failure");
+    let d = n1.step(&after_failed_start(cluster, true, "n1"));
+    assert_decision(
+        &d,
+        &[
+            Action::Callback {
+                event: CallbackEvent::OnRoleChange,
+                role: "demoted".into(),
+            },
+            Action::ReleaseLeader,
+        ],
+        "removed leader key after trying and failing to start postgres",
+    );
+}
+
+#[test]
+fn key_holder_whose_read_only_start_fails_releases_the_key_without_a_role_change() {
+    // Reference: patroni-reference.md §2 post_recover(): only a primary is 'demoted'.
+    let cluster = ClusterBuilder::initialized().three_nodes_led_by("n1");
+    let d = ha("n1").step(&after_failed_start(cluster, false, "n1"));
+    assert_decision(
+        &d,
+        &[Action::ReleaseLeader],
+        "removed leader key after trying and failing to start postgres",
+    );
+}
+
+#[test]
+fn replica_whose_start_fails_reports_it() {
+    // Reference: patroni-reference.md §2 post_recover(): 'failed to start postgres'.
+    let cluster = ClusterBuilder::initialized().three_nodes_led_by("n1");
+    let d = ha("n2").step(&after_failed_start(cluster, false, "n2"));
+    assert_decision(&d, &[], "failed to start postgres");
 }
 
 #[test]

@@ -467,6 +467,31 @@ impl PgkeelCluster {
         self.write_pids()
     }
 
+    /// SIGTERMs agent `i` (a clean shutdown: it stops its PostgreSQL and gives up the leader
+    /// key) and reaps it; SIGKILLs it if it has not exited within `timeout`.
+    pub fn terminate_agent(&mut self, i: usize, timeout: Duration) -> anyhow::Result<()> {
+        let node = self
+            .nodes
+            .get_mut(i)
+            .ok_or_else(|| anyhow!("no node {i}"))?;
+        if let Some(mut child) = node.child.take() {
+            procs::signal(child.id(), Signal::SIGTERM)?;
+            let deadline = Instant::now() + timeout;
+            while child.try_wait().context("waiting for the agent")?.is_none() {
+                if Instant::now() > deadline {
+                    child.kill().context("killing the agent")?;
+                    child.wait().context("reaping the agent")?;
+                    self.write_pids()?;
+                    return Err(anyhow!(
+                        "agent {i} did not exit within {timeout:?} of SIGTERM"
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.write_pids()
+    }
+
     /// SIGKILLs node `i`'s postmaster. Returns the PID killed.
     pub fn kill_postmaster(&self, i: usize) -> anyhow::Result<u32> {
         let node = self.nodes.get(i).ok_or_else(|| anyhow!("no node {i}"))?;

@@ -265,6 +265,7 @@ async fn start_with(kind: &str, tweak: impl FnOnce(&mut NodeStatus)) -> Api {
             password: "secret".into(),
         }),
         wake_agent: wake.clone(),
+        live_wal: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -631,6 +632,7 @@ async fn patch_config_conflict_gives_409() {
         layout: layout(),
         auth: None,
         wake_agent: Arc::new(tokio::sync::Notify::new()),
+        live_wal: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -710,4 +712,36 @@ async fn liveness_and_readiness() {
     );
     let stopped = start("stopped").await;
     assert_eq!(stopped.code("GET", "/readiness").await, 503);
+}
+
+#[tokio::test]
+async fn patroni_document_shows_live_wal_positions_of_the_published_role() {
+    use pgkeel::api::status::{patroni_status, with_live_wal};
+    use pgkeel::postgres::WalNow;
+    let dcs = seeded_dcs();
+    let replica = node("replica", &dcs).await;
+    let live = WalNow {
+        in_recovery: true,
+        current: None,
+        received: Some(Lsn(OPTIME + 0x100)),
+        replayed: Some(Lsn(OPTIME + 0x80)),
+    };
+    let doc = serde_json::to_value(patroni_status(&with_live_wal(&replica, live))).unwrap();
+    assert_eq!(doc["xlog"]["received_location"], OPTIME + 0x100);
+    assert_eq!(doc["xlog"]["replayed_location"], OPTIME + 0x80);
+
+    let leader = node("leader", &dcs).await;
+    let live = WalNow {
+        in_recovery: false,
+        current: Some(Lsn(OPTIME + 0x200)),
+        received: None,
+        replayed: None,
+    };
+    let doc = serde_json::to_value(patroni_status(&with_live_wal(&leader, live))).unwrap();
+    assert_eq!(doc["xlog"]["location"], OPTIME + 0x200);
+
+    // Promoted since the agent published: the document stays as published until its next cycle.
+    let doc = serde_json::to_value(patroni_status(&with_live_wal(&replica, live))).unwrap();
+    assert_eq!(doc["role"], "replica");
+    assert_eq!(doc["xlog"]["received_location"], OPTIME);
 }

@@ -746,3 +746,107 @@ fn e2e_failover_etcd_leader_restarts_keep_the_primary() {
         "the primary logged a demotion: {demoted:?}"
     );
 }
+
+/// (g) Replicas at the same WAL position: a clean shutdown of the primary promotes the one with
+/// the highest `failover_priority`, and the other says why it stood back.
+#[test]
+fn e2e_failover_equal_replicas_promote_the_highest_failover_priority() {
+    let mut opts = options("fo-g");
+    opts.tags = (1..=3)
+        .map(|p| [("failover_priority".to_owned(), Value::from(p))].into())
+        .collect();
+    let (mut c, old) = start(opts);
+    let priority = |i: usize| i + 1;
+    let replicas: Vec<usize> = (0..c.len()).filter(|&r| r != old).collect();
+    let (low, high) = if priority(replicas[0]) < priority(replicas[1]) {
+        (replicas[0], replicas[1])
+    } else {
+        (replicas[1], replicas[0])
+    };
+    create_table(&c, old);
+    insert(&c, old, 1, "before").expect("write before the shutdown");
+    for &r in &replicas {
+        wait_streaming(&c, r, old, Duration::from_secs(30));
+        wait_row(&c, r, 1, "before");
+    }
+
+    c.terminate_agent(old, Duration::from_secs(30))
+        .expect("a clean shutdown of the primary's agent");
+    let new = wait_new_leader(&c, &c.node(old).name.clone(), Duration::from_secs(30));
+    let (high_name, low_name) = (c.node(high).name.clone(), c.node(low).name.clone());
+    if new != high {
+        fail(
+            &c,
+            format!(
+                "{} was promoted; {high_name} has priority {} and {low_name} {}",
+                c.node(new).name,
+                priority(high),
+                priority(low)
+            ),
+        );
+    }
+    // Patroni's features/priority_failover.feature accepts either reason. A node that was busy
+    // when the key went away may only look after the winner took it: then it never raced and
+    // has nothing to explain.
+    let equal = format!(
+        "{high_name} has equally tolerable WAL position and priority {}, while this node has priority {}",
+        priority(high),
+        priority(low)
+    );
+    let ahead = format!("Wal position of {high_name} is ahead of my wal position");
+    wait(
+        &c,
+        &format!("{low_name} logs why it did not race"),
+        Duration::from_secs(5),
+        || {
+            let log = c.logs(low);
+            let raced = log.contains("no leader: asking peers before the leader race");
+            (!raced || log.contains(&equal) || log.contains(&ahead))
+                .then_some(())
+                .ok_or_else(|| "not logged yet".to_string())
+        },
+    );
+    println!(
+        "(g) {high_name} (priority {}) promoted over {low_name}",
+        priority(high)
+    );
+}
+
+/// (h) The primary's postmaster dies and PostgreSQL cannot start again (a broken setting): the
+/// node gives up the leader key after the first failed start, not after primary_start_timeout
+/// (300 s here), so a replica takes over; once the setting is fixed the node rejoins.
+#[test]
+fn e2e_failover_primary_that_fails_to_restart_releases_the_key() {
+    let (c, old) = start(options("fo-h"));
+    let old_name = c.node(old).name.clone();
+    create_table(&c, old);
+    insert(&c, old, 1, "before").expect("write before the crash");
+    let auto_conf = c.node(old).data_dir.join("postgresql.auto.conf");
+    let original = std::fs::read_to_string(&auto_conf).expect("read postgresql.auto.conf");
+    std::fs::write(
+        &auto_conf,
+        format!("{original}\npgkeel_e2e_not_a_setting = on\n"),
+    )
+    .expect("break postgresql.auto.conf");
+
+    let killed = Instant::now();
+    c.kill_postmaster(old).expect("kill the postmaster");
+    let new = wait_new_leader(&c, &old_name, Duration::from_secs(30));
+    println!(
+        "(h) {} promoted {:.2?} after the primary's postmaster was killed",
+        c.node(new).name,
+        killed.elapsed()
+    );
+    let log = c.logs(old);
+    if !log.contains("removed leader key after trying and failing to start postgres") {
+        fail(
+            &c,
+            format!("{old_name} did not say why it released the key"),
+        );
+    }
+
+    std::fs::write(&auto_conf, original).expect("repair postgresql.auto.conf");
+    wait_streaming(&c, old, new, Duration::from_secs(60));
+    insert(&c, new, 2, "after").expect("write on the new primary");
+    wait_row(&c, old, 2, "after");
+}

@@ -174,6 +174,7 @@ pub async fn run(
         layout: layout.clone(),
         auth: cfg.restapi.authentication.clone(),
         wake_agent: wake.clone(),
+        live_wal: Some(Arc::new(pg.live_wal())),
     };
     let mut api_stop = stop_rx.clone();
     tokio::spawn(async move {
@@ -261,14 +262,23 @@ impl Agent {
         let mut outcomes: Vec<Outcome> = tasks.take_finished().into_iter().collect();
         let mut peers = None;
         let mut decision: Option<Decision> = None;
-        let mut obs = None;
+        let mut obs: Option<Observation> = None;
         for _ in 0..5 {
+            // The peers were probed to judge the cluster as it was: the core weighs their
+            // answers against the same DCS view (as Patroni's cycle does), so a node that
+            // stands back says why even when the winner's key appeared meanwhile. The leader
+            // CAS still guards the race.
+            let dcs_view = match (&peers, &obs) {
+                (Some(_), Some(prev)) => Some(prev.dcs.clone()),
+                _ => None,
+            };
             let o = self
                 .observe(
                     lease_rx,
                     tasks.running(),
                     std::mem::take(&mut outcomes),
                     peers.take(),
+                    dcs_view,
                 )
                 .await;
             if let Ok(c) = &o.dcs {
@@ -299,15 +309,23 @@ impl Agent {
         Ok(())
     }
 
-    /// Gathers one observation: DCS snapshot, local PostgreSQL, lease, running task.
+    /// Gathers one observation: DCS snapshot (read now unless `dcs_view` is given), local
+    /// PostgreSQL, lease, running task.
     async fn observe(
         &self,
         lease_rx: &watch::Receiver<Option<LeaseView>>,
         task: Option<TaskKind>,
         outcomes: Vec<Outcome>,
         peers: Option<Vec<pgkeel_ha::ha::PeerStatus>>,
+        dcs_view: Option<Result<Cluster, String>>,
     ) -> Observation {
-        let (dcs, local) = tokio::join!(self.read_cluster(), self.pg.probe());
+        let read_dcs = async {
+            match dcs_view {
+                Some(view) => view,
+                None => self.read_cluster().await,
+            }
+        };
+        let (dcs, local) = tokio::join!(read_dcs, self.pg.probe());
         Observation {
             now: self.clock.now(),
             dcs,

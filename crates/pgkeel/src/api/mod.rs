@@ -2,8 +2,9 @@
 //!
 //! Routing follows Patroni's `RestApiHandler`: `<METHOD> /<first segment>` goes to a dedicated
 //! handler when one exists; any other GET/HEAD/OPTIONS is a health check matched by substring
-//! (`health.rs`) or, when it names no check, 404; any other write method answers 501. Handlers are thin: health checks and
-//! `/patroni` read only the agent's published [`NodeStatus`]; only `/config` (and `/cluster`,
+//! (`health.rs`) or, when it names no check, 404; any other write method answers 501. Handlers
+//! are thin: health checks read only the agent's published [`NodeStatus`], `/patroni` adds the
+//! WAL positions read at request time; only `/config` (and `/cluster`,
 //! `/history` before the agent has a DCS view) read the DCS. This module decides nothing about
 //! the cluster: a new policy belongs in `pgkeel_ha`.
 //!
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub auth: Option<BasicAuth>,
     /// Notified after a successful `/config` write so the HA loop runs a cycle at once.
     pub wake_agent: Arc<tokio::sync::Notify>,
+    /// Live WAL positions for `/patroni`; `None` serves the published ones (API tests).
+    pub live_wal: Option<Arc<crate::postgres::LiveWal>>,
 }
 
 /// The router: one fallback that dispatches like Patroni (see the module docs).
@@ -82,7 +85,7 @@ async fn dispatch(
     let query: Vec<(String, String)> = Query::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
     let segment = path.trim_start_matches('/').split('/').next().unwrap_or("");
     match (&method, segment) {
-        (&Method::GET, "patroni") => status::get(&state),
+        (&Method::GET, "patroni") => status::get(&state).await,
         (&Method::GET, "cluster") => cluster::get_cluster(&state).await,
         (&Method::GET, "history") => cluster::get_history(&state).await,
         (&Method::GET, "config") => config::get(&state).await,

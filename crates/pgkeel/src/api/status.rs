@@ -1,17 +1,47 @@
-//! `GET /patroni`: the node's status document, built only from the published `NodeStatus`.
+//! `GET /patroni`: the node's status document, built from the published `NodeStatus` and the
+//! WAL positions read at request time.
 
 use super::model::{PatroniInfo, PatroniStatus, ReplicationRow, Xlog};
 use super::{ApiState, json_response};
 use crate::agent::published::NodeStatus;
+use crate::postgres::WalNow;
 use axum::http::StatusCode;
 use axum::response::Response;
 use pgkeel_ha::pg::ServerRole;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-/// `GET /patroni` always answers 200.
-pub(super) fn get(state: &ApiState) -> Response {
-    let status = state.status.borrow().clone();
+/// `GET /patroni` always answers 200. The WAL positions are read live when the server answers
+/// (peers compare them before a leader race; see [`crate::postgres::LiveWal`]).
+pub(super) async fn get(state: &ApiState) -> Response {
+    let mut status = state.status.borrow().clone();
+    if let Some(live) = &state.live_wal
+        && status.postgres.accepting_connections
+        && let Some(now) = live.read().await
+    {
+        status = Arc::new(with_live_wal(&status, now));
+    }
     json_response(StatusCode::OK, &patroni_status(&status))
+}
+
+/// `s` with the WAL positions read just now. Only when the server is still in the role the agent
+/// published: right after a promotion or a demotion the document stays as published until the
+/// next HA cycle, so role and positions never disagree.
+pub fn with_live_wal(s: &NodeStatus, now: WalNow) -> NodeStatus {
+    let mut out = s.clone();
+    let pg = &mut out.postgres;
+    match (pg.role, now.in_recovery) {
+        (Some(ServerRole::Primary), false) => {
+            pg.wal_position = now.current.or(pg.wal_position);
+        }
+        (Some(ServerRole::Replica), true) => {
+            pg.receive_lsn = now.received.or(pg.receive_lsn);
+            pg.replay_lsn = now.replayed.or(pg.replay_lsn);
+            pg.wal_position = pg.receive_lsn.max(pg.replay_lsn);
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Builds the `/patroni` document as Patroni 4.1 does: the full form when PostgreSQL answered,

@@ -9,6 +9,7 @@
 //! * `conf`: pure rendering of `postgresql.conf`, `pgpass`, conninfo strings, slot names.
 //! * `os`: OS helpers: which user PostgreSQL runs as, running tools, pid files, atomic files.
 //! * `node`: [`PgNode`], the implementation of [`PostgresControl`].
+//! * `live`: [`LiveWal`], WAL positions read when a REST client asks (`/patroni`).
 //!
 //! # Secrets
 //! Passwords never appear in argv, in [`PgError`] messages or in pgkeel logs: tools read them
@@ -24,10 +25,12 @@ use pgkeel_ha::pg::{LocalPostgres, Lsn};
 use crate::config::{BootstrapUser, PgAuthentication};
 
 mod conf;
+mod live;
 mod node;
 mod os;
 
 pub use conf::{render_pgpass, slot_name_for_member};
+pub use live::{LiveWal, WalNow};
 pub use node::PgNode;
 
 /// Errors of PostgreSQL control operations. Messages never contain passwords.

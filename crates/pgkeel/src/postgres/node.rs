@@ -25,6 +25,9 @@ use super::{
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bound on monitoring and small control queries.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `/patroni` waits for live WAL positions before answering with the published ones
+/// (peers probe it with a 2 s timeout).
+const LIVE_WAL_BOUND: Duration = Duration::from_millis(500);
 /// Bound on `initdb`, `CHECKPOINT`, role creation and other slower one-off operations.
 const SLOW_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait after SIGKILL of the process group.
@@ -258,6 +261,11 @@ impl PgNode {
 
     /// The tokio-postgres config for the local server (socket or TCP, superuser). The
     /// password is set through the API and never rendered into a string.
+    /// A reader of the live WAL positions for the REST API, on a connection of its own.
+    pub fn live_wal(&self) -> super::LiveWal {
+        super::LiveWal::new(self.connect_config(), LIVE_WAL_BOUND)
+    }
+
     fn connect_config(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         let su = &self.cfg.authentication.superuser;

@@ -247,6 +247,27 @@ impl Ha {
                 self.mem.last_role = Some(crate::pg::ServerRole::Replica);
                 None
             }
+            // Patroni's post_recover(): a start that failed leaves no server. Holding on to the
+            // key would keep the cluster without a writable primary (retrying a broken start
+            // until primary_start_timeout); give it up so a replica is promoted.
+            (TaskKind::Start { as_primary, .. }, false) if !ctx.obs.local.running => {
+                self.mem.primary_restart_since = None;
+                if !ctx.i_hold_key {
+                    return Some(verdict(vec![], "failed to start postgres"));
+                }
+                let mut actions = vec![];
+                if *as_primary {
+                    actions.push(Action::Callback {
+                        event: super::CallbackEvent::OnRoleChange,
+                        role: "demoted".into(),
+                    });
+                }
+                actions.push(Action::ReleaseLeader);
+                Some(verdict(
+                    actions,
+                    "removed leader key after trying and failing to start postgres",
+                ))
+            }
             (TaskKind::Start { .. }, true) => {
                 let role = if ctx.obs.local.is_running_primary() {
                     "primary"
