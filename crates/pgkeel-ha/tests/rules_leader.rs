@@ -333,3 +333,34 @@ fn not_promoting_without_a_valid_lease() {
         "not promoting because failed to update leader lock in DCS",
     );
 }
+
+#[test]
+fn fencing_dcs_unreachable_uses_the_last_dynamic_config_seen() {
+    // Reference: patroni-reference.md §2 handle_dcs_error(). The cluster runs with ttl 8 set
+    // through /config (fencing margin 2 s); the local bootstrap.dcs says 30 (margin 3 s). While
+    // etcd does not answer the margin must stay the cluster's, the one the agent schedules its
+    // fencing wake-up by; with the local value this primary demoted itself 1 s early.
+    let mut n1 = ha("n1");
+    n1.step(
+        &obs()
+            .cluster(
+                ClusterBuilder::initialized()
+                    .config(json!({"ttl": 8, "loop_wait": 1, "retry_timeout": 2}))
+                    .three_nodes_led_by("n1"),
+            )
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    let o = obs()
+        .dcs_err("etcd timeout")
+        .lease("n1", 2_500)
+        .local(local_primary())
+        .build();
+    assert_eq!(n1.global_config(None).ttl, 8);
+    assert_decision(
+        &n1.step(&o),
+        &[],
+        "DCS is not accessible (etcd timeout); still the leader while the lease is valid (500 ms left)",
+    );
+}

@@ -166,3 +166,11 @@ fn seed_2149_former_primary_on_an_unknown_timeline_is_rewound() {
     run_seed(2149, false).unwrap();
     run_seed(7773, false).unwrap();
 }
+
+#[test]
+fn seed_15_fencing_margin_follows_the_runtime_ttl_while_the_dcs_is_cut() {
+    // ha: with `ttl` raised in /config and the DCS cut off, the core judged its lease by the
+    // local bootstrap.dcs and kept the primary past the agent's fencing deadline (a3).
+    run_seed(15, false).unwrap();
+    run_seed(21, false).unwrap();
+}

@@ -81,6 +81,10 @@ pub struct HaMemory {
     /// primary died), PostgreSQL can only report the last restartpoint's timeline, which may be
     /// older; without this a healthy replica looked diverged after a second failover.
     pub streamed_timeline: Option<u32>,
+    /// The last non-empty `/config` seen in the DCS. While the DCS does not answer, the timing
+    /// (and with it the fencing margin) stays the cluster's, the same the agent schedules its
+    /// wake-ups by, not the local `bootstrap.dcs`.
+    pub dynamic_config: Option<Map<String, Value>>,
 }
 
 /// The HA state machine of one node: pure, deterministic, replayable.
@@ -109,16 +113,37 @@ impl Ha {
         &self.mem
     }
 
-    /// Effective dynamic configuration for a snapshot (`/config`, else `bootstrap.dcs`).
+    /// Effective dynamic configuration for a snapshot: its `/config`; without one (no snapshot,
+    /// or no key yet) the last `/config` this node saw; else the local `bootstrap.dcs`.
     pub fn global_config(&self, cluster: Option<&Cluster>) -> GlobalConfig {
         match cluster.and_then(|c| c.config.as_ref()) {
             Some(c) if !c.data.is_empty() => GlobalConfig::from_map(&c.data),
-            _ => GlobalConfig::from_map(&self.cfg.bootstrap_dcs),
+            _ => GlobalConfig::from_map(
+                self.mem
+                    .dynamic_config
+                    .as_ref()
+                    .unwrap_or(&self.cfg.bootstrap_dcs),
+            ),
+        }
+    }
+
+    /// Seeds the remembered `/config` (Patroni's `patroni.dynamic.json` cache, read at start
+    /// before the DCS has answered). A `/config` seen later replaces it.
+    pub fn remember_dynamic_config(&mut self, config: Map<String, Value>) {
+        if !config.is_empty() {
+            self.mem.dynamic_config = Some(config);
         }
     }
 
     /// Decides what this node does next. Same memory + observation gives the same decision.
     pub fn step(&mut self, obs: &Observation) -> Decision {
+        if let Ok(cluster) = &obs.dcs
+            && let Some(config) = &cluster.config
+            && !config.data.is_empty()
+            && self.mem.dynamic_config.as_ref() != Some(&config.data)
+        {
+            self.mem.dynamic_config = Some(config.data.clone());
+        }
         if obs.local.running {
             if let Some(role) = obs.local.role {
                 self.mem.last_role = Some(role);

@@ -8,7 +8,9 @@
 //! Everything is deterministic: a tiny splitmix64 PRNG, `BTreeMap` only, virtual time only.
 #![allow(dead_code)] // the simulation tests use different parts
 
-use pgkeel_ha::cluster::{Cluster, ClusterConfig, HistoryEntry, Leader, Member, Status};
+use pgkeel_ha::cluster::{
+    Cluster, ClusterConfig, GlobalConfig, HistoryEntry, Leader, Member, Status,
+};
 use pgkeel_ha::ha::{Action, LeaseView, Outcome, PeerStatus, StopMode, TaskKind};
 use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ServerRole};
 use pgkeel_ha::time::MonoTime;
@@ -61,6 +63,12 @@ pub struct SimConfig {
     pub faults: usize,
     /// Sim variant that ignores the fencing stops (must be caught by invariant (a)).
     pub break_fencing: bool,
+    /// In about half the seeds an operator raises `ttl` in `/config` by [`TTL_CHANGE_S`] for a
+    /// while. Each node's agent takes its lease TTL and fencing wake-up from its core's view of
+    /// the dynamic config, as the real agent does, so a core that judged its lease by another
+    /// TTL (the local `bootstrap.dcs` while the DCS is cut off) would fence at the wrong time.
+    /// Drawn from a second generator, so a seed's other faults are the same with or without it.
+    pub ttl_changes: bool,
     /// Record a human-readable trace.
     pub trace: bool,
 }
@@ -72,6 +80,7 @@ impl Default for SimConfig {
             loop_wait_s: 1,
             faults: 3,
             break_fencing: false,
+            ttl_changes: true,
             trace: false,
         }
     }
@@ -88,11 +97,15 @@ impl SimConfig {
     pub fn bootstrap_ms(&self) -> u64 {
         4 * self.ttl_ms() + 10 * self.loop_wait_ms()
     }
+    /// The longest `ttl` of the run (a lease granted during a ttl change lasts this long).
+    pub fn max_ttl_ms(&self) -> u64 {
+        (self.ttl_s + if self.ttl_changes { TTL_CHANGE_S } else { 0 }) * 1000
+    }
     /// The healing bound: the dead leader's lease runs out (ttl), a race and a promotion
     /// (2 loop_waits), the former primary's rewind or a wiped node's clone, then its start
     /// (each a task of at most `MAX_TASK_TICKS`, noticed at the next cycle), plus slack.
     pub fn heal_ms(&self) -> u64 {
-        self.ttl_ms() + 8 * self.loop_wait_ms() + 3 * MAX_TASK_TICKS * TICK_MS
+        self.max_ttl_ms() + 8 * self.loop_wait_ms() + 3 * MAX_TASK_TICKS * TICK_MS
     }
     fn dynamic(&self) -> Map<String, Value> {
         let v = json!({"ttl": self.ttl_s, "loop_wait": self.loop_wait_s, "retry_timeout": 1,
@@ -102,6 +115,8 @@ impl SimConfig {
 }
 
 const MAX_TASK_TICKS: u64 = 12;
+/// How much a ttl change raises `ttl` (see [`SimConfig::ttl_changes`]).
+pub const TTL_CHANGE_S: u64 = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Model etcd
@@ -122,6 +137,7 @@ pub struct Dcs {
     rev: i64,
     initialize: Option<String>,
     config: Option<Map<String, Value>>,
+    config_rev: i64,
     /// (name, lease, mod_revision)
     leader: Option<(String, i64, i64)>,
     members: BTreeMap<String, Member>,
@@ -168,7 +184,7 @@ impl Dcs {
             initialize: self.initialize.clone(),
             config: self.config.as_ref().map(|data| ClusterConfig {
                 data: data.clone(),
-                mod_revision: 1,
+                mod_revision: self.config_rev,
             }),
             leader: self.leader.as_ref().map(|(name, lease, rev)| Leader {
                 name: name.clone(),
@@ -298,6 +314,8 @@ struct Node {
     name: String,
     cfg: HaConfig,
     ha: Ha,
+    /// `ha.global_config(None)` after the core's last step: the timing the agent goes by.
+    gc: GlobalConfig,
     pg: Pg,
     agent: Agent,
     lease: Option<LeaseView>,
@@ -326,6 +344,8 @@ pub enum Fault {
     PgCrash,
     /// The node's DCS reads are stale by a few ticks.
     Delay,
+    /// `ttl` in `/config` is raised by [`TTL_CHANGE_S`] (cluster-wide; the node is ignored).
+    TtlChange,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +389,7 @@ impl Sim {
                 let phase = rng.below(cfg.loop_wait_ms() / TICK_MS) * TICK_MS;
                 Node {
                     ha: Ha::new(hc.clone()),
+                    gc: GlobalConfig::from_map(&hc.bootstrap_dcs),
                     name,
                     cfg: hc,
                     pg: Pg::default(),
@@ -437,6 +458,22 @@ impl Sim {
             end = end.max(t + dur);
             // The next fault may overlap this one.
             t += self.rng.range(1, dur / TICK_MS + 10) * TICK_MS;
+        }
+        let mut extra = Rng::new(self.seed ^ 0x0077_16c4_a9e5);
+        if self.cfg.ttl_changes && extra.chance(50) {
+            let first = self.cfg.bootstrap_ms() / TICK_MS;
+            let at = extra.range(first, end / TICK_MS) * TICK_MS;
+            let dur = extra.range(5, 3 * ttl / TICK_MS) * TICK_MS;
+            for (at, start) in [(at, true), (at + dur, false)] {
+                self.events.push(Event {
+                    at,
+                    node: 0,
+                    fault: Fault::TtlChange,
+                    start,
+                    stale_ms: 0,
+                });
+            }
+            end = end.max(at + dur);
         }
         self.faults_end = end;
         self.events.sort_by_key(|e| (e.at, !e.start));
@@ -548,6 +585,7 @@ impl Sim {
                 if n.agent == Agent::Crashed {
                     n.agent = Agent::Up;
                     n.ha = Ha::new(n.cfg.clone());
+                    n.gc = n.ha.global_config(None);
                     n.next_cycle = now;
                     n.next_keepalive = now;
                 }
@@ -579,6 +617,13 @@ impl Sim {
             (Fault::PgCrash, false) => {}
             (Fault::Delay, true) => n.stale_ms = e.stale_ms,
             (Fault::Delay, false) => n.stale_ms = 0,
+            (Fault::TtlChange, start) => {
+                let ttl = self.cfg.ttl_s + if start { TTL_CHANGE_S } else { 0 };
+                if let Some(c) = &mut self.dcs.config {
+                    c.insert("ttl".into(), json!(ttl));
+                    self.dcs.config_rev += 1;
+                }
+            }
         }
     }
 
@@ -713,10 +758,11 @@ impl Sim {
             .push(Outcome::TaskFinished { kind, ok, message });
     }
 
-    /// The lease task: keep-alive every TTL/3 (a fresh lease if the old one is gone).
+    /// The lease task: keep-alive every TTL/3 (a fresh lease if the old one is gone), with the
+    /// TTL of the node's view of the dynamic config.
     fn lease_task(&mut self, i: usize) {
         let now = self.now;
-        let ttl = self.cfg.ttl_ms();
+        let ttl = self.nodes[i].gc.ttl_ms();
         if now < self.nodes[i].next_keepalive || self.nodes[i].dcs_cut {
             return;
         }
@@ -740,10 +786,6 @@ impl Sim {
         });
     }
 
-    fn fencing_margin_ms(&self) -> u64 {
-        (self.cfg.ttl_ms() / 4).clamp(1000, 3000)
-    }
-
     fn maybe_cycle(&mut self, i: usize) {
         let now = self.now;
         let n = &self.nodes[i];
@@ -751,13 +793,17 @@ impl Sim {
         // wake-up a primary cut off from the DCS could outlive its lease by up to loop_wait.
         let deadline = n
             .lease
-            .map(|l| l.valid_until.0.saturating_sub(self.fencing_margin_ms()))
+            .map(|l| l.valid_until.0.saturating_sub(n.gc.fencing_margin_ms()))
             .unwrap_or(u64::MAX);
         let fence_wake = deadline <= now && n.woke_for != deadline;
         if now < n.next_cycle && !fence_wake {
             return;
         }
-        self.nodes[i].woke_for = deadline;
+        // Only a deadline already reached is used up: a cycle that ran before it leaves the
+        // wake-up pending, as the real agent sleeps until min(next cycle, fencing deadline).
+        if deadline <= now {
+            self.nodes[i].woke_for = deadline;
+        }
         self.nodes[i].next_cycle = now + self.cfg.loop_wait_ms();
         self.cycle(i);
     }
@@ -823,6 +869,7 @@ impl Sim {
         for _step in 0..4 {
             let obs = self.observe(i, outcomes, peers.clone());
             let d = self.nodes[i].ha.step(&obs);
+            self.nodes[i].gc = self.nodes[i].ha.global_config(None);
             self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
             self.nodes[i].last_status = d.status.clone();
             node_state = Some(d.node.clone());
@@ -1120,6 +1167,28 @@ impl Sim {
         if lease_backed.len() > 1 {
             self.violate(format!(
                 "(a2) two primaries on live leases that carried the leader key: {lease_backed:?}"
+            ));
+        }
+        // The agent promises to stop writes by its fencing deadline (lease end minus the
+        // fencing margin of the dynamic config it goes by); the margin is what makes the stop
+        // finish before another node can win the lease. A running agent's primary past that
+        // deadline (one tick of slack for the wake-up) means core and agent disagree on it.
+        let late: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.pg.writable()
+                    && n.agent == Agent::Up
+                    && !n.ha.memory().bootstrapping
+                    && n.lease.is_some_and(|l| {
+                        now > l.valid_until.0.saturating_sub(n.gc.fencing_margin_ms()) + TICK_MS
+                    })
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        if !late.is_empty() {
+            self.violate(format!(
+                "(a3) a primary accepts writes past its agent's fencing deadline: {late:?}"
             ));
         }
     }
