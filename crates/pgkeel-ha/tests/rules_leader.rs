@@ -364,3 +364,33 @@ fn fencing_dcs_unreachable_uses_the_last_dynamic_config_seen() {
         "DCS is not accessible (etcd timeout); still the leader while the lease is valid (500 ms left)",
     );
 }
+
+#[test]
+fn a_restarted_node_goes_by_its_cached_dynamic_config_until_the_dcs_answers() {
+    // Reference: Patroni's patroni.dynamic.json, loaded at start (config.py `_load_cache`).
+    let mut n1 = ha_with("n1", |c| {
+        c.bootstrap_dcs = json!({"ttl": 30}).as_object().cloned().unwrap_or_default();
+    });
+    assert_eq!(n1.global_config(None).ttl, 30);
+    n1.remember_dynamic_config(
+        json!({"ttl": 8, "loop_wait": 1, "retry_timeout": 2})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    assert_eq!(n1.global_config(None).ttl, 8);
+    n1.step(&obs().dcs_err("etcd timeout").local(local_primary()).build());
+    assert_eq!(n1.global_config(None).ttl, 8, "kept while the DCS is silent");
+    n1.step(
+        &obs()
+            .cluster(
+                ClusterBuilder::initialized()
+                    .config(json!({"ttl": 12}))
+                    .three_nodes_led_by("n1"),
+            )
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    assert_eq!(n1.global_config(None).ttl, 12, "/config replaces the cache");
+}

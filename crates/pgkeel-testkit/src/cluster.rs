@@ -523,12 +523,28 @@ impl PgkeelCluster {
 
     /// GET `path` on node `i`'s REST API: `(status, body)`.
     pub fn api_get(&self, i: usize, path: &str) -> anyhow::Result<(u16, String)> {
+        self.api_request(i, "GET", path, "")
+    }
+
+    /// `method path` with a JSON `body` (none when empty) on node `i`'s REST API:
+    /// `(status, body)`.
+    pub fn api_request(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, String)> {
         let url = format!("{}{}", self.node(i).api_url, path);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .with_context(|| format!("GET {url}"))?;
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .with_context(|| format!("HTTP method {method:?}"))?;
+        let mut req = self.http.request(method.clone(), &url);
+        if !body.is_empty() {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(body.to_owned());
+        }
+        let resp = req.send().with_context(|| format!("{method} {url}"))?;
         let status = resp.status().as_u16();
         let body = resp.text().with_context(|| format!("reading {url}"))?;
         Ok((status, body))

@@ -3,7 +3,8 @@
 //! One cluster start-up covers the bootstrap acceptance checks in sequence (each start costs seconds):
 //! bootstrap to healthy (timed), replication of a row, REST health endpoints, the etcd keys and their
 //! JSON (names and types, per patroni-reference.md §1), `pgkeelctl list` against a normalised snapshot
-//! (§4), replication slots, and a replica whose postmaster is SIGKILLed coming back to streaming.
+//! (§4), replication slots, a replica whose postmaster is SIGKILLed coming back to streaming, and the
+//! `patroni.dynamic.json` cache following `/config`.
 //!
 //! Needs root, `/usr/lib/postgresql/15/bin` and `etcd`/`etcdctl` (`scripts/install-deps.sh`).
 //! Every wait is a bounded poll; a failure names what it waited for, and the cluster's `Drop` prints
@@ -445,6 +446,53 @@ fn e2e_bootstrap_replicate_inspect_and_recover_a_replica() {
         || row_on(&c, victim, 2),
     );
     assert_eq!(note, "after replica crash");
+
+    // 8. Every node caches /config in its data directory as patroni.dynamic.json, and a change
+    //    of /config reaches every cache.
+    let cached = |i: usize| -> Result<Value, String> {
+        let path = c.node(i).data_dir.join("patroni.dynamic.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    wait(
+        &c,
+        "patroni.dynamic.json equal to /config on every node",
+        Duration::from_secs(15),
+        || {
+            let config = json_of(&c, "config")?;
+            for i in 0..c.len() {
+                let have = cached(i)?;
+                if have != config {
+                    return Err(format!("node{i} caches {have}, /config is {config}"));
+                }
+            }
+            Ok(())
+        },
+    );
+    let (code, body) = c
+        .api_request(
+            leader,
+            "PATCH",
+            "/config",
+            r#"{"maximum_lag_on_failover": 2097152}"#,
+        )
+        .expect("PATCH /config");
+    assert_eq!(code, 200, "PATCH /config: {body}");
+    wait(
+        &c,
+        "the patched /config in every cache",
+        Duration::from_secs(15),
+        || {
+            for i in 0..c.len() {
+                let have = cached(i)?;
+                if have["maximum_lag_on_failover"] != 2097152 {
+                    return Err(format!("node{i} caches {have}"));
+                }
+            }
+            Ok(())
+        },
+    );
 
     // The leader never changed.
     let after = c

@@ -127,6 +127,17 @@ pub async fn run(
     agent.ensure_unique_name().await?;
 
     let mut ha = Ha::new(ha_config(&cfg));
+    // Patroni's patroni.dynamic.json: the cluster's timing before the DCS has answered.
+    let mut cached_dynamic = match pg.load_dynamic_cache() {
+        Ok(cached) => cached,
+        Err(e) => {
+            tracing::error!("Exception when loading file: {e}");
+            None
+        }
+    };
+    if let Some(c) = &cached_dynamic {
+        ha.remember_dynamic_config(c.clone());
+    }
     let initial_gc = ha.global_config(None);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ttl_tx, ttl_rx) = watch::channel(initial_gc.ttl);
@@ -217,6 +228,7 @@ pub async fn run(
             let _ = stop_tx.send(true);
             return Err(e);
         }
+        cache_dynamic_config(&pg, &ha, &status_tx, &mut cached_dynamic).await;
         let gc = ha.global_config(last_cluster.as_ref());
         let mut next = cycle_start + Duration::from_secs(gc.loop_wait);
         // A primary must re-check its lease no later than the fencing deadline, whatever
@@ -245,6 +257,34 @@ pub async fn run(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Writes `patroni.dynamic.json` when the `/config` the core goes by changed since it was last
+/// written, once the data directory exists (as Patroni does after each cycle).
+async fn cache_dynamic_config(
+    pg: &Arc<PgNode>,
+    ha: &Ha,
+    status: &watch::Sender<Arc<NodeStatus>>,
+    cached: &mut Option<serde_json::Map<String, serde_json::Value>>,
+) {
+    let Some(seen) = ha.memory().dynamic_config.as_ref() else {
+        return;
+    };
+    let initialized = matches!(
+        status.borrow().postgres.data_dir,
+        pgkeel_ha::pg::DataDir::Initialized { .. }
+    );
+    if cached.as_ref() == Some(seen) || !initialized {
+        return;
+    }
+    let (pg, config) = (pg.clone(), seen.clone());
+    let saved =
+        tokio::task::spawn_blocking(move || pg.save_dynamic_cache(&config).map(|()| config)).await;
+    match saved {
+        Ok(Ok(config)) => *cached = Some(config),
+        Ok(Err(e)) => tracing::error!("Exception when saving file: {e}"),
+        Err(e) => tracing::error!("Exception when saving file: {e}"),
     }
 }
 

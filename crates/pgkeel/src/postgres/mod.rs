@@ -10,6 +10,7 @@
 //! * `os`: OS helpers: which user PostgreSQL runs as, running tools, pid files, atomic files.
 //! * `node`: [`PgNode`], the implementation of [`PostgresControl`].
 //! * `live`: [`LiveWal`], WAL positions read when a REST client asks (`/patroni`).
+//! * `dynamic_cache`: `patroni.dynamic.json`, the last `/config` seen, in the data directory.
 //!
 //! # Secrets
 //! Passwords never appear in argv, in [`PgError`] messages or in pgkeel logs: tools read them
@@ -25,6 +26,7 @@ use pgkeel_ha::pg::{LocalPostgres, Lsn};
 use crate::config::{BootstrapUser, PgAuthentication};
 
 mod conf;
+pub mod dynamic_cache;
 mod live;
 mod node;
 mod os;

@@ -261,6 +261,23 @@ impl PgNode {
 
     /// The tokio-postgres config for the local server (socket or TCP, superuser). The
     /// password is set through the API and never rendered into a string.
+    /// Caches `config` as `patroni.dynamic.json` in the data directory (see
+    /// [`super::dynamic_cache`]).
+    pub fn save_dynamic_cache(
+        &self,
+        config: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), PgError> {
+        super::dynamic_cache::save(&self.cfg.data_dir, config, self.os_user()?.as_ref())
+    }
+
+    /// The cached dynamic configuration of the data directory, if any.
+    pub fn load_dynamic_cache(
+        &self,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, super::dynamic_cache::CacheError>
+    {
+        super::dynamic_cache::load(&self.cfg.data_dir)
+    }
+
     /// A reader of the live WAL positions for the REST API, on a connection of its own.
     pub fn live_wal(&self) -> super::LiveWal {
         super::LiveWal::new(self.connect_config(), LIVE_WAL_BOUND)
