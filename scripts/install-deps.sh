@@ -1,34 +1,198 @@
 #!/usr/bin/env bash
-# Installs what pgkeel's build, tests and demo need, and nothing else: PostgreSQL 15, etcd (server and
-# etcdctl) and protoc (for etcd-client's build script). Idempotent: only missing packages are installed,
-# and `apt-get update` runs at most once per invocation. It never starts or stops a distro service;
-# pgkeel's tests and demo use their own ports (never 5432 or 2379/2380), so a running distro
-# PostgreSQL or etcd does not collide with them.
+# Checks what pgkeel's build, tests and demo need by running it, installs the Debian packages of
+# whatever fails, and checks again. One line per check:
+#   install-deps: ok   etcd 3.4.23 (/usr/bin/etcd)
+#
+#   scripts/install-deps.sh           check; install what is missing (as root); re-check
+#   scripts/install-deps.sh --check   check only: installs nothing, exit 1 naming what is missing
+#
+# Required (checked by what it does):
+#   * PostgreSQL 15: initdb, pg_ctl, postgres, pg_rewind, pg_controldata, pg_basebackup and psql in
+#     /usr/lib/postgresql/15/bin (pgkeel_testkit::nodeconf::PG_BIN_DIR) each report major version 15;
+#   * etcd and etcdctl ($PGKEEL_ETCD_BIN / $PGKEEL_ETCDCTL_BIN, default /usr/bin/etcd and
+#     /usr/bin/etcdctl, as pgkeel_testkit::etcd reads them) report version 3.4 or newer;
+#   * the `postgres` OS user exists (the tests and the demo run PostgreSQL as it);
+#   * cargo is at least the workspace's rust-version (not installable from Debian: use rustup).
+# Optional (reported, never installed): cargo-nextest (scripts/test.sh falls back to cargo test);
+# protoc with the well-known types, needed only by scripts/regen-etcd-proto.sh: a plain
+# `cargo build` needs no protoc, because the etcd gRPC code is generated once and committed.
+#
+# Idempotent: `apt-get update` runs at most once. It never starts or stops a distro service;
+# pgkeel's tests and demo use their own ports (never 5432 or 2379/2380).
 set -euo pipefail
 
-packages=(postgresql-15 etcd-server etcd-client protobuf-compiler)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
-missing=()
-for pkg in "${packages[@]}"; do
-  if ! dpkg -s "$pkg" >/dev/null 2>&1; then
-    missing+=("$pkg")
+check_only=false
+case "${1:-}" in
+  --check) check_only=true ;;
+  "") ;;
+  *)
+    echo "usage: scripts/install-deps.sh [--check]" >&2
+    exit 2
+    ;;
+esac
+
+# Keep these in step with crates/pgkeel-testkit (nodeconf::PG_BIN_DIR, etcd::etcd_bin/etcdctl_bin).
+pg_bin_dir=/usr/lib/postgresql/15/bin
+etcd_bin="${PGKEEL_ETCD_BIN:-/usr/bin/etcd}"
+etcdctl_bin="${PGKEEL_ETCDCTL_BIN:-/usr/bin/etcdctl}"
+rust_version=$(sed -n 's/^rust-version = "\([0-9.]*\)"/\1/p' Cargo.toml)
+
+missing=()  # names of the failed checks
+packages=() # Debian packages that provide them
+manual=()   # failed checks no package can fix
+
+ok() { printf 'install-deps: ok   %s\n' "$*"; }
+note() { printf 'install-deps: note %s\n' "$*"; }
+# fail NAME PACKAGE|- WHY...
+fail() {
+  local name=$1 pkg=$2
+  shift 2
+  missing+=("$name")
+  if [ "$pkg" = - ]; then
+    manual+=("$name")
+    printf 'install-deps: FAIL %s: %s\n' "$name" "$*"
+  else
+    [[ " ${packages[*]} " == *" $pkg "* ]] || packages+=("$pkg")
+    printf 'install-deps: FAIL %s: %s (Debian package %s)\n' "$name" "$*" "$pkg"
   fi
-done
+}
 
+# Whether version $1 (x.y[.z]) is at least $2 (x.y).
+at_least() {
+  local have_major have_minor want_major want_minor
+  IFS=. read -r have_major have_minor _ <<<"$1."
+  IFS=. read -r want_major want_minor _ <<<"$2."
+  [ -n "$have_major" ] && [ -n "$have_minor" ] || return 1
+  ((have_major > want_major || (have_major == want_major && have_minor >= want_minor)))
+}
+
+# check_pg TOOL PACKAGE: runs TOOL --version from the PostgreSQL 15 bin dir.
+check_pg() {
+  local tool=$1 pkg=$2 path="$pg_bin_dir/$1" out version
+  if [ ! -x "$path" ]; then
+    fail "$tool" "$pkg" "$path not found"
+    return
+  fi
+  if ! out=$("$path" --version 2>&1); then
+    fail "$tool" "$pkg" "\`$path --version\` failed: $out"
+    return
+  fi
+  version=$(sed -n 's/.*(PostgreSQL) \([0-9][0-9.]*\).*/\1/p' <<<"$out" | head -n 1)
+  if [ "${version%%.*}" != 15 ]; then
+    fail "$tool" "$pkg" "\`$path --version\` says \"$out\", expected PostgreSQL 15"
+    return
+  fi
+  ok "$tool $version ($path)"
+}
+
+# check_etcd NAME PATH PACKAGE PATTERN ARGS...: runs PATH ARGS and reads the version after PATTERN.
+check_etcd() {
+  local name=$1 path=$2 pkg=$3 pattern=$4 out version
+  shift 4
+  if [ ! -x "$path" ]; then
+    fail "$name" "$pkg" "$path not found"
+    return
+  fi
+  if ! out=$(ETCDCTL_API=3 "$path" "$@" 2>&1); then
+    fail "$name" "$pkg" "\`$path $*\` failed: $out"
+    return
+  fi
+  version=$(sed -n "s/^$pattern *\([0-9][0-9.]*\).*/\1/p" <<<"$out" | head -n 1)
+  if ! at_least "$version" 3.4; then
+    fail "$name" "$pkg" "\`$path $*\` says \"${out%%$'\n'*}\", expected 3.4 or newer"
+    return
+  fi
+  ok "$name $version ($path)"
+}
+
+check_postgres_user() {
+  local entry
+  if entry=$(getent passwd postgres); then
+    ok "OS user postgres (uid $(cut -d: -f3 <<<"$entry"))"
+  else
+    fail "postgres-user" postgresql-common "no OS user \`postgres\` (the tests run PostgreSQL as it); if postgresql-common is installed: adduser --system --group --home /var/lib/postgresql postgres"
+  fi
+}
+
+check_cargo() {
+  local out version
+  if ! out=$(cargo --version 2>&1); then
+    fail cargo - "\`cargo --version\` failed: $out; install Rust $rust_version or newer with rustup"
+    return
+  fi
+  version=$(sed -n 's/^cargo \([0-9][0-9.]*\).*/\1/p' <<<"$out")
+  if ! at_least "$version" "$rust_version"; then
+    fail cargo - "\`cargo --version\` says \"$out\", the workspace needs $rust_version or newer (rustup update)"
+    return
+  fi
+  ok "cargo $version ($(command -v cargo))"
+}
+
+check_optional() {
+  local out
+  if out=$(cargo nextest --version 2>/dev/null); then
+    ok "${out%%$'\n'*} (optional)"
+  else
+    note "cargo-nextest not installed (optional: scripts/test.sh falls back to cargo test; cargo install cargo-nextest --locked)"
+  fi
+  if out=$(protoc_with_well_known_types 2>&1); then
+    ok "$out with the well-known types (optional: only scripts/regen-etcd-proto.sh needs it)"
+  else
+    note "no protoc with the well-known types ($out); only scripts/regen-etcd-proto.sh needs it (apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev)"
+  fi
+}
+
+run_checks() {
+  missing=()
+  packages=()
+  manual=()
+  check_pg initdb postgresql-15
+  check_pg pg_ctl postgresql-15
+  check_pg postgres postgresql-15
+  check_pg pg_rewind postgresql-15
+  check_pg pg_controldata postgresql-15
+  check_pg pg_basebackup postgresql-client-15
+  check_pg psql postgresql-client-15
+  check_etcd etcd "$etcd_bin" etcd-server "etcd Version:" --version
+  check_etcd etcdctl "$etcdctl_bin" etcd-client "etcdctl version:" version
+  check_postgres_user
+  check_cargo
+}
+
+run_checks
+check_optional
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-deps: all present (${packages[*]})"
+  echo "install-deps: all prerequisites present"
   exit 0
 fi
-
+if $check_only; then
+  echo "install-deps: missing: ${missing[*]}" >&2
+  exit 1
+fi
+if [ "${#packages[@]}" -eq 0 ]; then
+  echo "install-deps: missing: ${missing[*]}; no Debian package provides it (see the FAIL lines)" >&2
+  exit 1
+fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing ${missing[*]}; run this script as root (or: sudo $0)" >&2
+  echo "install-deps: missing: ${missing[*]}; run this script as root (or: sudo $0) to install ${packages[*]}" >&2
   exit 1
 fi
 
-echo "install-deps: installing ${missing[*]}"
+echo "install-deps: installing ${packages[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # policy-rc.d would stop services from starting, but it is global state we do not own; Debian's
 # postinst may start its own cluster on 5432 / etcd on 2379, which pgkeel never uses.
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
-echo "install-deps: done"
+apt-get install -y -qq --no-install-recommends "${packages[@]}"
+
+echo "install-deps: checking again"
+run_checks
+if [ "${#missing[@]}" -ne 0 ]; then
+  echo "install-deps: still missing after installing: ${missing[*]} (see the FAIL lines)" >&2
+  exit 1
+fi
+echo "install-deps: all prerequisites present"

@@ -714,7 +714,7 @@ impl PgkeelCluster {
             .as_ref()
             .map(EtcdCluster::client_urls)
             .unwrap_or_default();
-        let out = Command::new("etcdctl")
+        let out = Command::new(crate::etcd::etcdctl_bin())
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", urls.join(",")))
             .args(["--dial-timeout=2s", "--command-timeout=3s"])
@@ -937,8 +937,8 @@ pub fn require_tools() {
     for tool in [
         &format!("{}/postgres", crate::nodeconf::PG_BIN_DIR),
         &format!("{}/psql", crate::nodeconf::PG_BIN_DIR),
-        "/usr/bin/etcd",
-        "/usr/bin/etcdctl",
+        &crate::etcd::etcd_bin(),
+        &crate::etcd::etcdctl_bin(),
     ] {
         assert!(
             Path::new(tool).exists(),

@@ -20,13 +20,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 
-/// The etcd server binary (Debian's `etcd-server` package). Overridable with `PGKEEL_ETCD_BIN`.
-fn etcd_bin() -> String {
+/// The etcd server binary (Debian's `etcd-server` package). Overridable with `PGKEEL_ETCD_BIN`;
+/// `scripts/install-deps.sh` checks the same path.
+pub fn etcd_bin() -> String {
     std::env::var("PGKEEL_ETCD_BIN").unwrap_or_else(|_| "/usr/bin/etcd".to_owned())
 }
 
-/// The etcdctl binary used for status queries. Overridable with `PGKEEL_ETCDCTL_BIN`.
-fn etcdctl_bin() -> String {
+/// The etcdctl binary used for status queries. Overridable with `PGKEEL_ETCDCTL_BIN`;
+/// `scripts/install-deps.sh` checks the same path.
+pub fn etcdctl_bin() -> String {
     std::env::var("PGKEEL_ETCDCTL_BIN").unwrap_or_else(|_| "/usr/bin/etcdctl".to_owned())
 }
 

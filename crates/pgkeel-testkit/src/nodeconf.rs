@@ -12,7 +12,7 @@ pub const SUPERUSER_PASSWORD: &str = "pgkeel-test-super";
 pub const REPLICATION_PASSWORD: &str = "pgkeel-test-repl";
 /// Password of the `rewind_user` pg_rewind user.
 pub const REWIND_PASSWORD: &str = "pgkeel-test-rewind";
-/// Where Debian's PostgreSQL 15 binaries live.
+/// Where Debian's PostgreSQL 15 binaries live (`scripts/install-deps.sh` checks the same directory).
 pub const PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 
 /// Everything that differs between the nodes of one cluster, plus the cluster-wide timing.

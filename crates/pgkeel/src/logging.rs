@@ -1,7 +1,12 @@
 //! Log lines in Patroni's shape: `2026-11-23 21:10:37,123 INFO: message`, so that tools and
 //! habits built on Patroni's logs keep working.
+//!
+//! Structured fields are printed as plain `key=value` unless stderr (where the lines go) is a
+//! terminal and `NO_COLOR` is not set: a log file or a pipe never receives ANSI escape codes.
 
+use std::ffi::OsStr;
 use std::fmt;
+use std::io::IsTerminal;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -40,8 +45,16 @@ where
     }
 }
 
+/// Whether log lines may carry ANSI colours: only when they go to a terminal, and never when
+/// `NO_COLOR` is set to a non-empty value (<https://no-color.org>: an empty value does not count).
+///
+/// Exists as a pure function so the rule is tested without a terminal.
+pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
 /// Installs the global subscriber at `level` (Patroni's names: DEBUG, INFO, WARNING, ERROR).
-/// `RUST_LOG` overrides it for debugging.
+/// `RUST_LOG` overrides it for debugging. Colours follow [`use_colour`].
 pub fn init(level: &str) {
     let level = match level.to_ascii_uppercase().as_str() {
         "DEBUG" => "debug",
@@ -54,7 +67,36 @@ pub fn init(level: &str) {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Before `event_format`: the flag lives on the layer and is kept by it.
+        .with_ansi(use_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .event_format(PatroniFormat)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(
+            use_colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR does not count"
+        );
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(
+            !use_colour(true, Some(OsStr::new("0"))),
+            "any non-empty value disables"
+        );
+        assert!(
+            !use_colour(false, None),
+            "a file or a pipe never gets colours"
+        );
+        assert!(!use_colour(false, Some(OsStr::new(""))));
+    }
 }

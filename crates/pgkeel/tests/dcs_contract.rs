@@ -535,3 +535,28 @@ async fn etcd_auth_user_password() {
     let err = anonymous.get_prefix("/service/auth/").await.unwrap_err();
     assert!(matches!(err, DcsError::Other(_)), "{err:?}");
 }
+
+/// A compare-and-set is never retried after an ambiguous failure, but a refused connection proves
+/// nothing was applied: the same call moves on to the next endpoint and succeeds there. (Pins that
+/// the transport's "connection refused" text is recognised as "never processed".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_cas_fails_over_past_a_refused_endpoint() {
+    let cluster = tokio::task::block_in_place(|| EtcdCluster::start(1)).unwrap();
+    let dead = pgkeel_testkit::ports::free_ports(1).unwrap()[0];
+    let mut urls = vec![format!("http://127.0.0.1:{dead}")];
+    urls.extend(cluster.client_urls());
+    let dcs = EtcdDcs::connect(urls, None, None, REQUEST_TIMEOUT)
+        .await
+        .unwrap();
+    let key = "/service/refused/leader";
+    assert!(dcs.create_if_absent(key, b"n1", None).await.unwrap());
+    assert!(dcs.put_if_value(key, b"n1", b"n1", None).await.unwrap());
+    assert_eq!(
+        dcs.get_prefix("/service/refused/")
+            .await
+            .unwrap()
+            .get(key)
+            .map(|kv| kv.value.clone()),
+        Some(b"n1".to_vec())
+    );
+}

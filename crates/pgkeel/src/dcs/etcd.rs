@@ -1,26 +1,30 @@
-//! [`EtcdDcs`]: the [`Dcs`] seam over native etcd v3 gRPC (`etcd-client`).
+//! [`EtcdDcs`]: the [`Dcs`] seam over native etcd v3 gRPC: tonic clients over code generated from
+//! etcd's `.proto` files and committed in `pgkeel-etcd-proto` (so a build needs no protoc).
 //!
-//! * **Endpoints.** One `etcd-client` [`Client`] per endpoint, and one *current* endpoint that all
-//!   calls use (like Patroni's etcd3 client). An `Unavailable` answer or a timeout moves the current
-//!   endpoint on to the next one; an error that proves the request was never processed (connection
-//!   refused, "no leader") is retried at once on the next endpoint within the same call. (A single
-//!   `etcd-client` client over all endpoints balances with tower's p2c, which kept sending some
-//!   requests to a SIGKILLed member: "tcp connect error".) Building the clients does no I/O, so a
-//!   down endpoint, or all of them, never fails [`EtcdDcs::connect`].
+//! * **Endpoints.** One gRPC channel per endpoint (`rpc::Endpoint`), and one *current* endpoint
+//!   that all calls use (like Patroni's etcd3 client). An `Unavailable` answer or a timeout moves the
+//!   current endpoint on to the next one; an error that proves the request was never processed
+//!   (connection refused, "no leader") is retried at once on the next endpoint within the same call.
+//!   (A single channel balancing over all endpoints with tower's p2c, as `etcd-client` builds it,
+//!   kept sending some requests to a SIGKILLed member: "tcp connect error".) Channels dial lazily,
+//!   so a down endpoint, or all of them, never fails [`EtcdDcs::connect`].
 //! * **Timeouts.** Every call, including the authentication it may need first, runs under one
 //!   `request_timeout`; expiry is [`DcsError::Unavailable`]. Requests carry etcd's `hasleader`
 //!   metadata (`require_leader`), so a member that lost its raft leader refuses at once ("etcdserver:
 //!   no leader") instead of stalling.
 //! * **Leases.** One persistent keep-alive stream per lease, reopened after any error; each
-//!   [`Dcs::keep_alive`] is one request/response on it (a reopen costs one extra round trip, because
-//!   `etcd-client` consumes the first response). A response TTL of 0 means the lease is gone.
+//!   [`Dcs::keep_alive`] is one request/response on it, and opening a stream is one round trip as
+//!   well (the first request goes out with the stream). A response TTL of 0 means the lease is gone.
 //! * **CAS.** Transactions exactly as Patroni's `etcd3` backend builds them (see the module docs of
 //!   [`crate::dcs`]).
 //! * **Errors.** Only definite answers are semantic ([`DcsError::LeaseNotFound`], and
 //!   [`DcsError::Other`] for invalid arguments, permission or credential errors); everything else is
 //!   [`DcsError::Unavailable`].
-//! * **Auth.** With a user, the token is fetched lazily before the first call (and re-fetched when it
-//!   expires); the password is never logged or printed by `Debug`.
+//! * **Auth.** With a user, each endpoint fetches a token lazily before its first call and sends it
+//!   with every request; when etcd refuses it as invalid or expired, one new token is fetched and
+//!   the request retried once. The password is never logged or printed by `Debug`.
+
+mod rpc;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -28,14 +32,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, LeaseKeepAliveStream,
-    LeaseKeeper, PutOptions, Txn, TxnOp, WatchOptions,
+use pgkeel_etcd_proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseRevokeRequest,
+    WatchResponse, request_op,
 };
-use tokio::sync::{Mutex, watch};
+use pgkeel_etcd_proto::mvccpb;
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tonic::{Code, Status, Streaming};
 
+use self::rpc::{Conn, Endpoint, Guard};
 use super::{Dcs, DcsError, KeyValue, Snapshot};
 
 /// How long one keep-alive attempt may wait for a member before the next member is asked. A
@@ -46,29 +54,6 @@ const KEEP_ALIVE_ATTEMPT: Duration = Duration::from_millis(300);
 const MAX_WATCH_BACKOFF: Duration = Duration::from_secs(1);
 /// First pause after a watch broke.
 const MIN_WATCH_BACKOFF: Duration = Duration::from_millis(100);
-
-/// gRPC status codes that are definite answers (see `classify`).
-const GRPC_INVALID_ARGUMENT: i32 = 3;
-/// See [`GRPC_INVALID_ARGUMENT`].
-const GRPC_ALREADY_EXISTS: i32 = 6;
-/// See [`GRPC_INVALID_ARGUMENT`].
-const GRPC_PERMISSION_DENIED: i32 = 7;
-/// See [`GRPC_INVALID_ARGUMENT`].
-const GRPC_FAILED_PRECONDITION: i32 = 9;
-/// See [`GRPC_INVALID_ARGUMENT`].
-const GRPC_OUT_OF_RANGE: i32 = 11;
-/// See [`GRPC_INVALID_ARGUMENT`].
-const GRPC_UNIMPLEMENTED: i32 = 12;
-
-/// One endpoint: its URL, its client, and whether that client holds an auth token yet.
-struct Endpoint {
-    /// `http://host:port`, for messages.
-    url: String,
-    /// A client talking to this endpoint only.
-    client: Client,
-    /// Whether the credentials were exchanged for a token on this client (lazily, on first use).
-    authenticated: Mutex<bool>,
-}
 
 /// The endpoints plus the failover policy shared by calls, keep-alive streams and watch tasks.
 struct Pool {
@@ -85,12 +70,8 @@ struct Pool {
 /// Whether a failed request certainly had no effect on the server, so it can be retried elsewhere
 /// even if it is a compare-and-set: the connection was never made, or the member refused it up
 /// front because it has no raft leader (the `hasleader` check runs before the request is applied).
-fn never_processed(err: &etcd_client::Error) -> bool {
-    let text = match err {
-        etcd_client::Error::GRpcStatus(status) => status.message().to_ascii_lowercase(),
-        etcd_client::Error::TransportError(e) => e.to_string().to_ascii_lowercase(),
-        _ => return false,
-    };
+fn never_processed(status: &Status) -> bool {
+    let text = status.message().to_ascii_lowercase();
     text.contains("connect error")
         || text.contains("connection refused")
         || text.contains("error trying to connect")
@@ -106,20 +87,30 @@ impl Pool {
             .compare_exchange(failed, next, Ordering::SeqCst, Ordering::SeqCst);
     }
 
-    /// The client of endpoint `i`, authenticated first if credentials are configured.
-    async fn client_at(&self, i: usize) -> Result<Client, etcd_client::Error> {
-        let endpoint = &self.endpoints[i];
-        let mut client = endpoint.client.clone();
-        if let Some((user, password)) = &self.credentials {
-            let mut done = endpoint.authenticated.lock().await;
-            if !*done {
-                client
-                    .update_user(Some((user.clone(), password.clone())))
+    /// A handle on endpoint `i`, with an auth token if credentials are configured.
+    async fn conn(&self, i: usize) -> Result<Conn, Status> {
+        self.endpoints[i]
+            .conn(self.credentials.as_ref(), None)
+            .await
+    }
+
+    /// Runs `f` on `conn` (endpoint `i`); if etcd refuses the token as invalid or expired, fetches a
+    /// new one (once for all concurrent callers) and runs `f` once more.
+    async fn run_refreshing<T, F, Fut>(&self, i: usize, conn: Conn, f: &F) -> Result<T, Status>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let stale = conn.token.clone();
+        match f(conn).await {
+            Err(status) if self.credentials.is_some() && rpc::is_invalid_auth_token(&status) => {
+                let conn = self.endpoints[i]
+                    .conn(self.credentials.as_ref(), stale.as_ref())
                     .await?;
-                *done = true;
+                f(conn).await
             }
+            other => other,
         }
-        Ok(client)
     }
 
     /// [`Pool::call_until`] with a deadline one request timeout from now.
@@ -130,8 +121,8 @@ impl Pool {
         f: F,
     ) -> Result<(usize, T), DcsError>
     where
-        F: Fn(Client) -> Fut + Send + Sync,
-        Fut: Future<Output = Result<T, etcd_client::Error>> + Send,
+        F: Fn(Conn) -> Fut + Send + Sync,
+        Fut: Future<Output = Result<T, Status>> + Send,
         T: Send,
     {
         let deadline = Instant::now() + self.timeout;
@@ -151,8 +142,8 @@ impl Pool {
         f: F,
     ) -> Result<(usize, T), DcsError>
     where
-        F: Fn(Client) -> Fut + Send + Sync,
-        Fut: Future<Output = Result<T, etcd_client::Error>> + Send,
+        F: Fn(Conn) -> Fut + Send + Sync,
+        Fut: Future<Output = Result<T, Status>> + Send,
         T: Send,
     {
         let n = self.endpoints.len();
@@ -163,24 +154,25 @@ impl Pool {
             for k in 0..n {
                 let i = (first + k) % n;
                 attempting.store(i, Ordering::SeqCst);
-                let res = match self.client_at(i).await {
+                let res = match self.conn(i).await {
                     // Authenticating changes nothing: always safe to retry elsewhere.
                     Err(e) => Err((true, e)),
-                    Ok(client) => match attempt_bound {
+                    Ok(conn) => match attempt_bound {
                         // An idempotent call may give up on a member that does not answer
                         // (e.g. one without an etcd leader, which hangs) and ask the next.
                         Some(bound) if idempotent => {
-                            match tokio::time::timeout(bound, f(client)).await {
+                            match tokio::time::timeout(bound, self.run_refreshing(i, conn, &f))
+                                .await
+                            {
                                 Ok(r) => r.map_err(|e| (true, e)),
                                 Err(_) => Err((
                                     true,
-                                    etcd_client::Error::LeaseKeepAliveError(format!(
-                                        "no answer within {bound:?}"
-                                    )),
+                                    Status::unavailable(format!("no answer within {bound:?}")),
                                 )),
                             }
                         }
-                        _ => f(client)
+                        _ => self
+                            .run_refreshing(i, conn, &f)
                             .await
                             .map_err(|e| (idempotent || never_processed(&e), e)),
                     },
@@ -224,10 +216,56 @@ impl Pool {
 struct Keeper {
     /// The endpoint the stream runs on (rotated away from if the stream breaks).
     endpoint: usize,
-    /// Sends keep-alive requests on the stream.
-    keeper: LeaseKeeper,
+    /// The lease kept alive.
+    lease: i64,
+    /// Feeds keep-alive requests into the stream (dropping it ends the stream).
+    requests: mpsc::Sender<LeaseKeepAliveRequest>,
     /// Receives the matching responses.
-    stream: LeaseKeepAliveStream,
+    responses: Streaming<LeaseKeepAliveResponse>,
+}
+
+impl Keeper {
+    /// Opens a keep-alive stream for `lease` on `conn`; the first request goes out with it, and its
+    /// answer is returned: the granted TTL (0 if the lease is gone). The caller sets `endpoint`.
+    async fn open(conn: Conn, lease: i64) -> Result<(i64, Keeper), Status> {
+        let (requests, rx) = mpsc::channel(1);
+        // The response headers of a bidirectional stream only arrive with the first answer, so
+        // the first request must be queued before the call is made.
+        requests
+            .send(LeaseKeepAliveRequest { id: lease })
+            .await
+            .map_err(|_| Status::unavailable("keep-alive stream closed"))?;
+        let responses = conn
+            .lease()
+            .lease_keep_alive(conn.request(ReceiverStream::new(rx)))
+            .await?
+            .into_inner();
+        let mut keeper = Keeper {
+            endpoint: 0,
+            lease,
+            requests,
+            responses,
+        };
+        let ttl = keeper.receive().await?;
+        Ok((ttl, keeper))
+    }
+
+    /// One keep-alive request/response on the open stream; returns the granted TTL.
+    async fn round_trip(&mut self) -> Result<i64, DcsError> {
+        self.requests
+            .send(LeaseKeepAliveRequest { id: self.lease })
+            .await
+            .map_err(|_| DcsError::Unavailable("keep-alive stream closed".to_owned()))?;
+        self.receive().await.map_err(classify)
+    }
+
+    /// The TTL of the next response.
+    async fn receive(&mut self) -> Result<i64, Status> {
+        match self.responses.message().await? {
+            Some(resp) => Ok(resp.ttl),
+            None => Err(Status::unavailable("keep-alive stream closed")),
+        }
+    }
 }
 
 /// [`Dcs`] implementation over a real etcd v3 cluster.
@@ -256,40 +294,28 @@ impl std::fmt::Debug for EtcdDcs {
     }
 }
 
-/// Maps an `etcd-client` error to a [`DcsError`]: semantic only where etcd answered definitively.
-fn classify(err: etcd_client::Error) -> DcsError {
-    use etcd_client::Error as E;
-    match err {
-        E::GRpcStatus(status) => {
-            let msg = status.message();
-            if msg.contains("lease not found") {
-                return DcsError::LeaseNotFound;
-            }
-            // tonic is not a direct dependency, so match the numeric gRPC codes: only definite
-            // refusals are semantic; Unavailable, DeadlineExceeded, Unknown, Unauthenticated (an
-            // expired token), ResourceExhausted, ... all mean "unknown".
-            match i32::from(status.code()) {
-                GRPC_INVALID_ARGUMENT
-                | GRPC_ALREADY_EXISTS
-                | GRPC_PERMISSION_DENIED
-                | GRPC_FAILED_PRECONDITION
-                | GRPC_OUT_OF_RANGE
-                | GRPC_UNIMPLEMENTED => DcsError::Other(format!("{:?}: {msg}", status.code())),
-                _ => DcsError::Unavailable(format!("{:?}: {msg}", status.code())),
-            }
-        }
-        E::LeaseKeepAliveError(msg) if msg.contains("lease not found") => DcsError::LeaseNotFound,
-        E::InvalidArgs(msg) => DcsError::Other(format!("invalid arguments: {msg}")),
-        E::InvalidUri(e) => DcsError::Other(format!("invalid etcd URL: {e}")),
-        E::Utf8Error(e) => DcsError::Other(format!("invalid UTF-8: {e}")),
-        E::InvalidMetadataValue(e) => DcsError::Other(format!("invalid metadata: {e}")),
-        E::EndpointsNotManaged => DcsError::Other("endpoints not managed".to_owned()),
-        other => DcsError::Unavailable(other.to_string()),
+/// Maps a gRPC status (etcd's answer, or tonic's report of a transport failure) to a [`DcsError`]:
+/// semantic only where etcd answered definitively.
+fn classify(status: Status) -> DcsError {
+    let msg = status.message();
+    if msg.contains("lease not found") {
+        return DcsError::LeaseNotFound;
+    }
+    // Only definite refusals are semantic; Unavailable, DeadlineExceeded, Unknown, Unauthenticated
+    // (an expired token), ResourceExhausted, ... all mean "unknown".
+    match status.code() {
+        Code::InvalidArgument
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unimplemented => DcsError::Other(format!("{:?}: {msg}", status.code())),
+        code => DcsError::Unavailable(format!("{code:?}: {msg}")),
     }
 }
 
 impl EtcdDcs {
-    /// Builds one client per endpoint (`http://host:port`). Does no network I/O: an unreachable
+    /// Builds one channel per endpoint (`http://host:port`). Does no network I/O: an unreachable
     /// cluster shows up as [`DcsError::Unavailable`] on the calls, never here. Fails only on invalid
     /// URLs (or `https://`, which this build does not support). `request_timeout` bounds every call.
     pub async fn connect(
@@ -301,28 +327,10 @@ impl EtcdDcs {
         if endpoints.is_empty() {
             return Err(DcsError::Other("no etcd endpoints configured".to_owned()));
         }
-        let options = ConnectOptions::new()
-            .with_connect_timeout(request_timeout.min(Duration::from_secs(2)))
-            // etcd's default keepalive enforcement rejects pings more often than every 5 s.
-            .with_keep_alive(
-                Duration::from_secs(10),
-                request_timeout.max(Duration::from_secs(1)),
-            )
-            .with_keep_alive_while_idle(false)
-            .with_require_leader(true)
-            .with_auto_token_refresh(true);
-        let mut pool = Vec::with_capacity(endpoints.len());
-        for url in endpoints {
-            // Without credentials `connect` does no I/O (the channel dials lazily).
-            let client = Client::connect([url.as_str()], Some(options.clone()))
-                .await
-                .map_err(classify)?;
-            pool.push(Endpoint {
-                url,
-                client,
-                authenticated: Mutex::new(false),
-            });
-        }
+        let pool = endpoints
+            .into_iter()
+            .map(|url| Endpoint::new(url, request_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
         let credentials = match (username, password) {
             (Some(u), p) if !u.is_empty() => Some((u, p.unwrap_or_default())),
             _ => None,
@@ -341,26 +349,27 @@ impl EtcdDcs {
         })
     }
 
-    /// Runs a transaction (never retried after an ambiguous failure) and reports whether its compare
-    /// held.
-    async fn txn(&self, what: &str, txn: Txn) -> Result<bool, DcsError> {
+    /// Runs a transaction: if `key` passes `guard`, `then` is applied (never retried after an
+    /// ambiguous failure). Reports whether the guard held.
+    async fn txn(
+        &self,
+        what: &str,
+        key: &str,
+        guard: Guard<'_>,
+        then: request_op::Request,
+    ) -> Result<bool, DcsError> {
+        let txn = rpc::txn(key, guard, then);
         let (_, succeeded) = self
             .pool
-            .call(what, false, |client| {
+            .call(what, false, |conn| {
                 let txn = txn.clone();
-                async move { client.kv_client().txn(txn).await.map(|r| r.succeeded()) }
+                async move {
+                    let resp = conn.kv().txn(conn.request(txn)).await?;
+                    Ok(resp.into_inner().succeeded)
+                }
             })
             .await?;
         Ok(succeeded)
-    }
-
-    /// One keep-alive request/response on `keeper`; returns the granted TTL.
-    async fn round_trip(keeper: &mut Keeper) -> Result<i64, DcsError> {
-        keeper.keeper.keep_alive().await.map_err(classify)?;
-        match keeper.stream.message().await.map_err(classify)? {
-            Some(resp) => Ok(resp.ttl()),
-            None => Err(DcsError::Unavailable("keep-alive stream closed".to_owned())),
-        }
     }
 
     /// Keep-alive on the open stream, if any; reopens one (with failover) if it broke.
@@ -379,7 +388,7 @@ impl EtcdDcs {
         // late response can never be paired with the next request.
         if let Some(mut keeper) = keepers.remove(&lease) {
             let attempt_end = deadline.min(Instant::now() + KEEP_ALIVE_ATTEMPT);
-            let reused = tokio::time::timeout_at(attempt_end, Self::round_trip(&mut keeper)).await;
+            let reused = tokio::time::timeout_at(attempt_end, keeper.round_trip()).await;
             match reused {
                 Ok(Ok(ttl)) if ttl > 0 => {
                     keepers.insert(lease, keeper);
@@ -399,59 +408,35 @@ impl EtcdDcs {
                 }
             }
         }
-        // Opening the stream already sends one keep-alive, and fails with "lease not found" if the
-        // lease is gone; its response is consumed by `etcd-client`, so one more round trip yields the
-        // granted TTL. Both are idempotent.
-        let (endpoint, (ttl, keeper, stream)) = self
+        // Opening the stream sends one keep-alive and yields its answer: the granted TTL, 0 if the
+        // lease is gone. Idempotent, so an unanswered attempt moves on to the next member.
+        let (endpoint, (ttl, mut keeper)) = self
             .pool
             .call_until(
                 deadline,
                 Some(KEEP_ALIVE_ATTEMPT),
                 "lease keep-alive",
                 true,
-                |client| async move {
-                    let (mut keeper, mut stream) = client.lease_client().keep_alive(lease).await?;
-                    keeper.keep_alive().await?;
-                    match stream.message().await? {
-                        Some(resp) => Ok((resp.ttl(), keeper, stream)),
-                        None => Err(etcd_client::Error::LeaseKeepAliveError(
-                            "keep-alive stream closed".to_owned(),
-                        )),
-                    }
-                },
+                |conn| Keeper::open(conn, lease),
             )
             .await?;
         if ttl <= 0 {
             return Err(DcsError::LeaseNotFound);
         }
-        keepers.insert(
-            lease,
-            Keeper {
-                endpoint,
-                keeper,
-                stream,
-            },
-        );
+        keeper.endpoint = endpoint;
+        keepers.insert(lease, keeper);
         Ok(ttl)
     }
 }
 
 /// Converts an etcd key-value into ours.
-fn convert(kv: &etcd_client::KeyValue) -> KeyValue {
+fn convert(kv: mvccpb::KeyValue) -> KeyValue {
     KeyValue {
-        key: String::from_utf8_lossy(kv.key()).into_owned(),
-        value: kv.value().to_vec(),
-        mod_revision: kv.mod_revision(),
-        create_revision: kv.create_revision(),
-        lease: kv.lease(),
-    }
-}
-
-/// Put options attaching `lease` (if any).
-fn put_options(lease: Option<i64>) -> Option<PutOptions> {
-    match lease {
-        Some(id) if id != 0 => Some(PutOptions::new().with_lease(id)),
-        _ => None,
+        key: String::from_utf8_lossy(&kv.key).into_owned(),
+        value: kv.value,
+        mod_revision: kv.mod_revision,
+        create_revision: kv.create_revision,
+        lease: kv.lease,
     }
 }
 
@@ -460,14 +445,15 @@ impl Dcs for EtcdDcs {
     async fn get_prefix(&self, prefix: &str) -> Result<Snapshot, DcsError> {
         let (_, snapshot) = self
             .pool
-            .call("range", true, |client| async move {
-                let resp = client
-                    .kv_client()
-                    .get(prefix, Some(GetOptions::new().with_prefix()))
-                    .await?;
+            .call("range", true, |conn| async move {
+                let resp = conn
+                    .kv()
+                    .range(conn.request(rpc::range_prefix(prefix)))
+                    .await?
+                    .into_inner();
                 Ok(Snapshot {
-                    revision: resp.header().map_or(0, |h| h.revision()),
-                    kvs: resp.kvs().iter().map(convert).collect(),
+                    revision: resp.header.map_or(0, |h| h.revision),
+                    kvs: resp.kvs.into_iter().map(convert).collect(),
                 })
             })
             .await?;
@@ -479,8 +465,17 @@ impl Dcs for EtcdDcs {
         // expires on its own; being able to get a lease during a member failure matters more.
         let (_, id) = self
             .pool
-            .call("lease grant", true, |client| async move {
-                Ok(client.lease_client().grant(ttl_secs, None).await?.id())
+            .call("lease grant", true, |conn| async move {
+                let request = LeaseGrantRequest {
+                    ttl: ttl_secs,
+                    id: 0,
+                };
+                Ok(conn
+                    .lease()
+                    .lease_grant(conn.request(request))
+                    .await?
+                    .into_inner()
+                    .id)
             })
             .await?;
         Ok(id)
@@ -494,8 +489,12 @@ impl Dcs for EtcdDcs {
     async fn revoke_lease(&self, lease: i64) -> Result<(), DcsError> {
         self.keepers.lock().await.remove(&lease);
         self.pool
-            .call("lease revoke", false, |client| async move {
-                client.lease_client().revoke(lease).await.map(|_| ())
+            .call("lease revoke", false, |conn| async move {
+                let request = LeaseRevokeRequest { id: lease };
+                conn.lease()
+                    .lease_revoke(conn.request(request))
+                    .await
+                    .map(|_| ())
             })
             .await?;
         Ok(())
@@ -507,18 +506,16 @@ impl Dcs for EtcdDcs {
         value: &[u8],
         lease: Option<i64>,
     ) -> Result<bool, DcsError> {
-        let txn = Txn::new()
-            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value, put_options(lease))]);
-        self.txn("create-if-absent", txn).await
+        let put = request_op::Request::RequestPut(rpc::put(key, value, lease));
+        self.txn("create-if-absent", key, Guard::CreateRevision(0), put)
+            .await
     }
 
     async fn put(&self, key: &str, value: &[u8], lease: Option<i64>) -> Result<(), DcsError> {
         self.pool
-            .call("put", true, |client| async move {
-                client
-                    .kv_client()
-                    .put(key, value, put_options(lease))
+            .call("put", true, |conn| async move {
+                conn.kv()
+                    .put(conn.request(rpc::put(key, value, lease)))
                     .await
                     .map(|_| ())
             })
@@ -533,10 +530,9 @@ impl Dcs for EtcdDcs {
         value: &[u8],
         lease: Option<i64>,
     ) -> Result<bool, DcsError> {
-        let txn = Txn::new()
-            .when([Compare::value(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::put(key, value, put_options(lease))]);
-        self.txn("put-if-value", txn).await
+        let put = request_op::Request::RequestPut(rpc::put(key, value, lease));
+        self.txn("put-if-value", key, Guard::Value(expected), put)
+            .await
     }
 
     async fn put_if_mod_revision(
@@ -545,23 +541,29 @@ impl Dcs for EtcdDcs {
         mod_revision: i64,
         value: &[u8],
     ) -> Result<bool, DcsError> {
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, mod_revision)])
-            .and_then([TxnOp::put(key, value, None)]);
-        self.txn("put-if-mod-revision", txn).await
+        let put = request_op::Request::RequestPut(rpc::put(key, value, None));
+        self.txn(
+            "put-if-mod-revision",
+            key,
+            Guard::ModRevision(mod_revision),
+            put,
+        )
+        .await
     }
 
     async fn delete_if_value(&self, key: &str, expected: &[u8]) -> Result<bool, DcsError> {
-        let txn = Txn::new()
-            .when([Compare::value(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::delete(key, None)]);
-        self.txn("delete-if-value", txn).await
+        let delete = request_op::Request::RequestDeleteRange(rpc::delete(key, false));
+        self.txn("delete-if-value", key, Guard::Value(expected), delete)
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), DcsError> {
         self.pool
-            .call("delete", true, |client| async move {
-                client.kv_client().delete(key, None).await.map(|_| ())
+            .call("delete", true, |conn| async move {
+                conn.kv()
+                    .delete_range(conn.request(rpc::delete(key, false)))
+                    .await
+                    .map(|_| ())
             })
             .await?;
         Ok(())
@@ -569,10 +571,9 @@ impl Dcs for EtcdDcs {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<(), DcsError> {
         self.pool
-            .call("delete prefix", true, |client| async move {
-                client
-                    .kv_client()
-                    .delete(prefix, Some(DeleteOptions::new().with_prefix()))
+            .call("delete prefix", true, |conn| async move {
+                conn.kv()
+                    .delete_range(conn.request(rpc::delete(prefix, true)))
                     .await
                     .map(|_| ())
             })
@@ -597,6 +598,15 @@ impl Dcs for EtcdDcs {
         });
         rx
     }
+}
+
+/// An armed watch: the request side must stay open for as long as the responses are read (etcd
+/// ends the watch when the client closes its half of the stream).
+struct ArmedWatch {
+    /// Kept only so the request stream stays open.
+    _requests: mpsc::Sender<pgkeel_etcd_proto::etcdserverpb::WatchRequest>,
+    /// Watch responses (events, cancellation).
+    responses: Streaming<WatchResponse>,
 }
 
 /// The background task behind one [`Dcs::watch_prefix`] subscription.
@@ -633,29 +643,47 @@ impl WatchTask {
         }
     }
 
+    /// Opens the watch stream on `conn` and sends the create request.
+    async fn open(conn: Conn, prefix: &str) -> Result<ArmedWatch, Status> {
+        let (requests, rx) = mpsc::channel(1);
+        requests
+            .send(rpc::watch_prefix(prefix))
+            .await
+            .map_err(|_| Status::unavailable("watch stream closed"))?;
+        let responses = conn
+            .watch()
+            .watch(conn.request(ReceiverStream::new(rx)))
+            .await?
+            .into_inner();
+        Ok(ArmedWatch {
+            _requests: requests,
+            responses,
+        })
+    }
+
     /// One armed watch on `endpoint`. `Ok` when the receivers are gone; `Err((was_armed, why))` when
     /// it broke.
     async fn follow(&self, endpoint: usize) -> Result<(), (bool, DcsError)> {
         let prefix = self.prefix.as_str();
         let arm = async {
-            let client = self.pool.client_at(endpoint).await.map_err(classify)?;
-            let mut stream = client
-                .watch_client()
-                .watch(prefix, Some(WatchOptions::new().with_prefix()))
+            let conn = self.pool.conn(endpoint).await.map_err(classify)?;
+            let mut watch = self
+                .pool
+                .run_refreshing(endpoint, conn, &|conn| Self::open(conn, prefix))
                 .await
                 .map_err(classify)?;
             // The first response confirms creation; only then are events guaranteed to be delivered.
-            match stream.message().await.map_err(classify)? {
-                Some(resp) if resp.created() && !resp.canceled() => Ok(stream),
+            match watch.responses.message().await.map_err(classify)? {
+                Some(resp) if resp.created && !resp.canceled => Ok(watch),
                 Some(resp) => Err(DcsError::Unavailable(format!(
                     "watch not created: {}",
-                    resp.cancel_reason()
+                    resp.cancel_reason
                 ))),
                 None => Err(DcsError::Unavailable("watch stream closed".to_owned())),
             }
         };
-        let mut stream = match tokio::time::timeout(self.pool.timeout, arm).await {
-            Ok(Ok(stream)) => stream,
+        let mut watch = match tokio::time::timeout(self.pool.timeout, arm).await {
+            Ok(Ok(watch)) => watch,
             Ok(Err(e)) => return Err((false, e)),
             Err(_) => {
                 return Err((
@@ -668,12 +696,12 @@ impl WatchTask {
         loop {
             tokio::select! {
                 () = self.tx.closed() => return Ok(()),
-                msg = stream.message() => match msg {
+                msg = watch.responses.message() => match msg {
                     Ok(Some(resp)) => {
-                        if resp.canceled() {
-                            return Err((true, DcsError::Unavailable(format!("watch canceled: {}", resp.cancel_reason()))));
+                        if resp.canceled {
+                            return Err((true, DcsError::Unavailable(format!("watch canceled: {}", resp.cancel_reason))));
                         }
-                        if !resp.events().is_empty() {
+                        if !resp.events.is_empty() {
                             self.tx.send_modify(|v| *v += 1);
                         }
                     }
