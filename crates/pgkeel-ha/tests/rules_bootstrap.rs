@@ -326,6 +326,67 @@ fn inaccessible_data_dir_releases_the_key() {
 }
 
 #[test]
+fn inaccessible_data_dir_stops_a_running_primary_before_releasing_the_key() {
+    // Found by the hostile-input probe: out of file descriptors, the leader released its key
+    // while PostgreSQL kept taking writes, and a replica promoted next to it. Now the server
+    // is stopped first; the key goes only once nothing runs.
+    let mut n1 = ha("n1");
+    let cluster = ClusterBuilder::initialized().three_nodes_led_by("n1");
+    n1.step(
+        &obs()
+            .cluster(cluster.clone())
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    // EMFILE: the data directory cannot be read, and neither can the server (no socket).
+    let mut blind = local_primary();
+    blind.data_dir = DataDir::Inaccessible("Too many open files (os error 24)".into());
+    blind.accepting_connections = false;
+    blind.role = None;
+    let d = n1.step(
+        &obs()
+            .cluster(cluster.clone())
+            .fresh_lease("n1")
+            .local(blind.clone())
+            .build(),
+    );
+    assert_decision(
+        &d,
+        &[Action::Stop(StopMode::Immediate)],
+        "data directory is not accessible: Too many open files (os error 24); stopping PostgreSQL before releasing the leader lock",
+    );
+    blind.running = false;
+    assert_decision(
+        &n1.step(
+            &obs()
+                .cluster(cluster)
+                .fresh_lease("n1")
+                .local(blind)
+                .build(),
+        ),
+        &[Action::ReleaseLeader],
+        "data directory is not accessible: Too many open files (os error 24)",
+    );
+}
+
+#[test]
+fn inaccessible_data_dir_leaves_a_running_replica_alone() {
+    let mut local = local_replica_of("n1");
+    local.data_dir = DataDir::Inaccessible("Too many open files (os error 24)".into());
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n2")
+        .local(local)
+        .build();
+    assert_decision(
+        &ha("n2").step(&o),
+        &[],
+        "data directory is not accessible: Too many open files (os error 24)",
+    );
+}
+
+#[test]
 fn system_id_mismatch_is_fatal() {
     // Reference: patroni-reference.md §2 _run_cycle(): FATAL 'system ID mismatch, node %s belongs to a different cluster: %s != %s'
     let mut local = local_replica_of("n1");

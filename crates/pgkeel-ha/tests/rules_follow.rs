@@ -655,3 +655,42 @@ fn rejoin_former_primary_on_a_timeline_unknown_to_the_leader_is_rewound() {
         "running pg_rewind from n2 (timeline 2 is not in the leader's history)",
     );
 }
+
+#[test]
+fn a_node_that_was_primary_since_its_last_rewind_checks_for_divergence_again() {
+    // Found by the simulator (seed 6176): n1 was rewound from n2, later became primary itself,
+    // then lost its role while n2 led again on a newer timeline. The memory "already checked
+    // against n2" survived its time as primary, so n1 followed n2 with diverged WAL.
+    let mut n1 = ha("n1");
+    n1.step(
+        &obs()
+            .cluster(after_failover())
+            .fresh_lease("n1")
+            .local(local_stopped("shut down in recovery", 1, 400))
+            .outcome(Outcome::TaskFinished {
+                kind: TaskKind::Rewind { from: "n2".into() },
+                ok: true,
+                message: String::new(),
+            })
+            .build(),
+    );
+    let mut primary = local_primary();
+    primary.timeline = Some(2);
+    n1.step(
+        &obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .fresh_lease("n1")
+            .local(primary)
+            .build(),
+    );
+    let o = obs()
+        .cluster(after_failover().member("n2", |m| m.primary().timeline(3)))
+        .fresh_lease("n1")
+        .local(local_stopped("in production", 2, 800))
+        .build();
+    assert_decision(
+        &n1.step(&o),
+        &[Action::StartTask(TaskKind::Rewind { from: "n2".into() })],
+        "running pg_rewind from n2 (timeline 2 is not in the leader's history)",
+    );
+}

@@ -380,7 +380,11 @@ fn a_restarted_node_goes_by_its_cached_dynamic_config_until_the_dcs_answers() {
     );
     assert_eq!(n1.global_config(None).ttl, 8);
     n1.step(&obs().dcs_err("etcd timeout").local(local_primary()).build());
-    assert_eq!(n1.global_config(None).ttl, 8, "kept while the DCS is silent");
+    assert_eq!(
+        n1.global_config(None).ttl,
+        8,
+        "kept while the DCS is silent"
+    );
     n1.step(
         &obs()
             .cluster(
@@ -393,4 +397,32 @@ fn a_restarted_node_goes_by_its_cached_dynamic_config_until_the_dcs_answers() {
             .build(),
     );
     assert_eq!(n1.global_config(None).ttl, 12, "/config replaces the cache");
+}
+
+#[test]
+fn fencing_stops_a_former_primary_that_runs_but_does_not_answer() {
+    // Assume the worst: a server that runs without answering (the agent is out of file
+    // descriptors, or PostgreSQL is overloaded) and was a primary when last seen may still
+    // take writes; without a valid lease it is stopped like any primary.
+    let mut n1 = ha("n1");
+    n1.step(
+        &obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    let mut silent = local_primary();
+    silent.accepting_connections = false;
+    silent.role = None;
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n2"))
+        .fresh_lease("n1")
+        .local(silent)
+        .build();
+    assert_decision(
+        &n1.step(&o),
+        &demote_actions(),
+        "demoting self because I do not have the lock and I was a leader",
+    );
 }

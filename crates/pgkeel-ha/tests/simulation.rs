@@ -132,6 +132,21 @@ fn a_sim_variant_without_fencing_is_caught() {
     );
 }
 
+#[test]
+fn a_sim_variant_that_releases_the_key_when_blind_is_caught() {
+    // The rule before the hostile-input fix: a leader that cannot see its data directory
+    // (EMFILE) gives up the key while PostgreSQL keeps taking writes. (a4) must notice.
+    let cfg = SimConfig {
+        release_when_blind: true,
+        ..SimConfig::default()
+    };
+    let failures = run_many(300, &cfg);
+    assert!(
+        failures.iter().any(|(_, e)| e.starts_with("(a4)")),
+        "releasing the key while blind went unnoticed: {failures:?}"
+    );
+}
+
 // Seeds that found bugs, kept as named regression tests.
 
 #[test]
@@ -173,4 +188,19 @@ fn seed_15_fencing_margin_follows_the_runtime_ttl_while_the_dcs_is_cut() {
     // local bootstrap.dcs and kept the primary past the agent's fencing deadline (a3).
     run_seed(15, false).unwrap();
     run_seed(21, false).unwrap();
+}
+
+#[test]
+fn seed_3_a_blind_leader_stops_postgres_before_releasing_the_key() {
+    // ha: out of file descriptors, the leader released its key while PostgreSQL kept taking
+    // writes (two primaries after a REST connection flood); now it stops it first (a4).
+    run_seed(3, false).unwrap();
+    run_seed(6, false).unwrap();
+}
+
+#[test]
+fn seed_6176_a_former_primary_checks_for_divergence_again() {
+    // ha: "already checked against the leader" survived the node's own time as primary, so it
+    // followed with diverged WAL (found once blind agents were simulated).
+    run_seed(6176, false).unwrap();
 }

@@ -154,6 +154,8 @@ impl Ha {
             }
             if obs.local.is_running_primary() {
                 self.mem.streamed_timeline = None;
+                // Its WAL leads now: a check made against some leader before is void.
+                self.mem.divergence_checked_for = None;
             }
         }
         let (actions, status, restep) = self.decide(obs);

@@ -69,6 +69,14 @@ pub struct SimConfig {
     /// TTL (the local `bootstrap.dcs` while the DCS is cut off) would fence at the wrong time.
     /// Drawn from a second generator, so a seed's other faults are the same with or without it.
     pub ttl_changes: bool,
+    /// In about a third of the seeds one node's agent goes blind for a while (out of file
+    /// descriptors): its probe sees an inaccessible data directory and no answer from
+    /// PostgreSQL (a postmaster it knows still counts as running), and every action that needs
+    /// a new file fails except stopping by signal. Drawn from the second generator too.
+    pub blindness: bool,
+    /// Sim variant whose core-facing agent releases the key the moment it cannot see its data
+    /// directory (the behaviour before the hostile-input fix): invariant (a4) must catch it.
+    pub release_when_blind: bool,
     /// Record a human-readable trace.
     pub trace: bool,
 }
@@ -81,6 +89,8 @@ impl Default for SimConfig {
             faults: 3,
             break_fencing: false,
             ttl_changes: true,
+            blindness: true,
+            release_when_blind: false,
             trace: false,
         }
     }
@@ -326,6 +336,8 @@ struct Node {
     task: Option<(TaskKind, u64)>,
     pending: Vec<Outcome>,
     dcs_cut: bool,
+    /// Out of file descriptors (see [`SimConfig::blindness`]).
+    blind: bool,
     stale_ms: u64,
     view: Option<(u64, Cluster)>,
     last_status: String,
@@ -346,6 +358,8 @@ pub enum Fault {
     Delay,
     /// `ttl` in `/config` is raised by [`TTL_CHANGE_S`] (cluster-wide; the node is ignored).
     TtlChange,
+    /// The node's agent cannot open files (see [`SimConfig::blindness`]).
+    Blind,
 }
 
 #[derive(Debug, Clone)]
@@ -401,6 +415,7 @@ impl Sim {
                     task: None,
                     pending: vec![],
                     dcs_cut: false,
+                    blind: false,
                     stale_ms: 0,
                     view: None,
                     last_status: String::new(),
@@ -469,6 +484,22 @@ impl Sim {
                     at,
                     node: 0,
                     fault: Fault::TtlChange,
+                    start,
+                    stale_ms: 0,
+                });
+            }
+            end = end.max(at + dur);
+        }
+        if self.cfg.blindness && extra.chance(33) {
+            let first = self.cfg.bootstrap_ms() / TICK_MS;
+            let at = extra.range(first, end / TICK_MS) * TICK_MS;
+            let dur = extra.range(5, 2 * ttl / TICK_MS + 10) * TICK_MS;
+            let node = extra.below(3) as usize;
+            for (at, start) in [(at, true), (at + dur, false)] {
+                self.events.push(Event {
+                    at,
+                    node,
+                    fault: Fault::Blind,
                     start,
                     stale_ms: 0,
                 });
@@ -617,6 +648,7 @@ impl Sim {
             (Fault::PgCrash, false) => {}
             (Fault::Delay, true) => n.stale_ms = e.stale_ms,
             (Fault::Delay, false) => n.stale_ms = 0,
+            (Fault::Blind, start) => n.blind = start,
             (Fault::TtlChange, start) => {
                 let ttl = self.cfg.ttl_s + if start { TTL_CHANGE_S } else { 0 };
                 if let Some(c) = &mut self.dcs.config {
@@ -850,6 +882,23 @@ impl Sim {
             server_version: Some(170_000),
             checkpoint_lsn: pg.data.as_ref().map(|d| Lsn(d.lsn)),
         };
+        let local = if n.blind {
+            LocalPostgres {
+                data_dir: DataDir::Inaccessible("Too many open files (os error 24)".into()),
+                accepting_connections: false,
+                role: None,
+                wal_position: None,
+                receive_lsn: None,
+                replay_lsn: None,
+                streaming: false,
+                following: None,
+                cluster_state: None,
+                checkpoint_lsn: None,
+                ..local
+            }
+        } else {
+            local
+        };
         Observation {
             now: MonoTime(now),
             dcs,
@@ -868,6 +917,17 @@ impl Sim {
         let mut node_state = None;
         for _step in 0..4 {
             let obs = self.observe(i, outcomes, peers.clone());
+            if self.cfg.release_when_blind
+                && matches!(obs.local.data_dir, DataDir::Inaccessible(_))
+                && self
+                    .dcs
+                    .leader
+                    .as_ref()
+                    .is_some_and(|(n, _, _)| *n == self.nodes[i].name)
+            {
+                // The old rule: "data directory is not accessible" -> ReleaseLeader.
+                let _ = self.execute(i, &Action::ReleaseLeader);
+            }
             let d = self.nodes[i].ha.step(&obs);
             self.nodes[i].gc = self.nodes[i].ha.global_config(None);
             self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
@@ -970,6 +1030,21 @@ impl Sim {
         if needs_dcs && self.nodes[i].dcs_cut {
             return Err("etcd: connection refused".into());
         }
+        // Out of file descriptors: the open etcd channel and signals still work, nothing that
+        // needs a new file, process or connection does.
+        let needs_files = matches!(
+            a,
+            Action::StartTask(_)
+                | Action::Promote
+                | Action::Follow { .. }
+                | Action::RemoveDataDir
+                | Action::MoveDataDirAside
+                | Action::ProbePeers
+                | Action::SyncSlots { .. }
+        );
+        if needs_files && self.nodes[i].blind {
+            return Err("Too many open files (os error 24)".into());
+        }
         let lease = self.nodes[i].lease.map(|l| l.id);
         let live_lease = lease.filter(|l| self.dcs.live(*l, now));
         let holds = |dcs: &Dcs| dcs.leader.as_ref().is_some_and(|(n, _, _)| *n == name);
@@ -1022,6 +1097,11 @@ impl Sim {
             }
             Action::ReleaseLeader => {
                 if holds(&self.dcs) {
+                    if self.nodes[i].pg.writable() {
+                        self.violate(format!(
+                            "(a4) {name} released the leader key while its primary accepts writes"
+                        ));
+                    }
                     self.dcs.leader = None;
                 }
                 Ok(None)

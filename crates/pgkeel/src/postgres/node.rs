@@ -253,10 +253,24 @@ impl PgNode {
     }
 
     /// The pid of a live postmaster for our data directory, from `postmaster.pid`.
+    ///
+    /// When `postmaster.pid` cannot be read for another reason than its absence (the agent is
+    /// out of file descriptors, the disk fails), the postmaster this agent started or adopted
+    /// still counts while it lives: checking and signalling a known PID needs no file, so a
+    /// server the agent cannot see is still reported, and can still be stopped.
     pub fn postmaster_pid(&self) -> Option<i32> {
-        let text = std::fs::read_to_string(self.cfg.data_dir.join("postmaster.pid")).ok()?;
+        let text = match std::fs::read_to_string(self.cfg.data_dir.join("postmaster.pid")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(_) => return self.known_postmaster().filter(|pid| os::pid_alive(*pid)),
+        };
         let pf = conf::parse_pidfile(&text)?;
         (os::pid_alive(pf.pid) && os::looks_like_postgres(pf.pid)).then_some(pf.pid)
+    }
+
+    /// The postmaster this agent started or adopted, if it has not seen it exit.
+    fn known_postmaster(&self) -> Option<i32> {
+        self.watch.lock().ok().and_then(|w| w.pid)
     }
 
     /// The tokio-postgres config for the local server (socket or TCP, superuser). The

@@ -11,8 +11,7 @@ impl Ha {
     /// win the lease. Exceptions: bootstrapping (nobody else can be primary), re-attaching its own
     /// key to a new lease, and racing for a free key while its lease is valid.
     pub(crate) fn fence(&mut self, ctx: &Ctx<'_>) -> Option<Verdict> {
-        let local = &ctx.obs.local;
-        if !local.is_running_primary() || self.mem.bootstrapping {
+        if !self.may_accept_writes(&ctx.obs.local) || self.mem.bootstrapping {
             return None;
         }
         if ctx.i_hold_key && ctx.lease_valid {
@@ -42,7 +41,7 @@ impl Ha {
     /// a replica keeps streaming.
     pub(crate) fn dcs_unreachable(&mut self, obs: &Observation, err: &str) -> Verdict {
         let gc = self.global_config(None);
-        if obs.local.is_running_primary() && !self.mem.bootstrapping {
+        if self.may_accept_writes(&obs.local) && !self.mem.bootstrapping {
             if self.lease_valid(obs, &gc)
                 && self.mem.last_leader.as_deref() == Some(self.cfg.name.as_str())
             {

@@ -50,6 +50,15 @@ impl Ha {
             .is_some_and(|l| obs.now.plus_ms(gc.fencing_margin_ms()) < l.valid_until)
     }
 
+    /// The local server is, or may be, a primary taking writes: it answered as one, or it runs
+    /// without answering and was a primary when last seen. Safety decisions assume the worst.
+    pub(crate) fn may_accept_writes(&self, local: &crate::pg::LocalPostgres) -> bool {
+        local.is_running_primary()
+            || (local.running
+                && local.role.is_none()
+                && self.mem.last_role == Some(crate::pg::ServerRole::Primary))
+    }
+
     pub(crate) fn decide(&mut self, obs: &Observation) -> Verdict {
         let cluster = match &obs.dcs {
             Ok(c) => c,
@@ -92,8 +101,21 @@ impl Ha {
         // 4. The data directory decides between bootstrap, clone and normal operation.
         match &obs.local.data_dir {
             DataDir::Inaccessible(e) => {
+                // The agent cannot see its own server (out of file descriptors, a failing
+                // disk...): assume the worst. A server that may still take writes is stopped
+                // first (the agent signals the postmaster it knows, which needs no file), and
+                // the key is given up only once nothing runs: releasing it while the old
+                // primary writes on would let a replica promote next to it.
+                if obs.local.running && (ctx.i_hold_key || self.may_accept_writes(&obs.local)) {
+                    return verdict(
+                        vec![Action::Stop(StopMode::Immediate)],
+                        format!(
+                            "data directory is not accessible: {e}; stopping PostgreSQL before releasing the leader lock"
+                        ),
+                    );
+                }
                 let mut actions = vec![];
-                if ctx.i_hold_key {
+                if ctx.i_hold_key && !obs.local.running {
                     actions.push(Action::ReleaseLeader);
                 }
                 return verdict(actions, format!("data directory is not accessible: {e}"));
