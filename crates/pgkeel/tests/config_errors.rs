@@ -193,18 +193,34 @@ fn missing_etcd_section() {
     );
 }
 
+// Reference: Patroni `Config._validate_and_adjust_timeouts`: `loop_wait + 2*retry_timeout <= ttl`
+// is restored with a warning; the agent must start (issue 6, point 5).
 #[test]
-fn ttl_arithmetic() {
-    let e = error_of(
-        &replace("ttl: 30", "ttl: 20"),
+fn ttl_arithmetic_is_a_warning_not_an_error() {
+    let text = replace("ttl: 30", "ttl: 20");
+    let l = load_config_from_str(&text, Path::new("bad.yml"), &[]).expect("loads, with a warning");
+    let w: Vec<String> = l
+        .warnings
+        .iter()
+        .filter(|w| w.key.as_deref() == Some("bootstrap.dcs.ttl"))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        w,
+        [
+            "bad.yml: Violated the rule \"loop_wait + 2*retry_timeout <= ttl\", where ttl=20. Adjusting loop_wait from 10 to 1 and retry_timeout from 10 to 9 (line 9)"
+        ]
+    );
+    // Values that are invalid stay errors.
+    error_of(
+        &replace("loop_wait: 10", "loop_wait: -3"),
         &[
-            "bad.yml:9:",
-            "bootstrap.dcs.ttl",
-            "loop_wait + 2*retry_timeout",
-            "30 > 20",
+            "bad.yml:10:",
+            "bootstrap.dcs.loop_wait",
+            "got -3",
+            "at least 1",
         ],
     );
-    assert_eq!(e.line(), Some(9));
 }
 
 #[test]

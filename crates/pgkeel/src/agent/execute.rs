@@ -7,7 +7,9 @@
 use super::{Agent, AgentError, tasks::TaskSlot};
 use crate::postgres::{ManagedConfig, PostgresControl, Recovery, StopMode as PgStop};
 use pgkeel_ha::Decision;
-use pgkeel_ha::cluster::{Cluster, merge_timeline_history, parse_timeline_history_file};
+use pgkeel_ha::cluster::{
+    Cluster, GlobalConfig, merge_timeline_history, parse_timeline_history_file,
+};
 use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, StopMode, TaskKind};
 use pgkeel_ha::keys::codec::{encode_history, encode_status, slot_name_from_member_name};
 use std::sync::Arc;
@@ -57,7 +59,10 @@ impl Agent {
                     .await
                     .map_err(|e| e.to_string()),
                 Action::WriteConfig => {
-                    let v = serde_json::Value::Object(self.cfg.bootstrap.dcs.clone()).to_string();
+                    // As Patroni stores its adjusted dynamic configuration: `/config` shows the
+                    // timing values that actually run (loop_wait/retry_timeout lowered to fit ttl).
+                    let dcs = GlobalConfig::with_effective_timeouts(&self.cfg.bootstrap.dcs);
+                    let v = serde_json::Value::Object(dcs).to_string();
                     self.dcs
                         .create_if_absent(&self.layout.config(), v.as_bytes(), None)
                         .await

@@ -192,10 +192,19 @@ pub async fn run(
     let mut tasks = tasks::TaskSlot::default();
     let mut shutdown = Box::pin(shutdown);
     let mut last_cluster: Option<Cluster> = None;
+    // Adjustments of the dynamic configuration already reported: Patroni warns when the
+    // configuration changes, not on every cycle.
+    let mut reported_config_warnings: Vec<String> = Vec::new();
 
     loop {
         let cycle_start = Instant::now();
         let gc = ha.global_config(last_cluster.as_ref());
+        if gc.warnings != reported_config_warnings {
+            for w in &gc.warnings {
+                tracing::warn!("{w}");
+            }
+            reported_config_warnings.clone_from(&gc.warnings);
+        }
         ttl_tx.send_if_modified(|t| {
             let changed = *t != gc.ttl;
             *t = gc.ttl;
