@@ -847,13 +847,16 @@ impl PostgresControl for PgNode {
             member_name: &self.member_name,
         };
         let recovery = config.recovery.as_ref();
-        let text = conf::render_postgresql_conf(&config.parameters, data, recovery, &ctx);
+        // Renamed settings (wal_keep_segments on 13+, ...) are written under the name this
+        // server knows, or PostgreSQL would refuse to start.
+        let parameters = conf::server_parameters(&config.parameters, self.major_version());
+        let text = conf::render_postgresql_conf(&parameters, data, recovery, &ctx);
         let old_params = match (&old, ours) {
             (Some(t), true) => conf::parse_managed_params(t),
             _ => BTreeMap::new(),
         };
         let new_params: BTreeMap<String, String> =
-            conf::all_params(&config.parameters, data, recovery, &ctx)
+            conf::all_params(&parameters, data, recovery, &ctx)
                 .into_iter()
                 .collect();
         let mut change = ConfigChange::default();
