@@ -448,3 +448,34 @@ fn filesystem_checks_in_load_config() {
     let e = load_config(&missing).unwrap_err();
     check(&e, &["absent.yml: cannot read configuration"]);
 }
+
+// Issue 6, point 4: command strings are split like Patroni's `shlex.split`, at load time, so an
+// unbalanced quote is an error naming the file, line and key.
+#[test]
+fn unbalanced_quotes_in_commands_are_errors() {
+    let e = error_of(
+        &replace(
+            "bootstrap:\n",
+            "bootstrap:\n  post_bootstrap: psql -w -c \"SELECT 1\n",
+        ),
+        &[
+            "bad.yml:8:",
+            "bootstrap.post_bootstrap",
+            "no closing quotation",
+            "balanced quotes",
+        ],
+    );
+    assert_eq!(e.key(), Some("bootstrap.post_bootstrap"));
+    error_of(
+        &format!("{BASE}  callbacks:\n    on_role_change: /bin/cb 'it\n"),
+        &[
+            "bad.yml:24:",
+            "postgresql.callbacks.on_role_change",
+            "no closing quotation",
+        ],
+    );
+    error_of(
+        &format!("{BASE}  callbacks:\n    on_start: /bin/cb x\\\n"),
+        &["postgresql.callbacks.on_start", "no escaped character"],
+    );
+}

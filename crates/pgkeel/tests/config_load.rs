@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use pgkeel::config::{
-    LoadedConfig, load_config, load_config_from_env_only, load_config_from_str, validate_filesystem,
+    LoadedConfig, ShellCommand, load_config, load_config_from_env_only, load_config_from_str,
+    validate_filesystem,
 };
 use serde_json::json;
 
@@ -77,11 +78,11 @@ fn seed_tutorial_config_loads() {
     assert_eq!(pg.authentication.rewind, None);
     assert_eq!(pg.parameters["unix_socket_directories"], json!("."));
     assert_eq!(
-        pg.callbacks.on_start.as_deref(),
+        pg.callbacks.on_start.as_ref().map(ShellCommand::raw),
         Some("/var/lib/pgsql/patroni_callback.sh")
     );
     assert_eq!(
-        pg.callbacks.on_role_change.as_deref(),
+        pg.callbacks.on_role_change.as_ref().map(ShellCommand::raw),
         Some("/var/lib/pgsql/patroni_callback.sh")
     );
     assert_eq!(pg.callbacks.on_restart, None);
@@ -335,8 +336,9 @@ fn initdb_list_and_map_forms() {
             .config
             .bootstrap
             .post_bootstrap
-            .as_deref(),
-        Some("/usr/local/bin/setup.sh")
+            .as_ref()
+            .map(ShellCommand::argv),
+        Some(&["/usr/local/bin/setup.sh".to_string()][..])
     );
 }
 
@@ -514,4 +516,25 @@ fn directory_is_merged_in_sorted_order_and_filesystem_checked() {
     broken.postgresql.bin_dir = Some(dir.path().join("missing"));
     let e = validate_filesystem(&broken).unwrap_err().to_string();
     assert!(e.contains("postgresql.bin_dir: does not exist"), "{e}");
+}
+
+// Issue 6, point 4: `post_bootstrap: psql -w -c "SELECT 1"` runs psql with `SELECT 1` as one
+// argument, as Patroni's `shlex.split` gives it; callbacks are split the same way.
+#[test]
+fn commands_are_split_like_patroni_shlex() {
+    let text = format!(
+        "{}  callbacks:\n    on_role_change: /usr/local/bin/cb --note 'role changed'\nbootstrap:\n  post_bootstrap: psql -w -c \"SELECT 1\"\n",
+        minimal()
+    );
+    let c = load_str(&text, &[]).config;
+    let post = c.bootstrap.post_bootstrap.expect("post_bootstrap");
+    assert_eq!(post.argv(), ["psql", "-w", "-c", "SELECT 1"]);
+    assert_eq!(post.raw(), "psql -w -c \"SELECT 1\"");
+    let cb = c
+        .postgresql
+        .callbacks
+        .on_role_change
+        .expect("on_role_change");
+    assert_eq!(cb.program(), "/usr/local/bin/cb");
+    assert_eq!(cb.args(), ["--note", "role changed"]);
 }

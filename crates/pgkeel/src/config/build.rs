@@ -11,7 +11,7 @@ use super::origin::{Ctx, index, join};
 use super::validate;
 use super::{
     BasicAuth, BootstrapConfig, BootstrapUser, Callbacks, Config, CtlConfig, EtcdConfig,
-    PgAuthentication, PgUser, PostgresqlConfig, RestApiConfig, Tags,
+    PgAuthentication, PgUser, PostgresqlConfig, RestApiConfig, ShellCommand, Tags,
 };
 
 type R<T> = Result<T, ConfigError>;
@@ -452,9 +452,9 @@ fn build_bootstrap(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<BootstrapCo
         None => Vec::new(),
     };
     let pg_hba = str_list(ctx, m, path, "pg_hba")?;
-    let post_bootstrap = match opt_nonempty_str(ctx, m, path, "post_bootstrap")? {
-        Some(s) => Some(s),
-        None => opt_nonempty_str(ctx, m, path, "post_init")?,
+    let post_bootstrap = match opt_command(ctx, m, path, "post_bootstrap")? {
+        Some(c) => Some(c),
+        None => opt_command(ctx, m, path, "post_init")?,
     };
     let mut users = Vec::new();
     if let Some(u) = section(ctx, m, path, "users")? {
@@ -568,11 +568,11 @@ fn build_postgresql(
             let cp = "postgresql.callbacks";
             check_keys(ctx, c, cp, CALLBACKS_KNOWN, &[]);
             Callbacks {
-                on_start: opt_nonempty_str(ctx, c, cp, "on_start")?,
-                on_stop: opt_nonempty_str(ctx, c, cp, "on_stop")?,
-                on_restart: opt_nonempty_str(ctx, c, cp, "on_restart")?,
-                on_reload: opt_nonempty_str(ctx, c, cp, "on_reload")?,
-                on_role_change: opt_nonempty_str(ctx, c, cp, "on_role_change")?,
+                on_start: opt_command(ctx, c, cp, "on_start")?,
+                on_stop: opt_command(ctx, c, cp, "on_stop")?,
+                on_restart: opt_command(ctx, c, cp, "on_restart")?,
+                on_reload: opt_command(ctx, c, cp, "on_reload")?,
+                on_role_change: opt_command(ctx, c, cp, "on_role_change")?,
             }
         }
         None => Callbacks::default(),
@@ -874,6 +874,27 @@ fn opt_nonempty_str(
         )),
         other => Ok(other),
     }
+}
+
+/// A command string, split into words at load time like Patroni's `shlex.split` (see
+/// [`ShellCommand`]), so a bad quote is reported here with its file, line and key.
+fn opt_command(
+    ctx: &Ctx<'_>,
+    m: &Map<String, Value>,
+    pp: &str,
+    key: &str,
+) -> R<Option<ShellCommand>> {
+    let Some(raw) = opt_nonempty_str(ctx, m, pp, key)? else {
+        return Ok(None);
+    };
+    ShellCommand::parse(&raw).map(Some).map_err(|e| {
+        ctx.invalid_text(
+            &join(pp, key),
+            format!("cannot split the command into words like a POSIX shell: {e}"),
+            &raw,
+            r#"a command line with balanced quotes, such as psql -c "SELECT 1""#,
+        )
+    })
 }
 
 fn req_str(

@@ -12,12 +12,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 mod build;
+mod command;
 mod env;
 mod error;
 mod load;
 mod origin;
 mod validate;
 
+pub use command::{ShellCommand, SplitError};
 pub use error::{ConfigError, ConfigWarning};
 pub use load::{LoadedConfig, load_config, load_config_from_env_only, load_config_from_str};
 pub use validate::{MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, validate_filesystem};
@@ -137,8 +139,9 @@ pub struct BootstrapConfig {
     pub initdb: Vec<String>,
     /// Legacy `bootstrap.pg_hba` lines (used when `postgresql.pg_hba` is empty).
     pub pg_hba: Vec<String>,
-    /// Command run once after initdb with the superuser connection URL as its argument.
-    pub post_bootstrap: Option<String>,
+    /// Command run once after initdb, with the superuser's local connection string appended
+    /// as its last argument (`bootstrap.post_bootstrap`, alias `post_init`).
+    pub post_bootstrap: Option<ShellCommand>,
     /// Legacy `bootstrap.users` (removed in Patroni 4, still common in old configs): roles
     /// created once after initdb. Read with a deprecation warning.
     pub users: Vec<BootstrapUser>,
@@ -228,19 +231,19 @@ impl std::fmt::Debug for PgUser {
     }
 }
 
-/// `postgresql.callbacks`: commands run as `<cmd> <action> <role> <scope>`.
+/// `postgresql.callbacks`: commands run as `<cmd words...> <action> <role> <scope>`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Callbacks {
     /// After PostgreSQL started.
-    pub on_start: Option<String>,
+    pub on_start: Option<ShellCommand>,
     /// After PostgreSQL stopped.
-    pub on_stop: Option<String>,
+    pub on_stop: Option<ShellCommand>,
     /// After a restart without a role change.
-    pub on_restart: Option<String>,
+    pub on_restart: Option<ShellCommand>,
     /// After a reload.
-    pub on_reload: Option<String>,
+    pub on_reload: Option<ShellCommand>,
     /// After a promotion or demotion.
-    pub on_role_change: Option<String>,
+    pub on_role_change: Option<ShellCommand>,
 }
 
 /// `tags:` section. Known tags are typed; any other tag is kept and published as given.

@@ -258,6 +258,25 @@ pub(crate) fn server_parameters(
     p
 }
 
+/// A libpq `key=value` string in Patroni's `format_dsn` shape: `'`, `\` and space escaped with a
+/// backslash, pairs joined by spaces. Scripts written for Patroni (post_bootstrap) parse this.
+pub(crate) fn format_dsn(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut out = format!("{k}=");
+            for c in v.chars() {
+                if matches!(c, '\'' | '\\' | ' ') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Converts a YAML/JSON parameter value to the string PostgreSQL expects (`true` -> `on`).
 pub(crate) fn guc_value(value: &serde_json::Value) -> String {
     match value {
@@ -566,6 +585,18 @@ mod tests {
         );
         // Unknown version: untouched.
         assert_eq!(server_parameters(&segs, None), segs);
+    }
+
+    #[test]
+    fn dsn_is_formatted_like_patroni() {
+        assert_eq!(
+            format_dsn(&[
+                ("dbname", "postgres"),
+                ("user", "my user"),
+                ("host", "/run/pg's")
+            ]),
+            "dbname=postgres user=my\\ user host=/run/pg\\'s"
+        );
     }
 
     #[test]
