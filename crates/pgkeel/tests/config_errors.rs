@@ -479,3 +479,92 @@ fn unbalanced_quotes_in_commands_are_errors() {
         &["postgresql.callbacks.on_start", "no escaped character"],
     );
 }
+
+// Issue 6, point 6: TLS is not implemented, so any key asking for it is refused with the key
+// (and the variable, for the environment) named, instead of silently running without TLS.
+#[test]
+fn keys_asking_for_tls_are_refused() {
+    error_of(
+        &replace(
+            "  listen: 127.0.0.1:8008\n",
+            "  listen: 127.0.0.1:8008\n  certfile: /etc/rest.pem\n",
+        ),
+        &[
+            "bad.yml:5: restapi.certfile: TLS is not supported by pgkeel yet",
+            "plain HTTP",
+            "got \"/etc/rest.pem\"",
+            "the key removed",
+        ],
+    );
+    for (var, value, key) in [
+        ("PATRONI_RESTAPI_CERTFILE", "/c.pem", "restapi.certfile"),
+        (
+            "PATRONI_RESTAPI_KEYFILE_PASSWORD",
+            "hunter9",
+            "restapi.keyfile_password",
+        ),
+        (
+            "PATRONI_RESTAPI_VERIFY_CLIENT",
+            "required",
+            "restapi.verify_client",
+        ),
+        ("PATRONI_CTL_CERTFILE", "/c.pem", "ctl.certfile"),
+        ("PATRONI_ETCD3_PROTOCOL", "https", "etcd3.protocol"),
+        ("PATRONI_ETCD3_CACERT", "/ca.pem", "etcd3.cacert"),
+        ("PATRONI_ETCD3_URL", "https://e:2379", "etcd3.url"),
+        (
+            "PATRONI_SUPERUSER_SSLMODE",
+            "verify-full",
+            "postgresql.authentication.superuser.sslmode",
+        ),
+        (
+            "PATRONI_REPLICATION_SSLROOTCERT",
+            "/root.crt",
+            "postgresql.authentication.replication.sslrootcert",
+        ),
+    ] {
+        let e = load_env(BASE, &[(var, value)]).expect_err(var);
+        check(
+            &e,
+            &[
+                &format!("<env {var}>: {key}: TLS is not supported by pgkeel yet"),
+                "the key removed",
+            ],
+        );
+    }
+    error_of(
+        &replace(
+            "  hosts: 127.0.0.1:2379\n",
+            "  hosts:\n  - https://127.0.0.1:2379\n",
+        ),
+        &[
+            "bad.yml:7: etcd3.hosts[0]: TLS is not supported",
+            "etcd without TLS",
+        ],
+    );
+    error_of(
+        &replace(
+            "      username: replicator\n",
+            "      username: replicator\n      sslmode: require\n",
+        ),
+        &[
+            "bad.yml:",
+            "postgresql.authentication.replication.sslmode",
+            "got \"require\"",
+        ],
+    );
+    // Settings that do not ask for TLS are still accepted (and warned about as unsupported).
+    load(&replace(
+        "      username: replicator\n",
+        "      username: replicator\n      sslmode: prefer\n",
+    ))
+    .unwrap();
+    load_env(
+        BASE,
+        &[
+            ("PATRONI_RESTAPI_VERIFY_CLIENT", "none"),
+            ("PATRONI_CTL_INSECURE", "on"),
+        ],
+    )
+    .unwrap();
+}

@@ -161,12 +161,9 @@ fn every_env_override_applies() {
             ("PATRONI_REWIND_USERNAME", "rw"),
             ("PATRONI_REWIND_PASSWORD", "rwpw"),
             ("PATRONI_ETCD3_HOSTS", "[\"a:2379\",\"b:2379\"]"),
-            ("PATRONI_ETCD3_PROTOCOL", "https"),
+            ("PATRONI_ETCD3_PROTOCOL", "http"),
             ("PATRONI_ETCD3_USERNAME", "eu"),
             ("PATRONI_ETCD3_PASSWORD", "epw"),
-            ("PATRONI_ETCD3_CACERT", "/ca.pem"),
-            ("PATRONI_ETCD3_CERT", "/c.pem"),
-            ("PATRONI_ETCD3_KEY", "/k.pem"),
             ("PATRONI_UNKNOWN_THING", "ignored"),
         ],
     );
@@ -208,12 +205,9 @@ fn every_env_override_applies() {
     );
     let e = &c.etcd;
     assert_eq!(e.hosts, vec!["a:2379", "b:2379"]);
-    assert_eq!(e.endpoints(), vec!["https://a:2379", "https://b:2379"]);
+    assert_eq!(e.endpoints(), vec!["http://a:2379", "http://b:2379"]);
     assert_eq!(e.username.as_deref(), Some("eu"));
     assert_eq!(e.password.as_deref(), Some("epw"));
-    assert_eq!(e.cacert, Some(PathBuf::from("/ca.pem")));
-    assert_eq!(e.cert, Some(PathBuf::from("/c.pem")));
-    assert_eq!(e.key, Some(PathBuf::from("/k.pem")));
 }
 
 #[test]
@@ -227,8 +221,19 @@ fn etcd_hosts_forms_and_host_and_url() {
         vec!["c:2379"],
         "port defaults to 2379 like Patroni"
     );
-    let l = load_str(&base, &[("PATRONI_ETCD3_URL", "https://d:2380")]);
-    assert_eq!(l.config.etcd.endpoints(), vec!["https://d:2380"]);
+    let l = load_str(&base, &[("PATRONI_ETCD3_URL", "http://d:2380")]);
+    assert_eq!(l.config.etcd.endpoints(), vec!["http://d:2380"]);
+    // Patroni's precedence: proxy, then url, then hosts, then host.
+    let l = load_str(
+        &minimal(),
+        &[
+            ("PATRONI_ETCD3_URL", "http://u:2379"),
+            ("PATRONI_ETCD3_PROXY", "http://p:23790"),
+        ],
+    );
+    assert_eq!(l.config.etcd.hosts, vec!["p:23790"]);
+    let l = load_str(&minimal(), &[("PATRONI_ETCD3_URL", "http://u:2379")]);
+    assert_eq!(l.config.etcd.hosts, vec!["u:2379"]);
     let l = load_str(
         &minimal().replace("hosts: 127.0.0.1:2379", "hosts:\n  - x:1\n  - y:2"),
         &[],
@@ -348,7 +353,7 @@ fn unknown_and_unsupported_keys_are_warnings_naming_the_path() {
         "{}  foo: 1\n  data_dr: /x\nwatchdog:\n  mode: required\nlog:\n  level: warning\n  format: '%(message)s'\nrestapi_typo: 1\n",
         minimal()
     )
-    .replace("restapi:\n", "restapi:\n  certfile: /etc/cert.pem\n");
+    .replace("restapi:\n", "restapi:\n  request_queue_size: 5\n");
     let l = load_str(&text, &[]);
     assert_eq!(l.config.log_level, "WARNING");
     let w = warnings(&l);
@@ -366,7 +371,7 @@ fn unknown_and_unsupported_keys_are_warnings_naming_the_path() {
         "{w:#?}"
     );
     assert!(
-        has("node.yml: key `restapi.certfile` is not supported by pgkeel yet; ignored"),
+        has("node.yml: key `restapi.request_queue_size` is not supported by pgkeel yet; ignored"),
         "{w:#?}"
     );
     assert!(
@@ -381,7 +386,7 @@ fn unknown_and_unsupported_keys_are_warnings_naming_the_path() {
             .and_then(|x| x.line)
     };
     assert_eq!(line_of("postgresql.foo"), Some(19));
-    assert_eq!(line_of("restapi.certfile"), Some(4));
+    assert_eq!(line_of("restapi.request_queue_size"), Some(4));
 }
 
 #[test]

@@ -8,11 +8,11 @@ use serde_json::{Map, Value};
 
 use super::error::ConfigError;
 use super::origin::{Ctx, index, join};
-use super::validate;
 use super::{
     BasicAuth, BootstrapConfig, BootstrapUser, Callbacks, Config, CtlConfig, EtcdConfig,
     PgAuthentication, PgUser, PostgresqlConfig, RestApiConfig, ShellCommand, Tags,
 };
+use super::{tls, validate};
 
 type R<T> = Result<T, ConfigError>;
 
@@ -67,9 +67,9 @@ const CTL_UNSUPPORTED: &[&str] = &[
     "keyfile_password",
 ];
 const ETCD_KNOWN: &[&str] = &[
-    "host", "hosts", "url", "protocol", "username", "password", "cacert", "cert", "key",
+    "host", "hosts", "url", "proxy", "protocol", "username", "password", "cacert", "cert", "key",
 ];
-const ETCD_UNSUPPORTED: &[&str] = &["use_proxies", "proxy", "srv", "srv_suffix", "port"];
+const ETCD_UNSUPPORTED: &[&str] = &["use_proxies", "srv", "srv_suffix", "port"];
 const BOOTSTRAP_KNOWN: &[&str] = &[
     "dcs",
     "method",
@@ -224,6 +224,7 @@ fn build_restapi(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<RestApiConfig
     let Some(m) = section(ctx, top, "", "restapi")? else {
         return Err(ctx.missing("restapi.listen", "host:port for the REST API"));
     };
+    tls::refuse_restapi(ctx, m)?;
     check_keys(ctx, m, "restapi", RESTAPI_KNOWN, RESTAPI_UNSUPPORTED);
     let listen = req_str(ctx, m, "restapi", "listen", "host:port for the REST API")?;
     let connect_address = match opt_nonempty_str(ctx, m, "restapi", "connect_address")? {
@@ -250,6 +251,7 @@ fn build_ctl(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<CtlConfig> {
     let Some(m) = section(ctx, top, "", "ctl")? else {
         return Ok(CtlConfig::default());
     };
+    tls::refuse_ctl(ctx, m)?;
     check_keys(ctx, m, "ctl", &["authentication"], CTL_UNSUPPORTED);
     Ok(CtlConfig {
         authentication: basic_auth(ctx, m, "ctl")?,
@@ -271,6 +273,16 @@ fn basic_auth(ctx: &mut Ctx<'_>, parent: &Map<String, Value>, pp: &str) -> R<Opt
 }
 
 fn build_etcd(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<EtcdConfig> {
+    build_etcd_opt(ctx, top)?.ok_or_else(|| {
+        ctx.missing(
+            "etcd3",
+            "an etcd3 section with hosts, host, url or proxy (pgkeel only supports etcd v3)",
+        )
+    })
+}
+
+/// The etcd section (`etcd3`, else the legacy `etcd` read as v3), or `None` when there is none.
+pub(crate) fn build_etcd_opt(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<Option<EtcdConfig>> {
     let v3 = section(ctx, top, "", "etcd3")?;
     let v2 = section(ctx, top, "", "etcd")?;
     let (m, path) = match (v3, v2) {
@@ -289,18 +301,25 @@ fn build_etcd(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<EtcdConfig> {
             );
             (m, "etcd")
         }
-        (None, None) => {
-            return Err(ctx.missing(
-                "etcd3",
-                "an etcd3 section with hosts, host or url (pgkeel only supports etcd v3)",
-            ));
-        }
+        (None, None) => return Ok(None),
     };
+    tls::refuse_etcd(ctx, m, path)?;
     check_keys(ctx, m, path, ETCD_KNOWN, ETCD_UNSUPPORTED);
     let explicit_protocol = opt_nonempty_str(ctx, m, path, "protocol")?;
     let mut scheme_seen: Option<String> = None;
     let mut hosts = Vec::new();
-    if let Some(v) = m.get("hosts").filter(|v| !v.is_null()) {
+    // Patroni's precedence (`AbstractEtcd.get_etcd_client`): proxy, then url, then hosts, then
+    // host. pgkeel does no member discovery, so a proxy is simply the one endpoint.
+    let url_key = if present(m, "proxy") { "proxy" } else { "url" };
+    if let Some(u) = opt_nonempty_str(ctx, m, path, url_key)? {
+        let up = join(path, url_key);
+        let Some((scheme, rest)) = u.split_once("://") else {
+            return Err(ctx.invalid_text(&up, "not a URL", &u, "http://host:port"));
+        };
+        scheme_seen = Some(scheme.to_ascii_lowercase());
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        hosts.push(etcd_endpoint(ctx, &up, hostport, &mut None)?);
+    } else if let Some(v) = m.get("hosts").filter(|v| !v.is_null()) {
         let hp = join(path, "hosts");
         let items: Vec<(String, String)> = match v {
             Value::String(s) => split_commas(s)
@@ -347,46 +366,35 @@ fn build_etcd(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<EtcdConfig> {
         for h in split_commas(&h) {
             hosts.push(etcd_endpoint(ctx, &hp, &h, &mut scheme_seen)?);
         }
-    } else if let Some(u) = opt_nonempty_str(ctx, m, path, "url")? {
-        let up = join(path, "url");
-        let Some((scheme, rest)) = u.split_once("://") else {
-            return Err(ctx.invalid_text(
-                &up,
-                "not a URL",
-                &u,
-                "http://host:port or https://host:port",
-            ));
-        };
-        scheme_seen = Some(scheme.to_ascii_lowercase());
-        let hostport = rest.split('/').next().unwrap_or(rest);
-        hosts.push(etcd_endpoint(ctx, &up, hostport, &mut None)?);
     } else {
         return Err(ctx.missing(
             &join(path, "hosts"),
-            "etcd endpoints as hosts (list or comma string), host or url",
+            "etcd endpoints as hosts (list or comma string), host, url or proxy",
         ));
     }
     let protocol = explicit_protocol
         .or(scheme_seen)
         .unwrap_or_else(|| "http".to_string())
         .to_ascii_lowercase();
-    if protocol != "http" && protocol != "https" {
+    if protocol != "http" {
         return Err(ctx.invalid_text(
             &join(path, "protocol"),
             "unsupported protocol",
             &protocol,
-            "http or https",
+            "http (TLS to etcd is not supported yet)",
         ));
     }
-    Ok(EtcdConfig {
+    Ok(Some(EtcdConfig {
         hosts,
         protocol,
         username: opt_str(ctx, m, path, "username")?,
         password: opt_str(ctx, m, path, "password")?,
-        cacert: opt_str(ctx, m, path, "cacert")?.map(PathBuf::from),
-        cert: opt_str(ctx, m, path, "cert")?.map(PathBuf::from),
-        key: opt_str(ctx, m, path, "key")?.map(PathBuf::from),
-    })
+    }))
+}
+
+/// Whether `key` holds a non-null value.
+fn present(m: &Map<String, Value>, key: &str) -> bool {
+    m.get(key).is_some_and(|v| !v.is_null())
 }
 
 /// One etcd endpoint: `[scheme://]host[:port]`, port defaulting to 2379 as in Patroni.
@@ -672,6 +680,7 @@ fn pg_user(
         return Ok(None);
     };
     let path = join(pp, key);
+    tls::refuse_pg_user(ctx, m, &path)?;
     check_keys(ctx, m, &path, PG_USER_KNOWN, PG_USER_UNSUPPORTED);
     let username = match opt_nonempty_str(ctx, m, &path, "username")? {
         Some(u) => u,

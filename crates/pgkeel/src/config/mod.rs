@@ -17,6 +17,7 @@ mod env;
 mod error;
 mod load;
 mod origin;
+mod tls;
 mod validate;
 
 pub use command::{ShellCommand, SplitError};
@@ -90,20 +91,15 @@ impl std::fmt::Debug for BasicAuth {
 /// `etcd3:` section (etcd v3, native gRPC). `Debug` never prints the password.
 #[derive(Clone, PartialEq)]
 pub struct EtcdConfig {
-    /// Endpoints as `host:port`, from `hosts` (list or comma string), `host` or `url`.
+    /// Endpoints as `host:port`, from `proxy`, `url`, `hosts` (list or comma string) or `host`.
     pub hosts: Vec<String>,
-    /// `http` or `https`.
+    /// Always `http`: a configuration asking for TLS to etcd (`https`, `cacert`, `cert`, `key`)
+    /// is refused until pgkeel supports it.
     pub protocol: String,
     /// etcd user (auth enabled clusters).
     pub username: Option<String>,
     /// etcd password (never logged).
     pub password: Option<String>,
-    /// CA bundle for TLS.
-    pub cacert: Option<PathBuf>,
-    /// Client certificate for TLS.
-    pub cert: Option<PathBuf>,
-    /// Client key for TLS.
-    pub key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for EtcdConfig {
@@ -113,9 +109,6 @@ impl std::fmt::Debug for EtcdConfig {
             .field("protocol", &self.protocol)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("cacert", &self.cacert)
-            .field("cert", &self.cert)
-            .field("key", &self.key)
             .finish()
     }
 }

@@ -56,7 +56,12 @@ pub fn parse_dcs_url(url: &str) -> Result<(DcsTarget, Option<String>), CtlError>
     };
     let protocol = match scheme.as_str() {
         "" | "etcd" | "etcd3" | "http" => "http",
-        "https" => "https",
+        // Refused rather than silently connecting without TLS.
+        "https" => {
+            return Err(CtlError::Usage(format!(
+                "--dcs-url {url}: TLS to etcd is not supported by pgkeel yet; use an http:// or etcd3:// URL"
+            )));
+        }
         "consul" | "zookeeper" | "exhibitor" | "kubernetes" | "raft" => {
             return Err(CtlError::Usage(format!(
                 "Unsupported dcs scheme: {scheme} (pgkeel supports etcd v3 only)"
@@ -134,6 +139,8 @@ mod tests {
         assert_eq!(t.namespace, "/service");
         assert_eq!(parse_dcs_url("http://h:1/").unwrap().0.hosts, ["h:1"]);
         assert!(parse_dcs_url("consul://h").is_err());
+        let e = parse_dcs_url("https://h:2379").unwrap_err().to_string();
+        assert!(e.contains("TLS to etcd is not supported"), "{e}");
         assert!(parse_dcs_url("etcd3://h:notaport").is_err());
     }
 }
