@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::origin::{Ctx, index, join};
 use super::{
-    BasicAuth, BootstrapConfig, BootstrapUser, Callbacks, Config, CtlConfig, EtcdConfig,
-    PgAuthentication, PgUser, PostgresqlConfig, RestApiConfig, ShellCommand, Tags,
+    BasicAuth, BootstrapConfig, BootstrapUser, Callbacks, Config, CtlConfig, CtlSettings,
+    EtcdConfig, PgAuthentication, PgUser, PostgresqlConfig, RestApiConfig, ShellCommand, Tags,
 };
 use super::{tls, validate};
 
@@ -202,6 +202,31 @@ pub(crate) fn build(
     };
     validate::validate(&config, ctx)?;
     Ok(config)
+}
+
+/// Builds what pgkeelctl needs from the merged tree (see [`CtlSettings`]): nothing is required
+/// and unknown keys are not reported, as patronictl does not validate its configuration.
+pub(crate) fn build_ctl_settings(
+    root: &Value,
+    ctx: &mut Ctx<'_>,
+    source: PathBuf,
+) -> R<CtlSettings> {
+    let empty = Map::new();
+    let top = match root {
+        Value::Object(m) => m,
+        Value::Null => &empty,
+        other => return Err(not_a_mapping(ctx, other)),
+    };
+    if let Some(m) = section(ctx, top, "", "ctl")? {
+        tls::refuse_ctl(ctx, m)?;
+    }
+    Ok(CtlSettings {
+        source,
+        scope: opt_nonempty_str(ctx, top, "", "scope")?,
+        namespace: opt_nonempty_str(ctx, top, "", "namespace")?
+            .unwrap_or_else(|| "/service".to_string()),
+        etcd: build_etcd_opt(ctx, top)?,
+    })
 }
 
 /// The error for a document whose top level is not a mapping.

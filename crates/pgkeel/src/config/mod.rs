@@ -22,7 +22,9 @@ mod validate;
 
 pub use command::{ShellCommand, SplitError};
 pub use error::{ConfigError, ConfigWarning};
-pub use load::{LoadedConfig, load_config, load_config_from_env_only, load_config_from_str};
+pub use load::{
+    LoadedConfig, load_config, load_config_from_env_only, load_config_from_str, load_ctl_settings,
+};
 pub use validate::{MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, validate_filesystem};
 
 /// The whole local configuration of one pgkeel node.
@@ -50,6 +52,24 @@ pub struct Config {
     pub tags: Tags,
     /// `log.level` (`DEBUG`, `INFO`, `WARNING`, `ERROR`), default `INFO`.
     pub log_level: String,
+}
+
+/// What `pgkeelctl` reads from a configuration: where the DCS is and which cluster to act on.
+///
+/// Like patronictl's `Config(path, validator=None)`, nothing is required: a `patronictl.yaml`
+/// holding only an `etcd3` section, or no file at all with `PATRONI_ETCD3_HOSTS` and
+/// `PATRONI_SCOPE` in the environment, is enough. Keys asking for TLS are still refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CtlSettings {
+    /// Where the settings came from (for messages): a path, `<env>` or
+    /// `<env PATRONI_CONFIGURATION>`.
+    pub source: PathBuf,
+    /// `scope`, the default cluster for commands.
+    pub scope: Option<String>,
+    /// `namespace` (`/service` by default).
+    pub namespace: String,
+    /// The `etcd3` (or legacy `etcd`) section, when there is one.
+    pub etcd: Option<EtcdConfig>,
 }
 
 /// `restapi:` section.

@@ -1,7 +1,7 @@
 //! Where pgkeelctl finds the DCS: the configuration file's `etcd3` section, or `--dcs-url`.
 
 use super::CtlError;
-use crate::config::Config;
+use crate::config::EtcdConfig;
 
 /// Patroni's default namespace.
 pub const DEFAULT_NAMESPACE: &str = "/service";
@@ -32,14 +32,14 @@ impl DcsTarget {
             .collect()
     }
 
-    /// The target described by a loaded configuration.
-    pub fn from_config(config: &Config, insecure: bool) -> DcsTarget {
+    /// The target described by a configuration's etcd section and namespace.
+    pub fn from_settings(etcd: &EtcdConfig, namespace: &str, insecure: bool) -> DcsTarget {
         DcsTarget {
-            hosts: config.etcd.hosts.clone(),
-            protocol: config.etcd.protocol.clone(),
-            namespace: config.namespace.clone(),
-            username: config.etcd.username.clone(),
-            password: config.etcd.password.clone(),
+            hosts: etcd.hosts.clone(),
+            protocol: etcd.protocol.clone(),
+            namespace: namespace.to_string(),
+            username: etcd.username.clone(),
+            password: etcd.password.clone(),
             insecure,
         }
     }
