@@ -141,7 +141,12 @@ impl Agent {
                     self.run_callback(event.as_str(), role).await;
                     Ok(())
                 }
-                Action::Fatal { message } => return Err(AgentError::Fatal(message.clone())),
+                Action::Fatal { message, critical } => {
+                    return Err(AgentError::Fatal {
+                        message: message.clone(),
+                        critical: *critical,
+                    });
+                }
             };
             if let Err(error) = r {
                 tracing::warn!("{action:?} failed: {error}");
@@ -272,13 +277,15 @@ impl Agent {
         }
         for s in &existing {
             if s.slot_type == "physical" && !s.active && !wanted.contains(&s.name) {
-                if let Err(e) = self.pg.drop_slot(&s.name).await {
-                    tracing::warn!("could not drop slot {}: {e}", s.name);
-                } else {
-                    tracing::info!(
-                        "dropped replication slot {} of a member that is gone",
+                // Patroni's messages and levels (`SlotsHandler._drop_replication_slot`).
+                tracing::info!("Trying to drop unknown replication slot '{}'", s.name);
+                match self.pg.drop_slot(&s.name).await {
+                    Ok(true) => tracing::info!("Dropped replication slot '{}'", s.name),
+                    Ok(false) => tracing::warn!(
+                        "Unable to drop replication slot '{}', slot is active",
                         s.name
-                    );
+                    ),
+                    Err(e) => tracing::error!("Failed to drop replication slot '{}': {e}", s.name),
                 }
             }
         }

@@ -117,9 +117,11 @@ impl Ha {
                         cluster.initialize.as_deref().unwrap_or(""),
                         sysid
                     );
+                    // Patroni: `logger.fatal(...)`, then exit.
                     return verdict(
                         vec![Action::Fatal {
                             message: msg.clone(),
+                            critical: true,
                         }],
                         msg,
                     );
@@ -130,6 +132,7 @@ impl Ha {
                         return verdict(
                             vec![Action::Fatal {
                                 message: msg.into(),
+                                critical: false,
                             }],
                             msg,
                         );
@@ -218,6 +221,7 @@ impl Ha {
                         Action::MoveDataDirAside,
                         Action::Fatal {
                             message: msg.clone(),
+                            critical: false,
                         },
                     ],
                     msg,
