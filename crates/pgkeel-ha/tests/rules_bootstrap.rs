@@ -197,6 +197,7 @@ fn bootstrap_failure_cleans_up_and_is_fatal() {
             Action::MoveDataDirAside,
             Action::Fatal {
                 message: msg.into(),
+                critical: false,
             },
         ],
         msg,
@@ -399,10 +400,12 @@ fn system_id_mismatch_is_fatal() {
         .local(local)
         .build();
     let msg = "system ID mismatch, node n2 belongs to a different cluster: 7277694203142172922 != 1111111111111111111";
+    // Patroni logs it with logger.fatal, i.e. CRITICAL.
     assert_decision(
         &ha("n2").step(&o),
         &[Action::Fatal {
             message: msg.into(),
+            critical: true,
         }],
         msg,
     );
@@ -439,6 +442,7 @@ fn running_replica_without_initialize_is_fatal() {
         &ha("n2").step(&o),
         &[Action::Fatal {
             message: msg.into(),
+            critical: false,
         }],
         msg,
     );

@@ -57,6 +57,10 @@ pub struct ClusterOptions {
     pub retry_timeout: u32,
     /// Tags per node (index = node); missing entries mean no tags.
     pub tags: Vec<BTreeMap<String, Value>>,
+    /// `bootstrap.dcs.postgresql.parameters` (default [`nodeconf::default_dcs_parameters`]).
+    pub dcs_parameters: BTreeMap<String, Value>,
+    /// `bootstrap.post_bootstrap` (default none).
+    pub post_bootstrap: Option<String>,
     /// Where to put everything; `None` = a fresh temp dir under `/tmp`, removed on drop.
     pub base_dir: Option<PathBuf>,
     /// Fixed ports; `None` = free loopback ports.
@@ -81,6 +85,8 @@ impl Default for ClusterOptions {
             loop_wait: 1,
             retry_timeout: 5,
             tags: Vec::new(),
+            dcs_parameters: nodeconf::default_dcs_parameters(),
+            post_bootstrap: None,
             base_dir: None,
             ports: None,
             pgkeel_bin: None,
@@ -317,6 +323,8 @@ impl PgkeelCluster {
                 loop_wait: self.opts.loop_wait,
                 retry_timeout: self.opts.retry_timeout,
                 tags: self.opts.tags.get(i).cloned().unwrap_or_default(),
+                dcs_parameters: self.opts.dcs_parameters.clone(),
+                post_bootstrap: self.opts.post_bootstrap.clone(),
             };
             let config_path = node_dir.join("pgkeel.yml");
             fs::write(&config_path, conf.render())

@@ -42,6 +42,25 @@ pub struct NodeConfig {
     pub retry_timeout: u32,
     /// The node's `tags`.
     pub tags: BTreeMap<String, serde_json::Value>,
+    /// `bootstrap.dcs.postgresql.parameters` ([`default_dcs_parameters`] unless a test needs
+    /// others, e.g. Patroni's pre-13 `wal_keep_segments`).
+    pub dcs_parameters: BTreeMap<String, serde_json::Value>,
+    /// `bootstrap.post_bootstrap`, the command run once after initdb.
+    pub post_bootstrap: Option<String>,
+}
+
+/// The cluster-wide PostgreSQL parameters every test cluster starts with (`bootstrap.dcs`).
+pub fn default_dcs_parameters() -> BTreeMap<String, serde_json::Value> {
+    use serde_json::json;
+    BTreeMap::from([
+        ("wal_level".to_owned(), json!("replica")),
+        ("hot_standby".to_owned(), json!("on")),
+        ("wal_log_hints".to_owned(), json!("on")),
+        ("max_wal_senders".to_owned(), json!(10)),
+        ("max_replication_slots".to_owned(), json!(10)),
+        ("wal_keep_size".to_owned(), json!("128MB")),
+        ("max_connections".to_owned(), json!(50)),
+    ])
 }
 
 /// A YAML double-quoted string (JSON string syntax is valid YAML).
@@ -54,6 +73,13 @@ impl NodeConfig {
     pub fn render(&self) -> String {
         let hosts: Vec<String> = self.etcd_hosts.iter().map(|h| q(h)).collect();
         let tags = serde_json::to_string(&self.tags).unwrap_or_else(|_| "{}".to_owned());
+        let dcs_parameters =
+            serde_json::to_string(&self.dcs_parameters).unwrap_or_else(|_| "{}".to_owned());
+        let post_bootstrap = self
+            .post_bootstrap
+            .as_deref()
+            .map(|c| format!("  post_bootstrap: {}\n", q(c)))
+            .unwrap_or_default();
         let node_dir = self.node_dir.to_string_lossy();
         let data_dir = self.data_dir.to_string_lossy();
         let pgpass = self.node_dir.join("pgpass");
@@ -80,15 +106,8 @@ bootstrap:
     postgresql:
       use_pg_rewind: true
       use_slots: true
-      parameters:
-        wal_level: replica
-        hot_standby: "on"
-        wal_log_hints: "on"
-        max_wal_senders: 10
-        max_replication_slots: 10
-        wal_keep_size: 128MB
-        max_connections: 50
-  initdb:
+      parameters: {dcs_parameters}
+{post_bootstrap}  initdb:
     - encoding: UTF8
     - data-checksums
   pg_hba:
@@ -142,6 +161,8 @@ tags: {tags}
             rewind_pw = q(REWIND_PASSWORD),
             node_dir = q(&node_dir),
             tags = tags,
+            dcs_parameters = dcs_parameters,
+            post_bootstrap = post_bootstrap,
         )
     }
 }
@@ -165,6 +186,8 @@ mod tests {
             loop_wait: 1,
             retry_timeout: 5,
             tags: BTreeMap::from([("nofailover".to_owned(), serde_json::Value::Bool(false))]),
+            dcs_parameters: default_dcs_parameters(),
+            post_bootstrap: Some(r#"psql -c "SELECT 1""#.into()),
         };
         let y = c.render();
         for needle in [
@@ -175,6 +198,8 @@ mod tests {
             "data_dir: \"/tmp/x/node1/data\"",
             "tags: {\"nofailover\":false}",
             "username: replicator",
+            "\"wal_keep_size\":\"128MB\"",
+            "  post_bootstrap: \"psql -c \\\"SELECT 1\\\"\"\n  initdb:",
         ] {
             assert!(y.contains(needle), "missing {needle:?} in\n{y}");
         }

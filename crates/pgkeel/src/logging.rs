@@ -12,6 +12,20 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+/// The tracing target that marks an ERROR event as Patroni's CRITICAL (`logger.fatal` /
+/// `logger.critical`), a level tracing does not have. Use the [`critical!`](crate::critical)
+/// macro rather than this constant.
+pub const CRITICAL_TARGET: &str = "pgkeel::critical";
+
+/// Logs at Patroni's CRITICAL level: an ERROR event on [`CRITICAL_TARGET`], rendered
+/// `CRITICAL:` by [`PatroniFormat`]. Same arguments as `tracing::error!`.
+#[macro_export]
+macro_rules! critical {
+    ($($arg:tt)+) => {
+        ::tracing::error!(target: $crate::logging::CRITICAL_TARGET, $($arg)+)
+    };
+}
+
 /// Formats events as Patroni does (local time, comma before milliseconds, level, colon).
 pub struct PatroniFormat;
 
@@ -28,6 +42,7 @@ where
     ) -> fmt::Result {
         let now = jiff::ZonedDateTime::now();
         let level = match *event.metadata().level() {
+            tracing::Level::ERROR if event.metadata().target() == CRITICAL_TARGET => "CRITICAL",
             tracing::Level::ERROR => "ERROR",
             tracing::Level::WARN => "WARNING",
             tracing::Level::INFO => "INFO",
@@ -53,18 +68,11 @@ pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
     stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
-/// Installs the global subscriber at `level` (Patroni's names: DEBUG, INFO, WARNING, ERROR).
-/// `RUST_LOG` overrides it for debugging. Colours follow [`use_colour`].
+/// Installs the global subscriber at `level` (Patroni's names: DEBUG, INFO, WARNING, ERROR,
+/// CRITICAL). `RUST_LOG` overrides it for debugging. Colours follow [`use_colour`].
 pub fn init(level: &str) {
-    let level = match level.to_ascii_uppercase().as_str() {
-        "DEBUG" => "debug",
-        "WARNING" | "WARN" => "warn",
-        "ERROR" | "CRITICAL" => "error",
-        _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,tower=warn,hyper=warn"))
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_directives(level)));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Before `event_format`: the flag lives on the layer and is kept by it.
@@ -77,9 +85,82 @@ pub fn init(level: &str) {
         .try_init();
 }
 
+/// The `EnvFilter` directives for a Patroni log level. CRITICAL shows only [`critical!`] events.
+fn filter_directives(level: &str) -> String {
+    let level = match level.to_ascii_uppercase().as_str() {
+        "DEBUG" => "debug",
+        "WARNING" | "WARN" => "warn",
+        "ERROR" => "error",
+        "CRITICAL" | "FATAL" => return format!("off,{CRITICAL_TARGET}=error"),
+        _ => "info",
+    };
+    format!("{level},h2=warn,tower=warn,hyper=warn")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines_at(level: &str, log: impl FnOnce()) -> Vec<String> {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter_directives(level)))
+            .event_format(PatroniFormat)
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        // Drop the timestamp (`YYYY-MM-DD HH:MM:SS,mmm `, 24 characters, as Patroni's tests do).
+        text.lines().map(|l| l[24..].to_string()).collect()
+    }
+
+    #[test]
+    fn critical_events_render_as_critical() {
+        let lines = lines_at("INFO", || {
+            crate::critical!(
+                "Can't start; there is already a node named '{}' running",
+                "n1"
+            );
+            tracing::error!("plain error");
+            tracing::warn!("a warning");
+        });
+        assert_eq!(
+            lines,
+            [
+                "CRITICAL: Can't start; there is already a node named 'n1' running",
+                "ERROR: plain error",
+                "WARNING: a warning",
+            ]
+        );
+    }
+
+    #[test]
+    fn level_critical_hides_errors() {
+        let lines = lines_at("CRITICAL", || {
+            crate::critical!("fatal");
+            tracing::error!("plain error");
+        });
+        assert_eq!(lines, ["CRITICAL: fatal"]);
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

@@ -193,18 +193,34 @@ fn missing_etcd_section() {
     );
 }
 
+// Reference: Patroni `Config._validate_and_adjust_timeouts`: `loop_wait + 2*retry_timeout <= ttl`
+// is restored with a warning; the agent must start (issue 6, point 5).
 #[test]
-fn ttl_arithmetic() {
-    let e = error_of(
-        &replace("ttl: 30", "ttl: 20"),
+fn ttl_arithmetic_is_a_warning_not_an_error() {
+    let text = replace("ttl: 30", "ttl: 20");
+    let l = load_config_from_str(&text, Path::new("bad.yml"), &[]).expect("loads, with a warning");
+    let w: Vec<String> = l
+        .warnings
+        .iter()
+        .filter(|w| w.key.as_deref() == Some("bootstrap.dcs.ttl"))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        w,
+        [
+            "bad.yml: Violated the rule \"loop_wait + 2*retry_timeout <= ttl\", where ttl=20. Adjusting loop_wait from 10 to 1 and retry_timeout from 10 to 9 (line 9)"
+        ]
+    );
+    // Values that are invalid stay errors.
+    error_of(
+        &replace("loop_wait: 10", "loop_wait: -3"),
         &[
-            "bad.yml:9:",
-            "bootstrap.dcs.ttl",
-            "loop_wait + 2*retry_timeout",
-            "30 > 20",
+            "bad.yml:10:",
+            "bootstrap.dcs.loop_wait",
+            "got -3",
+            "at least 1",
         ],
     );
-    assert_eq!(e.line(), Some(9));
 }
 
 #[test]
@@ -431,4 +447,124 @@ fn filesystem_checks_in_load_config() {
     let missing = dir.path().join("absent.yml");
     let e = load_config(&missing).unwrap_err();
     check(&e, &["absent.yml: cannot read configuration"]);
+}
+
+// Issue 6, point 4: command strings are split like Patroni's `shlex.split`, at load time, so an
+// unbalanced quote is an error naming the file, line and key.
+#[test]
+fn unbalanced_quotes_in_commands_are_errors() {
+    let e = error_of(
+        &replace(
+            "bootstrap:\n",
+            "bootstrap:\n  post_bootstrap: psql -w -c \"SELECT 1\n",
+        ),
+        &[
+            "bad.yml:8:",
+            "bootstrap.post_bootstrap",
+            "no closing quotation",
+            "balanced quotes",
+        ],
+    );
+    assert_eq!(e.key(), Some("bootstrap.post_bootstrap"));
+    error_of(
+        &format!("{BASE}  callbacks:\n    on_role_change: /bin/cb 'it\n"),
+        &[
+            "bad.yml:24:",
+            "postgresql.callbacks.on_role_change",
+            "no closing quotation",
+        ],
+    );
+    error_of(
+        &format!("{BASE}  callbacks:\n    on_start: /bin/cb x\\\n"),
+        &["postgresql.callbacks.on_start", "no escaped character"],
+    );
+}
+
+// Issue 6, point 6: TLS is not implemented, so any key asking for it is refused with the key
+// (and the variable, for the environment) named, instead of silently running without TLS.
+#[test]
+fn keys_asking_for_tls_are_refused() {
+    error_of(
+        &replace(
+            "  listen: 127.0.0.1:8008\n",
+            "  listen: 127.0.0.1:8008\n  certfile: /etc/rest.pem\n",
+        ),
+        &[
+            "bad.yml:5: restapi.certfile: TLS is not supported by pgkeel yet",
+            "plain HTTP",
+            "got \"/etc/rest.pem\"",
+            "the key removed",
+        ],
+    );
+    for (var, value, key) in [
+        ("PATRONI_RESTAPI_CERTFILE", "/c.pem", "restapi.certfile"),
+        (
+            "PATRONI_RESTAPI_KEYFILE_PASSWORD",
+            "hunter9",
+            "restapi.keyfile_password",
+        ),
+        (
+            "PATRONI_RESTAPI_VERIFY_CLIENT",
+            "required",
+            "restapi.verify_client",
+        ),
+        ("PATRONI_CTL_CERTFILE", "/c.pem", "ctl.certfile"),
+        ("PATRONI_ETCD3_PROTOCOL", "https", "etcd3.protocol"),
+        ("PATRONI_ETCD3_CACERT", "/ca.pem", "etcd3.cacert"),
+        ("PATRONI_ETCD3_URL", "https://e:2379", "etcd3.url"),
+        (
+            "PATRONI_SUPERUSER_SSLMODE",
+            "verify-full",
+            "postgresql.authentication.superuser.sslmode",
+        ),
+        (
+            "PATRONI_REPLICATION_SSLROOTCERT",
+            "/root.crt",
+            "postgresql.authentication.replication.sslrootcert",
+        ),
+    ] {
+        let e = load_env(BASE, &[(var, value)]).expect_err(var);
+        check(
+            &e,
+            &[
+                &format!("<env {var}>: {key}: TLS is not supported by pgkeel yet"),
+                "the key removed",
+            ],
+        );
+    }
+    error_of(
+        &replace(
+            "  hosts: 127.0.0.1:2379\n",
+            "  hosts:\n  - https://127.0.0.1:2379\n",
+        ),
+        &[
+            "bad.yml:7: etcd3.hosts[0]: TLS is not supported",
+            "etcd without TLS",
+        ],
+    );
+    error_of(
+        &replace(
+            "      username: replicator\n",
+            "      username: replicator\n      sslmode: require\n",
+        ),
+        &[
+            "bad.yml:",
+            "postgresql.authentication.replication.sslmode",
+            "got \"require\"",
+        ],
+    );
+    // Settings that do not ask for TLS are still accepted (and warned about as unsupported).
+    load(&replace(
+        "      username: replicator\n",
+        "      username: replicator\n      sslmode: prefer\n",
+    ))
+    .unwrap();
+    load_env(
+        BASE,
+        &[
+            ("PATRONI_RESTAPI_VERIFY_CLIENT", "none"),
+            ("PATRONI_CTL_INSECURE", "on"),
+        ],
+    )
+    .unwrap();
 }

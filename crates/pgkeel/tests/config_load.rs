@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use pgkeel::config::{
-    LoadedConfig, load_config, load_config_from_env_only, load_config_from_str, validate_filesystem,
+    LoadedConfig, ShellCommand, load_config, load_config_from_env_only, load_config_from_str,
+    validate_filesystem,
 };
 use serde_json::json;
 
@@ -77,11 +78,11 @@ fn seed_tutorial_config_loads() {
     assert_eq!(pg.authentication.rewind, None);
     assert_eq!(pg.parameters["unix_socket_directories"], json!("."));
     assert_eq!(
-        pg.callbacks.on_start.as_deref(),
+        pg.callbacks.on_start.as_ref().map(ShellCommand::raw),
         Some("/var/lib/pgsql/patroni_callback.sh")
     );
     assert_eq!(
-        pg.callbacks.on_role_change.as_deref(),
+        pg.callbacks.on_role_change.as_ref().map(ShellCommand::raw),
         Some("/var/lib/pgsql/patroni_callback.sh")
     );
     assert_eq!(pg.callbacks.on_restart, None);
@@ -160,12 +161,9 @@ fn every_env_override_applies() {
             ("PATRONI_REWIND_USERNAME", "rw"),
             ("PATRONI_REWIND_PASSWORD", "rwpw"),
             ("PATRONI_ETCD3_HOSTS", "[\"a:2379\",\"b:2379\"]"),
-            ("PATRONI_ETCD3_PROTOCOL", "https"),
+            ("PATRONI_ETCD3_PROTOCOL", "http"),
             ("PATRONI_ETCD3_USERNAME", "eu"),
             ("PATRONI_ETCD3_PASSWORD", "epw"),
-            ("PATRONI_ETCD3_CACERT", "/ca.pem"),
-            ("PATRONI_ETCD3_CERT", "/c.pem"),
-            ("PATRONI_ETCD3_KEY", "/k.pem"),
             ("PATRONI_UNKNOWN_THING", "ignored"),
         ],
     );
@@ -207,12 +205,9 @@ fn every_env_override_applies() {
     );
     let e = &c.etcd;
     assert_eq!(e.hosts, vec!["a:2379", "b:2379"]);
-    assert_eq!(e.endpoints(), vec!["https://a:2379", "https://b:2379"]);
+    assert_eq!(e.endpoints(), vec!["http://a:2379", "http://b:2379"]);
     assert_eq!(e.username.as_deref(), Some("eu"));
     assert_eq!(e.password.as_deref(), Some("epw"));
-    assert_eq!(e.cacert, Some(PathBuf::from("/ca.pem")));
-    assert_eq!(e.cert, Some(PathBuf::from("/c.pem")));
-    assert_eq!(e.key, Some(PathBuf::from("/k.pem")));
 }
 
 #[test]
@@ -226,8 +221,19 @@ fn etcd_hosts_forms_and_host_and_url() {
         vec!["c:2379"],
         "port defaults to 2379 like Patroni"
     );
-    let l = load_str(&base, &[("PATRONI_ETCD3_URL", "https://d:2380")]);
-    assert_eq!(l.config.etcd.endpoints(), vec!["https://d:2380"]);
+    let l = load_str(&base, &[("PATRONI_ETCD3_URL", "http://d:2380")]);
+    assert_eq!(l.config.etcd.endpoints(), vec!["http://d:2380"]);
+    // Patroni's precedence: proxy, then url, then hosts, then host.
+    let l = load_str(
+        &minimal(),
+        &[
+            ("PATRONI_ETCD3_URL", "http://u:2379"),
+            ("PATRONI_ETCD3_PROXY", "http://p:23790"),
+        ],
+    );
+    assert_eq!(l.config.etcd.hosts, vec!["p:23790"]);
+    let l = load_str(&minimal(), &[("PATRONI_ETCD3_URL", "http://u:2379")]);
+    assert_eq!(l.config.etcd.hosts, vec!["u:2379"]);
     let l = load_str(
         &minimal().replace("hosts: 127.0.0.1:2379", "hosts:\n  - x:1\n  - y:2"),
         &[],
@@ -335,8 +341,9 @@ fn initdb_list_and_map_forms() {
             .config
             .bootstrap
             .post_bootstrap
-            .as_deref(),
-        Some("/usr/local/bin/setup.sh")
+            .as_ref()
+            .map(ShellCommand::argv),
+        Some(&["/usr/local/bin/setup.sh".to_string()][..])
     );
 }
 
@@ -346,7 +353,7 @@ fn unknown_and_unsupported_keys_are_warnings_naming_the_path() {
         "{}  foo: 1\n  data_dr: /x\nwatchdog:\n  mode: required\nlog:\n  level: warning\n  format: '%(message)s'\nrestapi_typo: 1\n",
         minimal()
     )
-    .replace("restapi:\n", "restapi:\n  certfile: /etc/cert.pem\n");
+    .replace("restapi:\n", "restapi:\n  request_queue_size: 5\n");
     let l = load_str(&text, &[]);
     assert_eq!(l.config.log_level, "WARNING");
     let w = warnings(&l);
@@ -364,7 +371,7 @@ fn unknown_and_unsupported_keys_are_warnings_naming_the_path() {
         "{w:#?}"
     );
     assert!(
-        has("node.yml: key `restapi.certfile` is not supported by pgkeel yet; ignored"),
+        has("node.yml: key `restapi.request_queue_size` is not supported by pgkeel yet; ignored"),
         "{w:#?}"
     );
     assert!(
@@ -379,7 +386,7 @@ fn unknown_and_unsupported_keys_are_warnings_naming_the_path() {
             .and_then(|x| x.line)
     };
     assert_eq!(line_of("postgresql.foo"), Some(19));
-    assert_eq!(line_of("restapi.certfile"), Some(4));
+    assert_eq!(line_of("restapi.request_queue_size"), Some(4));
 }
 
 #[test]
@@ -514,4 +521,25 @@ fn directory_is_merged_in_sorted_order_and_filesystem_checked() {
     broken.postgresql.bin_dir = Some(dir.path().join("missing"));
     let e = validate_filesystem(&broken).unwrap_err().to_string();
     assert!(e.contains("postgresql.bin_dir: does not exist"), "{e}");
+}
+
+// Issue 6, point 4: `post_bootstrap: psql -w -c "SELECT 1"` runs psql with `SELECT 1` as one
+// argument, as Patroni's `shlex.split` gives it; callbacks are split the same way.
+#[test]
+fn commands_are_split_like_patroni_shlex() {
+    let text = format!(
+        "{}  callbacks:\n    on_role_change: /usr/local/bin/cb --note 'role changed'\nbootstrap:\n  post_bootstrap: psql -w -c \"SELECT 1\"\n",
+        minimal()
+    );
+    let c = load_str(&text, &[]).config;
+    let post = c.bootstrap.post_bootstrap.expect("post_bootstrap");
+    assert_eq!(post.argv(), ["psql", "-w", "-c", "SELECT 1"]);
+    assert_eq!(post.raw(), "psql -w -c \"SELECT 1\"");
+    let cb = c
+        .postgresql
+        .callbacks
+        .on_role_change
+        .expect("on_role_change");
+    assert_eq!(cb.program(), "/usr/local/bin/cb");
+    assert_eq!(cb.args(), ["--note", "role changed"]);
 }

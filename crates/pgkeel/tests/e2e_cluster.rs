@@ -517,6 +517,8 @@ fn e2e_generated_configs_pass_validate_config() {
         loop_wait: 1,
         retry_timeout: 5,
         tags: Default::default(),
+        dcs_parameters: nodeconf::default_dcs_parameters(),
+        post_bootstrap: None,
     };
     let path = dir.path().join("pgkeel.yml");
     std::fs::write(&path, conf.render()).expect("write config");

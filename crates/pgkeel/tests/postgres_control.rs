@@ -523,3 +523,33 @@ async fn errors_never_contain_passwords() {
     assert!(!msg.contains(REPL_PASSWORD), "{msg}");
     assert!(!cfg.data_dir.exists(), "partial clone removed");
 }
+
+// Reference: Patroni `Bootstrap.call_post_bootstrap` passes
+// `format_dsn(connection_pool.conn_kwargs)`: the unix socket with `use_unix_socket`, else
+// localhost when PostgreSQL listens on a local address, else the first listen address.
+#[test]
+fn post_bootstrap_gets_patronis_local_connection_string() {
+    let base = Path::new("/nonexistent-pgkeel");
+    let mut cfg = pg_config(base, "dsn", 5433);
+    cfg.parameters
+        .insert("unix_socket_directories".into(), "/run/pg sock,/tmp".into());
+    assert_eq!(
+        PgNode::new(&cfg, "demo", "dsn").local_dsn(),
+        "dbname=postgres user=postgres host=/run/pg\\ sock port=5433"
+    );
+    cfg.use_unix_socket = false;
+    assert_eq!(
+        PgNode::new(&cfg, "demo", "dsn").local_dsn(),
+        "dbname=postgres user=postgres host=localhost port=5433"
+    );
+    cfg.listen = "10.1.2.3,0.0.0.0:6000".into();
+    assert_eq!(
+        PgNode::new(&cfg, "demo", "dsn").local_dsn(),
+        "dbname=postgres user=postgres host=localhost port=6000"
+    );
+    cfg.listen = "10.1.2.3:6000".into();
+    assert_eq!(
+        PgNode::new(&cfg, "demo", "dsn").local_dsn(),
+        "dbname=postgres user=postgres host=10.1.2.3 port=6000"
+    );
+}

@@ -7,7 +7,7 @@
 mod global_config;
 mod history;
 
-pub use global_config::GlobalConfig;
+pub use global_config::{GlobalConfig, MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, Timeouts};
 pub use history::{HistoryEntry, merge_timeline_history, parse_timeline_history_file};
 
 use crate::pg::Lsn;

@@ -218,6 +218,9 @@ pub enum Action {
     Fatal {
         /// Why.
         message: String,
+        /// Patroni logs this message with `logger.fatal` (level CRITICAL) rather than
+        /// `logger.error`; the agent logs it at the same level.
+        critical: bool,
     },
 }
 

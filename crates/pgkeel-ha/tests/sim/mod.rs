@@ -1198,7 +1198,7 @@ impl Sim {
                 pg.data = None;
                 Ok(None)
             }
-            Action::Fatal { message } => {
+            Action::Fatal { message, .. } => {
                 self.violate(format!("{name} exited: FATAL {message}"));
                 self.nodes[i].agent = Agent::Fatal;
                 self.nodes[i].pg.stop(StopMode::Immediate);

@@ -5,9 +5,12 @@
 //! fails skips the rest and is reported to the core as `Outcome::ActionFailed`.
 
 use super::{Agent, AgentError, tasks::TaskSlot};
+use crate::config::ShellCommand;
 use crate::postgres::{ManagedConfig, PostgresControl, Recovery, StopMode as PgStop};
 use pgkeel_ha::Decision;
-use pgkeel_ha::cluster::{Cluster, merge_timeline_history, parse_timeline_history_file};
+use pgkeel_ha::cluster::{
+    Cluster, GlobalConfig, merge_timeline_history, parse_timeline_history_file,
+};
 use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, StopMode, TaskKind};
 use pgkeel_ha::keys::codec::{encode_history, encode_status, slot_name_from_member_name};
 use std::sync::Arc;
@@ -57,7 +60,10 @@ impl Agent {
                     .await
                     .map_err(|e| e.to_string()),
                 Action::WriteConfig => {
-                    let v = serde_json::Value::Object(self.cfg.bootstrap.dcs.clone()).to_string();
+                    // As Patroni stores its adjusted dynamic configuration: `/config` shows the
+                    // timing values that actually run (loop_wait/retry_timeout lowered to fit ttl).
+                    let dcs = GlobalConfig::with_effective_timeouts(&self.cfg.bootstrap.dcs);
+                    let v = serde_json::Value::Object(dcs).to_string();
                     self.dcs
                         .create_if_absent(&self.layout.config(), v.as_bytes(), None)
                         .await
@@ -135,7 +141,12 @@ impl Agent {
                     self.run_callback(event.as_str(), role).await;
                     Ok(())
                 }
-                Action::Fatal { message } => return Err(AgentError::Fatal(message.clone())),
+                Action::Fatal { message, critical } => {
+                    return Err(AgentError::Fatal {
+                        message: message.clone(),
+                        critical: *critical,
+                    });
+                }
             };
             if let Err(error) = r {
                 tracing::warn!("{action:?} failed: {error}");
@@ -266,13 +277,15 @@ impl Agent {
         }
         for s in &existing {
             if s.slot_type == "physical" && !s.active && !wanted.contains(&s.name) {
-                if let Err(e) = self.pg.drop_slot(&s.name).await {
-                    tracing::warn!("could not drop slot {}: {e}", s.name);
-                } else {
-                    tracing::info!(
-                        "dropped replication slot {} of a member that is gone",
+                // Patroni's messages and levels (`SlotsHandler._drop_replication_slot`).
+                tracing::info!("Trying to drop unknown replication slot '{}'", s.name);
+                match self.pg.drop_slot(&s.name).await {
+                    Ok(true) => tracing::info!("Dropped replication slot '{}'", s.name),
+                    Ok(false) => tracing::warn!(
+                        "Unable to drop replication slot '{}', slot is active",
                         s.name
-                    );
+                    ),
+                    Err(e) => tracing::error!("Failed to drop replication slot '{}': {e}", s.name),
                 }
             }
         }
@@ -387,22 +400,38 @@ impl Agent {
             _ => &None,
         };
         let Some(cmd) = cmd else { return };
-        let mut parts = cmd.split_whitespace();
-        let Some(prog) = parts.next() else { return };
         let mut guard = self.callback.lock().await;
         if let Some(mut old) = guard.take() {
             let _ = old.start_kill();
         }
-        match tokio::process::Command::new(prog)
-            .args(parts)
-            .args([event, role, self.cfg.scope.as_str()])
+        // Patroni: `shlex.split(cmd) + [cb_type, role, scope]`, the words split at load time.
+        let scope = self.cfg.scope.as_str();
+        match tokio::process::Command::new(cmd.program())
+            .args(cmd.args())
+            .args([event, role, scope])
             .kill_on_drop(false)
             .spawn()
         {
             Ok(child) => *guard = Some(child),
-            Err(e) => tracing::warn!("callback {event} ({prog}) could not start: {e}"),
+            // Patroni logs this with `logger.exception`, i.e. at ERROR.
+            Err(e) => tracing::error!(
+                "callback {} '{event}' {role} {scope} failed: {e}",
+                python_list(
+                    cmd.argv()
+                        .iter()
+                        .map(String::as_str)
+                        .chain([event, role, scope])
+                )
+            ),
         }
     }
+}
+
+/// Renders words the way Python prints a list of strings (`['a', 'b']`), as Patroni's log
+/// messages show commands.
+fn python_list<'a>(words: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<String> = words.map(|w| format!("'{w}'")).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// Records the answer of a yes/no DCS call the core is waiting for (the outcome is fed back on
@@ -480,8 +509,8 @@ impl Agent {
                         )
                         .await
                         .map_err(e)?;
-                    if let Some(script) = &self.cfg.bootstrap.post_bootstrap {
-                        self.run_post_bootstrap(script).await?;
+                    if let Some(cmd) = &self.cfg.bootstrap.post_bootstrap {
+                        self.run_post_bootstrap(cmd).await?;
                     }
                     Ok(())
                 }
@@ -542,17 +571,13 @@ impl Agent {
         }
     }
 
-    async fn run_post_bootstrap(&self, script: &str) -> Result<(), String> {
-        let user = &self.cfg.postgresql.authentication.superuser.username;
-        let (host, port) =
-            pgkeel_ha::cluster::split_host_port(&self.cfg.postgresql.connect_address)
-                .ok_or("bad postgresql.connect_address")?;
-        let url = format!("postgres://{user}@{host}:{port}/postgres");
-        let mut parts = script.split_whitespace();
-        let prog = parts.next().ok_or("empty post_bootstrap")?;
-        let status = tokio::process::Command::new(prog)
-            .args(parts)
-            .arg(&url)
+    /// Runs `bootstrap.post_bootstrap` as Patroni's `call_post_bootstrap` does: its words plus
+    /// the superuser's local connection string, with `PGPASSFILE` (the superuser's password) and
+    /// `PGOPTIONS` set, and Patroni's error texts.
+    async fn run_post_bootstrap(&self, cmd: &ShellCommand) -> Result<(), String> {
+        let status = tokio::process::Command::new(cmd.program())
+            .args(cmd.args())
+            .arg(self.pg.local_dsn())
             .env("PGPASSFILE", &self.cfg.postgresql.pgpass)
             .env(
                 "PGOPTIONS",
@@ -560,11 +585,13 @@ impl Agent {
             )
             .status()
             .await
-            .map_err(|err| format!("post_bootstrap {prog}: {err}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("post_bootstrap script {prog} returned {status}"))
+            .map_err(|err| format!("post_init script {cmd} failed: {err}"))?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(code) => Err(format!(
+                "post_init script {cmd} returned non-zero code {code}"
+            )),
+            None => Err(format!("post_init script {cmd} failed: {status}")),
         }
     }
 }

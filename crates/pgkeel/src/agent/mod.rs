@@ -32,8 +32,13 @@ pub const PUBLISHED_VERSION: &str = "4.1.4";
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The HA core decided the node must not go on (system ID mismatch, failed bootstrap...).
-    #[error("{0}")]
-    Fatal(String),
+    #[error("{message}")]
+    Fatal {
+        /// The core's message (Patroni's wording).
+        message: String,
+        /// Patroni logs it at CRITICAL rather than ERROR.
+        critical: bool,
+    },
     /// The REST API could not listen.
     #[error("cannot start the REST API on {addr}: {err}")]
     Api {
@@ -45,6 +50,18 @@ pub enum AgentError {
     /// Another agent with this name is running.
     #[error("Can't start; there is already a node named '{0}' running")]
     DuplicateName(String),
+}
+
+impl AgentError {
+    /// Whether Patroni logs this reason at CRITICAL (`logger.fatal`) rather than ERROR: a
+    /// duplicate member name and a system ID mismatch. The caller that logs the error uses it.
+    pub fn is_critical(&self) -> bool {
+        match self {
+            AgentError::Fatal { critical, .. } => *critical,
+            AgentError::DuplicateName(_) => true,
+            AgentError::Api { .. } => false,
+        }
+    }
 }
 
 /// Shared handles every part of the agent uses.
@@ -97,7 +114,8 @@ pub fn ha_config(cfg: &Config) -> HaConfig {
 }
 
 /// Runs the agent until `shutdown` resolves (then stops PostgreSQL and releases the leader key,
-/// as Patroni does on SIGTERM) or a fatal decision is made.
+/// as Patroni does on SIGTERM) or a fatal decision is made. A returned error is not logged
+/// here: the caller logs it, at CRITICAL when [`AgentError::is_critical`].
 pub async fn run(
     cfg: Config,
     dcs: Arc<dyn Dcs>,
@@ -204,10 +222,19 @@ pub async fn run(
     let mut tasks = tasks::TaskSlot::default();
     let mut shutdown = Box::pin(shutdown);
     let mut last_cluster: Option<Cluster> = None;
+    // Adjustments of the dynamic configuration already reported: Patroni warns when the
+    // configuration changes, not on every cycle.
+    let mut reported_config_warnings: Vec<String> = Vec::new();
 
     loop {
         let cycle_start = Instant::now();
         let gc = ha.global_config(last_cluster.as_ref());
+        if gc.warnings != reported_config_warnings {
+            for w in &gc.warnings {
+                tracing::warn!("{w}");
+            }
+            reported_config_warnings.clone_from(&gc.warnings);
+        }
         ttl_tx.send_if_modified(|t| {
             let changed = *t != gc.ttl;
             *t = gc.ttl;
@@ -224,7 +251,7 @@ pub async fn run(
             )
             .await;
         if let Err(e) = result {
-            tracing::error!("{e}");
+            // Logged once, by the caller, at the level Patroni uses (see `is_critical`).
             let _ = stop_tx.send(true);
             return Err(e);
         }

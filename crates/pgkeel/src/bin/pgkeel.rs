@@ -64,7 +64,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(loaded)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Patroni's level: CRITICAL for a duplicate name or a system ID mismatch.
+            match e.downcast_ref::<pgkeel::agent::AgentError>() {
+                Some(a) if a.is_critical() => pgkeel::critical!("{a}"),
+                _ => tracing::error!("{e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

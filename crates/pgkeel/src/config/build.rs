@@ -8,11 +8,11 @@ use serde_json::{Map, Value};
 
 use super::error::ConfigError;
 use super::origin::{Ctx, index, join};
-use super::validate;
 use super::{
-    BasicAuth, BootstrapConfig, BootstrapUser, Callbacks, Config, CtlConfig, EtcdConfig,
-    PgAuthentication, PgUser, PostgresqlConfig, RestApiConfig, Tags,
+    BasicAuth, BootstrapConfig, BootstrapUser, Callbacks, Config, CtlConfig, CtlSettings,
+    EtcdConfig, PgAuthentication, PgUser, PostgresqlConfig, RestApiConfig, ShellCommand, Tags,
 };
+use super::{tls, validate};
 
 type R<T> = Result<T, ConfigError>;
 
@@ -67,9 +67,9 @@ const CTL_UNSUPPORTED: &[&str] = &[
     "keyfile_password",
 ];
 const ETCD_KNOWN: &[&str] = &[
-    "host", "hosts", "url", "protocol", "username", "password", "cacert", "cert", "key",
+    "host", "hosts", "url", "proxy", "protocol", "username", "password", "cacert", "cert", "key",
 ];
-const ETCD_UNSUPPORTED: &[&str] = &["use_proxies", "proxy", "srv", "srv_suffix", "port"];
+const ETCD_UNSUPPORTED: &[&str] = &["use_proxies", "srv", "srv_suffix", "port"];
 const BOOTSTRAP_KNOWN: &[&str] = &[
     "dcs",
     "method",
@@ -204,6 +204,31 @@ pub(crate) fn build(
     Ok(config)
 }
 
+/// Builds what pgkeelctl needs from the merged tree (see [`CtlSettings`]): nothing is required
+/// and unknown keys are not reported, as patronictl does not validate its configuration.
+pub(crate) fn build_ctl_settings(
+    root: &Value,
+    ctx: &mut Ctx<'_>,
+    source: PathBuf,
+) -> R<CtlSettings> {
+    let empty = Map::new();
+    let top = match root {
+        Value::Object(m) => m,
+        Value::Null => &empty,
+        other => return Err(not_a_mapping(ctx, other)),
+    };
+    if let Some(m) = section(ctx, top, "", "ctl")? {
+        tls::refuse_ctl(ctx, m)?;
+    }
+    Ok(CtlSettings {
+        source,
+        scope: opt_nonempty_str(ctx, top, "", "scope")?,
+        namespace: opt_nonempty_str(ctx, top, "", "namespace")?
+            .unwrap_or_else(|| "/service".to_string()),
+        etcd: build_etcd_opt(ctx, top)?,
+    })
+}
+
 /// The error for a document whose top level is not a mapping.
 pub(crate) fn not_a_mapping(ctx: &Ctx<'_>, v: &Value) -> ConfigError {
     let (file, line) = ctx.origins.locate("");
@@ -224,6 +249,7 @@ fn build_restapi(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<RestApiConfig
     let Some(m) = section(ctx, top, "", "restapi")? else {
         return Err(ctx.missing("restapi.listen", "host:port for the REST API"));
     };
+    tls::refuse_restapi(ctx, m)?;
     check_keys(ctx, m, "restapi", RESTAPI_KNOWN, RESTAPI_UNSUPPORTED);
     let listen = req_str(ctx, m, "restapi", "listen", "host:port for the REST API")?;
     let connect_address = match opt_nonempty_str(ctx, m, "restapi", "connect_address")? {
@@ -250,6 +276,7 @@ fn build_ctl(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<CtlConfig> {
     let Some(m) = section(ctx, top, "", "ctl")? else {
         return Ok(CtlConfig::default());
     };
+    tls::refuse_ctl(ctx, m)?;
     check_keys(ctx, m, "ctl", &["authentication"], CTL_UNSUPPORTED);
     Ok(CtlConfig {
         authentication: basic_auth(ctx, m, "ctl")?,
@@ -271,6 +298,16 @@ fn basic_auth(ctx: &mut Ctx<'_>, parent: &Map<String, Value>, pp: &str) -> R<Opt
 }
 
 fn build_etcd(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<EtcdConfig> {
+    build_etcd_opt(ctx, top)?.ok_or_else(|| {
+        ctx.missing(
+            "etcd3",
+            "an etcd3 section with hosts, host, url or proxy (pgkeel only supports etcd v3)",
+        )
+    })
+}
+
+/// The etcd section (`etcd3`, else the legacy `etcd` read as v3), or `None` when there is none.
+pub(crate) fn build_etcd_opt(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<Option<EtcdConfig>> {
     let v3 = section(ctx, top, "", "etcd3")?;
     let v2 = section(ctx, top, "", "etcd")?;
     let (m, path) = match (v3, v2) {
@@ -289,18 +326,25 @@ fn build_etcd(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<EtcdConfig> {
             );
             (m, "etcd")
         }
-        (None, None) => {
-            return Err(ctx.missing(
-                "etcd3",
-                "an etcd3 section with hosts, host or url (pgkeel only supports etcd v3)",
-            ));
-        }
+        (None, None) => return Ok(None),
     };
+    tls::refuse_etcd(ctx, m, path)?;
     check_keys(ctx, m, path, ETCD_KNOWN, ETCD_UNSUPPORTED);
     let explicit_protocol = opt_nonempty_str(ctx, m, path, "protocol")?;
     let mut scheme_seen: Option<String> = None;
     let mut hosts = Vec::new();
-    if let Some(v) = m.get("hosts").filter(|v| !v.is_null()) {
+    // Patroni's precedence (`AbstractEtcd.get_etcd_client`): proxy, then url, then hosts, then
+    // host. pgkeel does no member discovery, so a proxy is simply the one endpoint.
+    let url_key = if present(m, "proxy") { "proxy" } else { "url" };
+    if let Some(u) = opt_nonempty_str(ctx, m, path, url_key)? {
+        let up = join(path, url_key);
+        let Some((scheme, rest)) = u.split_once("://") else {
+            return Err(ctx.invalid_text(&up, "not a URL", &u, "http://host:port"));
+        };
+        scheme_seen = Some(scheme.to_ascii_lowercase());
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        hosts.push(etcd_endpoint(ctx, &up, hostport, &mut None)?);
+    } else if let Some(v) = m.get("hosts").filter(|v| !v.is_null()) {
         let hp = join(path, "hosts");
         let items: Vec<(String, String)> = match v {
             Value::String(s) => split_commas(s)
@@ -347,46 +391,35 @@ fn build_etcd(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<EtcdConfig> {
         for h in split_commas(&h) {
             hosts.push(etcd_endpoint(ctx, &hp, &h, &mut scheme_seen)?);
         }
-    } else if let Some(u) = opt_nonempty_str(ctx, m, path, "url")? {
-        let up = join(path, "url");
-        let Some((scheme, rest)) = u.split_once("://") else {
-            return Err(ctx.invalid_text(
-                &up,
-                "not a URL",
-                &u,
-                "http://host:port or https://host:port",
-            ));
-        };
-        scheme_seen = Some(scheme.to_ascii_lowercase());
-        let hostport = rest.split('/').next().unwrap_or(rest);
-        hosts.push(etcd_endpoint(ctx, &up, hostport, &mut None)?);
     } else {
         return Err(ctx.missing(
             &join(path, "hosts"),
-            "etcd endpoints as hosts (list or comma string), host or url",
+            "etcd endpoints as hosts (list or comma string), host, url or proxy",
         ));
     }
     let protocol = explicit_protocol
         .or(scheme_seen)
         .unwrap_or_else(|| "http".to_string())
         .to_ascii_lowercase();
-    if protocol != "http" && protocol != "https" {
+    if protocol != "http" {
         return Err(ctx.invalid_text(
             &join(path, "protocol"),
             "unsupported protocol",
             &protocol,
-            "http or https",
+            "http (TLS to etcd is not supported yet)",
         ));
     }
-    Ok(EtcdConfig {
+    Ok(Some(EtcdConfig {
         hosts,
         protocol,
         username: opt_str(ctx, m, path, "username")?,
         password: opt_str(ctx, m, path, "password")?,
-        cacert: opt_str(ctx, m, path, "cacert")?.map(PathBuf::from),
-        cert: opt_str(ctx, m, path, "cert")?.map(PathBuf::from),
-        key: opt_str(ctx, m, path, "key")?.map(PathBuf::from),
-    })
+    }))
+}
+
+/// Whether `key` holds a non-null value.
+fn present(m: &Map<String, Value>, key: &str) -> bool {
+    m.get(key).is_some_and(|v| !v.is_null())
 }
 
 /// One etcd endpoint: `[scheme://]host[:port]`, port defaulting to 2379 as in Patroni.
@@ -452,9 +485,9 @@ fn build_bootstrap(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<BootstrapCo
         None => Vec::new(),
     };
     let pg_hba = str_list(ctx, m, path, "pg_hba")?;
-    let post_bootstrap = match opt_nonempty_str(ctx, m, path, "post_bootstrap")? {
-        Some(s) => Some(s),
-        None => opt_nonempty_str(ctx, m, path, "post_init")?,
+    let post_bootstrap = match opt_command(ctx, m, path, "post_bootstrap")? {
+        Some(c) => Some(c),
+        None => opt_command(ctx, m, path, "post_init")?,
     };
     let mut users = Vec::new();
     if let Some(u) = section(ctx, m, path, "users")? {
@@ -568,11 +601,11 @@ fn build_postgresql(
             let cp = "postgresql.callbacks";
             check_keys(ctx, c, cp, CALLBACKS_KNOWN, &[]);
             Callbacks {
-                on_start: opt_nonempty_str(ctx, c, cp, "on_start")?,
-                on_stop: opt_nonempty_str(ctx, c, cp, "on_stop")?,
-                on_restart: opt_nonempty_str(ctx, c, cp, "on_restart")?,
-                on_reload: opt_nonempty_str(ctx, c, cp, "on_reload")?,
-                on_role_change: opt_nonempty_str(ctx, c, cp, "on_role_change")?,
+                on_start: opt_command(ctx, c, cp, "on_start")?,
+                on_stop: opt_command(ctx, c, cp, "on_stop")?,
+                on_restart: opt_command(ctx, c, cp, "on_restart")?,
+                on_reload: opt_command(ctx, c, cp, "on_reload")?,
+                on_role_change: opt_command(ctx, c, cp, "on_role_change")?,
             }
         }
         None => Callbacks::default(),
@@ -672,6 +705,7 @@ fn pg_user(
         return Ok(None);
     };
     let path = join(pp, key);
+    tls::refuse_pg_user(ctx, m, &path)?;
     check_keys(ctx, m, &path, PG_USER_KNOWN, PG_USER_UNSUPPORTED);
     let username = match opt_nonempty_str(ctx, m, &path, "username")? {
         Some(u) => u,
@@ -874,6 +908,27 @@ fn opt_nonempty_str(
         )),
         other => Ok(other),
     }
+}
+
+/// A command string, split into words at load time like Patroni's `shlex.split` (see
+/// [`ShellCommand`]), so a bad quote is reported here with its file, line and key.
+fn opt_command(
+    ctx: &Ctx<'_>,
+    m: &Map<String, Value>,
+    pp: &str,
+    key: &str,
+) -> R<Option<ShellCommand>> {
+    let Some(raw) = opt_nonempty_str(ctx, m, pp, key)? else {
+        return Ok(None);
+    };
+    ShellCommand::parse(&raw).map(Some).map_err(|e| {
+        ctx.invalid_text(
+            &join(pp, key),
+            format!("cannot split the command into words like a POSIX shell: {e}"),
+            &raw,
+            r#"a command line with balanced quotes, such as psql -c "SELECT 1""#,
+        )
+    })
 }
 
 fn req_str(

@@ -28,25 +28,77 @@ fn fixed_path(var: &str) -> Option<&'static str> {
         "PATRONI_POSTGRESQL_DATA_DIR" => "postgresql.data_dir",
         "PATRONI_POSTGRESQL_PGPASS" => "postgresql.pgpass",
         "PATRONI_POSTGRESQL_BIN_DIR" => "postgresql.bin_dir",
-        "PATRONI_SUPERUSER_USERNAME" => "postgresql.authentication.superuser.username",
-        "PATRONI_SUPERUSER_PASSWORD" => "postgresql.authentication.superuser.password",
-        "PATRONI_REPLICATION_USERNAME" => "postgresql.authentication.replication.username",
-        "PATRONI_REPLICATION_PASSWORD" => "postgresql.authentication.replication.password",
-        "PATRONI_REWIND_USERNAME" => "postgresql.authentication.rewind.username",
-        "PATRONI_REWIND_PASSWORD" => "postgresql.authentication.rewind.password",
         _ => return None,
     })
 }
 
-/// Keys of the `etcd3`/`etcd` sections settable from `PATRONI_ETCD3_<KEY>` / `PATRONI_ETCD_<KEY>`.
+/// Keys of the `etcd3`/`etcd` sections settable from `PATRONI_ETCD3_<KEY>` / `PATRONI_ETCD_<KEY>`
+/// (those of Patroni's generic `PATRONI_<SECTION>_<SUFFIX>` rule that pgkeel reads or refuses).
 const ETCD_KEYS: &[&str] = &[
-    "HOST", "HOSTS", "URL", "PROTOCOL", "USERNAME", "PASSWORD", "CACERT", "CERT", "KEY",
+    "HOST", "HOSTS", "URL", "PROXY", "PROTOCOL", "USERNAME", "PASSWORD", "CACERT", "CERT", "KEY",
+];
+
+/// `PATRONI_RESTAPI_<KEY>` and `PATRONI_CTL_<KEY>` TLS settings: read so that they are refused
+/// (see `tls.rs`) instead of silently dropped.
+const RESTAPI_TLS_KEYS: &[&str] = &[
+    "CERTFILE",
+    "KEYFILE",
+    "KEYFILE_PASSWORD",
+    "CAFILE",
+    "CIPHERS",
+    "VERIFY_CLIENT",
+];
+const CTL_KEYS: &[&str] = &[
+    "INSECURE",
+    "CACERT",
+    "CERTFILE",
+    "KEYFILE",
+    "KEYFILE_PASSWORD",
+];
+/// `PATRONI_{SUPERUSER,REPLICATION,REWIND}_<KEY>`: Patroni's `_AUTH_ALLOWED_PARAMETERS`.
+const AUTH_KEYS: &[&str] = &[
+    "USERNAME",
+    "PASSWORD",
+    "SSLMODE",
+    "SSLCERT",
+    "SSLKEY",
+    "SSLPASSWORD",
+    "SSLROOTCERT",
+    "SSLCRL",
+    "SSLCRLDIR",
+    "GSSENCMODE",
+    "CHANNEL_BINDING",
+    "SSLNEGOTIATION",
 ];
 
 /// The YAML path (as segments) a `PATRONI_*` variable sets, or `None` if pgkeel ignores it.
 pub(crate) fn path_for(var: &str) -> Option<String> {
     if let Some(p) = fixed_path(var) {
         return Some(p.to_string());
+    }
+    for (prefix, section, keys) in [
+        ("PATRONI_RESTAPI_", "restapi", RESTAPI_TLS_KEYS),
+        ("PATRONI_CTL_", "ctl", CTL_KEYS),
+    ] {
+        if let Some(suffix) = var.strip_prefix(prefix)
+            && keys.contains(&suffix)
+        {
+            return Some(format!("{section}.{}", suffix.to_ascii_lowercase()));
+        }
+    }
+    for role in ["SUPERUSER", "REPLICATION", "REWIND"] {
+        if let Some(suffix) = var
+            .strip_prefix("PATRONI_")
+            .and_then(|v| v.strip_prefix(role))
+            .and_then(|v| v.strip_prefix('_'))
+            && AUTH_KEYS.contains(&suffix)
+        {
+            return Some(format!(
+                "postgresql.authentication.{}.{}",
+                role.to_ascii_lowercase(),
+                suffix.to_ascii_lowercase()
+            ));
+        }
     }
     for (prefix, section) in [("PATRONI_ETCD3_", "etcd3"), ("PATRONI_ETCD_", "etcd")] {
         if let Some(suffix) = var.strip_prefix(prefix)
@@ -180,6 +232,32 @@ mod tests {
         );
         assert_eq!(src.get("name").map(String::as_str), Some("PATRONI_NAME"));
         assert_eq!(src.len(), 4);
+    }
+
+    #[test]
+    fn tls_and_auth_variables_have_their_patroni_paths() {
+        for (var, path) in [
+            ("PATRONI_RESTAPI_CERTFILE", "restapi.certfile"),
+            ("PATRONI_RESTAPI_VERIFY_CLIENT", "restapi.verify_client"),
+            ("PATRONI_CTL_KEYFILE_PASSWORD", "ctl.keyfile_password"),
+            ("PATRONI_ETCD3_PROXY", "etcd3.proxy"),
+            (
+                "PATRONI_SUPERUSER_PASSWORD",
+                "postgresql.authentication.superuser.password",
+            ),
+            (
+                "PATRONI_REPLICATION_SSLMODE",
+                "postgresql.authentication.replication.sslmode",
+            ),
+            (
+                "PATRONI_REWIND_CHANNEL_BINDING",
+                "postgresql.authentication.rewind.channel_binding",
+            ),
+        ] {
+            assert_eq!(path_for(var).as_deref(), Some(path), "{var}");
+        }
+        assert_eq!(path_for("PATRONI_RESTAPI_ALLOWLIST"), None);
+        assert_eq!(path_for("PATRONI_SUPERUSERX_SSLMODE"), None);
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::build::{build, not_a_mapping};
+use super::build::{build, build_ctl_settings, not_a_mapping};
 use super::env::{deep_merge, env_overlay};
 use super::origin::{Ctx, Origins, parse_document};
 use super::validate::validate_filesystem_with;
-use super::{Config, ConfigError, ConfigWarning};
+use super::{Config, ConfigError, ConfigWarning, CtlSettings};
 
 /// A loaded configuration with the warnings found while reading it (unknown or unsupported keys,
 /// legacy sections...). The caller logs the warnings.
@@ -33,6 +33,16 @@ const ENV_CONFIGURATION_SOURCE: &str = "<env PATRONI_CONFIGURATION>";
 /// Unlike Patroni, the `PATRONI_*` variables are not removed from the environment.
 pub fn load_config(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let env: Vec<(String, String)> = std::env::vars().collect();
+    let display = path.display().to_string();
+    let docs = read_docs(path)?;
+    let (loaded, origins) = load_docs(&docs, &display, path.to_path_buf(), &env)?;
+    validate_filesystem_with(&loaded.config, &Ctx::new(&origins))?;
+    Ok(loaded)
+}
+
+/// Reads the file at `path`, or every `*.yml`/`*.yaml` file of the directory at `path` in
+/// sorted order, as (display name, text) pairs.
+fn read_docs(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let display = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| ConfigError::Io {
         file: display.clone(),
@@ -60,11 +70,35 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, ConfigError> {
             docs.push((f.display().to_string(), read(&f)?));
         }
     } else {
-        docs.push((display.clone(), read(path)?));
+        docs.push((display, read(path)?));
     }
-    let (loaded, origins) = load_docs(&docs, &display, path.to_path_buf(), &env)?;
-    validate_filesystem_with(&loaded.config, &Ctx::new(&origins))?;
-    Ok(loaded)
+    Ok(docs)
+}
+
+/// Loads what pgkeelctl needs, the way patronictl loads its configuration: the file or
+/// directory at `path` when given, else the YAML in `PATRONI_CONFIGURATION`, else nothing; the
+/// `PATRONI_*` variables of `env` (`PATRONI_ETCD3_HOSTS`, `PATRONI_SCOPE`, ...) on top. Nothing is
+/// required (see [`CtlSettings`]).
+pub fn load_ctl_settings(
+    path: Option<&Path>,
+    env: &[(String, String)],
+) -> Result<CtlSettings, ConfigError> {
+    let (docs, primary) = match path {
+        Some(p) => (read_docs(p)?, p.display().to_string()),
+        None => match env
+            .iter()
+            .find(|(k, v)| k == "PATRONI_CONFIGURATION" && !v.is_empty())
+        {
+            Some((_, yaml)) => (
+                vec![(ENV_CONFIGURATION_SOURCE.to_string(), yaml.clone())],
+                ENV_CONFIGURATION_SOURCE.to_string(),
+            ),
+            None => (Vec::new(), ENV_SOURCE.to_string()),
+        },
+    };
+    let (merged, origins) = merge_docs(&docs, &primary, env)?;
+    let mut ctx = Ctx::new(&origins);
+    build_ctl_settings(&merged, &mut ctx, PathBuf::from(primary))
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -115,6 +149,20 @@ fn load_docs(
     source: PathBuf,
     env: &[(String, String)],
 ) -> Result<(LoadedConfig, Origins), ConfigError> {
+    let (merged, origins) = merge_docs(docs, primary, env)?;
+    let mut ctx = Ctx::new(&origins);
+    let config = build(&merged, &mut ctx, env, source)?;
+    let warnings = std::mem::take(&mut ctx.warnings);
+    Ok((LoadedConfig { config, warnings }, origins))
+}
+
+/// Parses and deep-merges `docs` (name, text) in order, then the `PATRONI_*` overlay of `env`;
+/// returns the merged tree and where each value came from.
+fn merge_docs(
+    docs: &[(String, String)],
+    primary: &str,
+    env: &[(String, String)],
+) -> Result<(Value, Origins), ConfigError> {
     let mut origins = Origins {
         primary: primary.to_string(),
         ..Origins::default()
@@ -140,8 +188,5 @@ fn load_docs(
     let (overlay, env_paths) = env_overlay(env);
     deep_merge(&mut merged, overlay);
     origins.env = env_paths;
-    let mut ctx = Ctx::new(&origins);
-    let config = build(&merged, &mut ctx, env, source)?;
-    let warnings = std::mem::take(&mut ctx.warnings);
-    Ok((LoadedConfig { config, warnings }, origins))
+    Ok((merged, origins))
 }

@@ -12,14 +12,19 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 mod build;
+mod command;
 mod env;
 mod error;
 mod load;
 mod origin;
+mod tls;
 mod validate;
 
+pub use command::{ShellCommand, SplitError};
 pub use error::{ConfigError, ConfigWarning};
-pub use load::{LoadedConfig, load_config, load_config_from_env_only, load_config_from_str};
+pub use load::{
+    LoadedConfig, load_config, load_config_from_env_only, load_config_from_str, load_ctl_settings,
+};
 pub use validate::{MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, validate_filesystem};
 
 /// The whole local configuration of one pgkeel node.
@@ -47,6 +52,24 @@ pub struct Config {
     pub tags: Tags,
     /// `log.level` (`DEBUG`, `INFO`, `WARNING`, `ERROR`), default `INFO`.
     pub log_level: String,
+}
+
+/// What `pgkeelctl` reads from a configuration: where the DCS is and which cluster to act on.
+///
+/// Like patronictl's `Config(path, validator=None)`, nothing is required: a `patronictl.yaml`
+/// holding only an `etcd3` section, or no file at all with `PATRONI_ETCD3_HOSTS` and
+/// `PATRONI_SCOPE` in the environment, is enough. Keys asking for TLS are still refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CtlSettings {
+    /// Where the settings came from (for messages): a path, `<env>` or
+    /// `<env PATRONI_CONFIGURATION>`.
+    pub source: PathBuf,
+    /// `scope`, the default cluster for commands.
+    pub scope: Option<String>,
+    /// `namespace` (`/service` by default).
+    pub namespace: String,
+    /// The `etcd3` (or legacy `etcd`) section, when there is one.
+    pub etcd: Option<EtcdConfig>,
 }
 
 /// `restapi:` section.
@@ -88,20 +111,15 @@ impl std::fmt::Debug for BasicAuth {
 /// `etcd3:` section (etcd v3, native gRPC). `Debug` never prints the password.
 #[derive(Clone, PartialEq)]
 pub struct EtcdConfig {
-    /// Endpoints as `host:port`, from `hosts` (list or comma string), `host` or `url`.
+    /// Endpoints as `host:port`, from `proxy`, `url`, `hosts` (list or comma string) or `host`.
     pub hosts: Vec<String>,
-    /// `http` or `https`.
+    /// Always `http`: a configuration asking for TLS to etcd (`https`, `cacert`, `cert`, `key`)
+    /// is refused until pgkeel supports it.
     pub protocol: String,
     /// etcd user (auth enabled clusters).
     pub username: Option<String>,
     /// etcd password (never logged).
     pub password: Option<String>,
-    /// CA bundle for TLS.
-    pub cacert: Option<PathBuf>,
-    /// Client certificate for TLS.
-    pub cert: Option<PathBuf>,
-    /// Client key for TLS.
-    pub key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for EtcdConfig {
@@ -111,9 +129,6 @@ impl std::fmt::Debug for EtcdConfig {
             .field("protocol", &self.protocol)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("cacert", &self.cacert)
-            .field("cert", &self.cert)
-            .field("key", &self.key)
             .finish()
     }
 }
@@ -137,8 +152,9 @@ pub struct BootstrapConfig {
     pub initdb: Vec<String>,
     /// Legacy `bootstrap.pg_hba` lines (used when `postgresql.pg_hba` is empty).
     pub pg_hba: Vec<String>,
-    /// Command run once after initdb with the superuser connection URL as its argument.
-    pub post_bootstrap: Option<String>,
+    /// Command run once after initdb, with the superuser's local connection string appended
+    /// as its last argument (`bootstrap.post_bootstrap`, alias `post_init`).
+    pub post_bootstrap: Option<ShellCommand>,
     /// Legacy `bootstrap.users` (removed in Patroni 4, still common in old configs): roles
     /// created once after initdb. Read with a deprecation warning.
     pub users: Vec<BootstrapUser>,
@@ -228,19 +244,19 @@ impl std::fmt::Debug for PgUser {
     }
 }
 
-/// `postgresql.callbacks`: commands run as `<cmd> <action> <role> <scope>`.
+/// `postgresql.callbacks`: commands run as `<cmd words...> <action> <role> <scope>`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Callbacks {
     /// After PostgreSQL started.
-    pub on_start: Option<String>,
+    pub on_start: Option<ShellCommand>,
     /// After PostgreSQL stopped.
-    pub on_stop: Option<String>,
+    pub on_stop: Option<ShellCommand>,
     /// After a restart without a role change.
-    pub on_restart: Option<String>,
+    pub on_restart: Option<ShellCommand>,
     /// After a reload.
-    pub on_reload: Option<String>,
+    pub on_reload: Option<ShellCommand>,
     /// After a promotion or demotion.
-    pub on_role_change: Option<String>,
+    pub on_role_change: Option<ShellCommand>,
 }
 
 /// `tags:` section. Known tags are typed; any other tag is kept and published as given.

@@ -9,15 +9,13 @@ use super::Config;
 use super::build::{scalar_string, value_bool, value_i64};
 use super::error::ConfigError;
 use super::origin::{Ctx, Origins, index, join};
+use pgkeel_ha::cluster::{GlobalConfig, Timeouts};
 
 type R<T> = Result<T, ConfigError>;
 
-/// Smallest `ttl` pgkeel accepts (Patroni: 20). See docs/configuration.md.
-pub const MIN_TTL: i64 = 5;
-/// Smallest `loop_wait`.
-pub const MIN_LOOP_WAIT: i64 = 1;
-/// Smallest `retry_timeout` (Patroni: 3).
-pub const MIN_RETRY_TIMEOUT: i64 = 1;
+/// The floors are the HA core's, so that the file and the running agent agree (see
+/// docs/configuration.md): `ttl` 5 (Patroni: 20), `loop_wait` 1, `retry_timeout` 1 (Patroni: 3).
+pub use pgkeel_ha::cluster::{MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL};
 
 /// initdb options pgkeel sets itself (Patroni's list).
 const INITDB_FORBIDDEN: &[&str] = &["pgdata", "nosync", "pwfile", "sync-only", "version"];
@@ -37,7 +35,7 @@ const BASEBACKUP_FORBIDDEN: &[&str] = &[
 ];
 
 /// Checks that need more than one key or more than a type: addresses and `bootstrap.dcs`.
-pub(crate) fn validate(config: &Config, ctx: &Ctx<'_>) -> R<()> {
+pub(crate) fn validate(config: &Config, ctx: &mut Ctx<'_>) -> R<()> {
     check_address(ctx, "restapi.listen", &config.restapi.listen, true)?;
     check_address(
         ctx,
@@ -87,13 +85,14 @@ fn check_address(ctx: &Ctx<'_>, path: &str, addr: &str, empty_host_ok: bool) -> 
     Ok(())
 }
 
-/// The dynamic keys pgkeel reads from `bootstrap.dcs`: types, minimums and the timing rule
-/// `loop_wait + 2 * retry_timeout <= ttl`.
-fn check_dcs(ctx: &Ctx<'_>, dcs: &Map<String, Value>) -> R<()> {
+/// The dynamic keys pgkeel reads from `bootstrap.dcs`: types and minimums are errors (as in
+/// Patroni's validator); the timing rule `loop_wait + 2 * retry_timeout <= ttl` is the HA core's
+/// [`Timeouts::adjusted`]: a violation is a warning naming the values used, as Patroni logs it.
+fn check_dcs(ctx: &mut Ctx<'_>, dcs: &Map<String, Value>) -> R<()> {
     let p = "bootstrap.dcs";
-    let int = |key: &str, min: i64, default: i64| -> R<(i64, bool)> {
+    let int = |key: &str, min: u64, default: u64| -> R<u64> {
         match dcs.get(key).filter(|v| !v.is_null()) {
-            None => Ok((default, false)),
+            None => Ok(default),
             Some(v) => {
                 let path = join(p, key);
                 let n = value_i64(v).ok_or_else(|| {
@@ -104,47 +103,30 @@ fn check_dcs(ctx: &Ctx<'_>, dcs: &Map<String, Value>) -> R<()> {
                         "an integer number of seconds",
                     )
                 })?;
-                if n < min {
-                    return Err(ctx.invalid(
+                match u64::try_from(n) {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(ctx.invalid(
                         &path,
                         "below the minimum",
                         Some(v),
                         format!("at least {min}"),
-                    ));
+                    )),
                 }
-                Ok((n, true))
             }
         }
     };
-    let (ttl, ttl_set) = int("ttl", MIN_TTL, 30)?;
-    let (loop_wait, lw_set) = int("loop_wait", MIN_LOOP_WAIT, 10)?;
-    let (retry_timeout, rt_set) = int("retry_timeout", MIN_RETRY_TIMEOUT, 10)?;
-    if loop_wait + 2 * retry_timeout > ttl {
-        let key = if ttl_set {
-            "ttl"
-        } else if lw_set {
-            "loop_wait"
-        } else if rt_set {
-            "retry_timeout"
-        } else {
-            "ttl"
-        };
-        let path = join(p, key);
-        let (file, line) = ctx.origins.locate(&path);
-        return Err(ConfigError::invalid(
-            file,
-            line,
-            path,
-            "loop_wait + 2*retry_timeout must not exceed ttl".to_string(),
-            Some(format!(
-                "ttl {ttl}, loop_wait {loop_wait}, retry_timeout {retry_timeout}: {loop_wait} + 2*{retry_timeout} = {} > {ttl}",
-                loop_wait + 2 * retry_timeout
-            )),
-            Some(format!(
-                "ttl >= {} or a smaller loop_wait/retry_timeout",
-                loop_wait + 2 * retry_timeout
-            )),
-        ));
+    let defaults = GlobalConfig::default();
+    let given = Timeouts {
+        loop_wait: int("loop_wait", MIN_LOOP_WAIT, defaults.loop_wait)?,
+        retry_timeout: int("retry_timeout", MIN_RETRY_TIMEOUT, defaults.retry_timeout)?,
+        ttl: int("ttl", MIN_TTL, defaults.ttl)?,
+    };
+    if let (_, Some(warning)) = given.adjusted() {
+        let key = ["ttl", "loop_wait", "retry_timeout"]
+            .into_iter()
+            .find(|k| dcs.get(*k).is_some_and(|v| !v.is_null()))
+            .unwrap_or("ttl");
+        ctx.warn(&join(p, key), warning);
     }
     for key in [
         "maximum_lag_on_failover",
@@ -458,20 +440,24 @@ mod tests {
     }
 
     #[test]
-    fn dcs_timing_rule() {
+    fn dcs_timing_rule_warns_and_does_not_refuse() {
         let o = ctx_origins();
-        let ctx = Ctx::new(&o);
+        let mut ctx = Ctx::new(&o);
         let ok = json!({"ttl": 5, "loop_wait": 1, "retry_timeout": 2});
-        assert!(check_dcs(&ctx, ok.as_object().unwrap()).is_ok());
-        let bad = json!({"ttl": 20});
-        let e = check_dcs(&ctx, bad.as_object().unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("bootstrap.dcs.ttl") && e.contains("30 > 20"),
-            "{e}"
+        assert!(check_dcs(&mut ctx, ok.as_object().unwrap()).is_ok());
+        assert!(ctx.warnings.is_empty());
+        let adjusted = json!({"ttl": 20});
+        assert!(check_dcs(&mut ctx, adjusted.as_object().unwrap()).is_ok());
+        let w: Vec<String> = ctx.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            w,
+            [
+                "t.yml: Violated the rule \"loop_wait + 2*retry_timeout <= ttl\", where ttl=20. Adjusting loop_wait from 10 to 1 and retry_timeout from 10 to 9"
+            ]
         );
         let low = json!({"ttl": 4});
-        assert!(check_dcs(&ctx, low.as_object().unwrap()).is_err());
+        assert!(check_dcs(&mut ctx, low.as_object().unwrap()).is_err());
+        let negative = json!({"loop_wait": -1});
+        assert!(check_dcs(&mut ctx, negative.as_object().unwrap()).is_err());
     }
 }

@@ -20,7 +20,7 @@ pub use commands::list::render_list;
 pub use output::OutputFormat;
 pub use target::{DcsTarget, parse_dcs_url};
 
-use crate::config::Config;
+use crate::config::CtlSettings;
 use crate::dcs::{Dcs, DcsError};
 use std::future::Future;
 use std::io::Write;
@@ -62,49 +62,64 @@ pub fn default_config_path() -> Option<PathBuf> {
 /// the DCS is.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The loaded configuration, when a file was found.
-    pub config: Option<Config>,
+    /// The settings read from the configuration file and/or the `PATRONI_*` environment.
+    pub config: Option<CtlSettings>,
     /// The DCS to read.
     pub target: DcsTarget,
 }
 
 impl Context {
-    /// Resolves the global options like patronictl's `load_config`: an explicit config file must
-    /// exist; the default one is optional; `--dcs-url` replaces the file's DCS section (and its
-    /// namespace, when the URL has a path).
+    /// [`Context::resolve_with`] on the process environment and patronictl's default file.
     pub fn resolve(cli: &Cli) -> Result<Context, CtlError> {
-        let config = match &cli.config_file {
-            Some(p) => Some(load(p).map_err(|e| match e {
-                None => CtlError::Config(format!(
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Context::resolve_with(cli, &env, default_config_path().as_deref())
+    }
+
+    /// Resolves the global options like patronictl's `load_config` + `get_dcs`: an explicit
+    /// config file must exist; the default one (`default_file`) is used when it exists; without
+    /// a file the YAML in `PATRONI_CONFIGURATION` is used, else the `PATRONI_*` variables alone
+    /// (`PATRONI_ETCD3_HOSTS`, `PATRONI_ETCD3_URL`, `PATRONI_SCOPE`, `PATRONI_NAMESPACE`...),
+    /// which also apply on top of a file. `--dcs-url` replaces the DCS section (and the
+    /// namespace, when the URL has a path).
+    pub fn resolve_with(
+        cli: &Cli,
+        env: &[(String, String)],
+        default_file: Option<&Path>,
+    ) -> Result<Context, CtlError> {
+        let file = match &cli.config_file {
+            Some(p) if std::fs::metadata(p).is_err() => {
+                return Err(CtlError::Config(format!(
                     "Provided config file {} not existing or no read rights. Check the -c/--config-file parameter",
                     p.display()
-                )),
-                Some(e) => e,
-            })?),
-            None => match default_config_path() {
-                Some(p) if p.is_file() => Some(load(&p).map_err(|e| {
-                    e.unwrap_or_else(|| CtlError::Config(format!("cannot read {}", p.display())))
-                })?),
-                _ => None,
-            },
+                )));
+            }
+            Some(p) => Some(p.as_path()),
+            None => default_file.filter(|p| p.is_file()),
         };
-        let target = match (&cli.dcs_url, &config) {
+        let config = crate::config::load_ctl_settings(file, env)
+            .map_err(|e| CtlError::Config(e.to_string()))?;
+        let target = match (&cli.dcs_url, &config.etcd) {
             (Some(url), _) => {
                 let (mut t, ns) = parse_dcs_url(url)?;
-                if let (None, Some(c)) = (ns, &config) {
-                    t.namespace = c.namespace.clone();
+                if ns.is_none() {
+                    t.namespace = config.namespace.clone();
                 }
                 t.insecure = cli.insecure;
                 t
             }
-            (None, Some(c)) if !c.etcd.hosts.is_empty() => DcsTarget::from_config(c, cli.insecure),
+            (None, Some(etcd)) if !etcd.hosts.is_empty() => {
+                DcsTarget::from_settings(etcd, &config.namespace, cli.insecure)
+            }
             _ => {
                 return Err(CtlError::Usage(
                     "Can not find suitable configuration of distributed configuration store".into(),
                 ));
             }
         };
-        Ok(Context { config, target })
+        Ok(Context {
+            config: Some(config),
+            target,
+        })
     }
 
     /// The clusters to act on: the given names, else the configuration's `scope`.
@@ -112,24 +127,14 @@ impl Context {
         if !given.is_empty() {
             return Ok(given.to_vec());
         }
-        match &self.config {
-            Some(c) if !c.scope.is_empty() => Ok(vec![c.scope.clone()]),
-            _ => Err(CtlError::Usage(
+        match self.config.as_ref().and_then(|c| c.scope.as_ref()) {
+            Some(scope) => Ok(vec![scope.clone()]),
+            None => Err(CtlError::Usage(
                 "No cluster names were provided: pass CLUSTER or set `scope` in the configuration"
                     .into(),
             )),
         }
     }
-}
-
-/// `Err(None)`: the file is missing or unreadable.
-fn load(path: &Path) -> Result<Config, Option<CtlError>> {
-    if std::fs::metadata(path).is_err() {
-        return Err(None);
-    }
-    crate::config::load_config(path)
-        .map(|l| l.config)
-        .map_err(|e| Some(CtlError::Config(e.to_string())))
 }
 
 /// Runs one pgkeelctl invocation, writing its output to `out`.

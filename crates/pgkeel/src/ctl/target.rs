@@ -1,7 +1,7 @@
 //! Where pgkeelctl finds the DCS: the configuration file's `etcd3` section, or `--dcs-url`.
 
 use super::CtlError;
-use crate::config::Config;
+use crate::config::EtcdConfig;
 
 /// Patroni's default namespace.
 pub const DEFAULT_NAMESPACE: &str = "/service";
@@ -32,14 +32,14 @@ impl DcsTarget {
             .collect()
     }
 
-    /// The target described by a loaded configuration.
-    pub fn from_config(config: &Config, insecure: bool) -> DcsTarget {
+    /// The target described by a configuration's etcd section and namespace.
+    pub fn from_settings(etcd: &EtcdConfig, namespace: &str, insecure: bool) -> DcsTarget {
         DcsTarget {
-            hosts: config.etcd.hosts.clone(),
-            protocol: config.etcd.protocol.clone(),
-            namespace: config.namespace.clone(),
-            username: config.etcd.username.clone(),
-            password: config.etcd.password.clone(),
+            hosts: etcd.hosts.clone(),
+            protocol: etcd.protocol.clone(),
+            namespace: namespace.to_string(),
+            username: etcd.username.clone(),
+            password: etcd.password.clone(),
             insecure,
         }
     }
@@ -56,7 +56,12 @@ pub fn parse_dcs_url(url: &str) -> Result<(DcsTarget, Option<String>), CtlError>
     };
     let protocol = match scheme.as_str() {
         "" | "etcd" | "etcd3" | "http" => "http",
-        "https" => "https",
+        // Refused rather than silently connecting without TLS.
+        "https" => {
+            return Err(CtlError::Usage(format!(
+                "--dcs-url {url}: TLS to etcd is not supported by pgkeel yet; use an http:// or etcd3:// URL"
+            )));
+        }
         "consul" | "zookeeper" | "exhibitor" | "kubernetes" | "raft" => {
             return Err(CtlError::Usage(format!(
                 "Unsupported dcs scheme: {scheme} (pgkeel supports etcd v3 only)"
@@ -134,6 +139,8 @@ mod tests {
         assert_eq!(t.namespace, "/service");
         assert_eq!(parse_dcs_url("http://h:1/").unwrap().0.hosts, ["h:1"]);
         assert!(parse_dcs_url("consul://h").is_err());
+        let e = parse_dcs_url("https://h:2379").unwrap_err().to_string();
+        assert!(e.contains("TLS to etcd is not supported"), "{e}");
         assert!(parse_dcs_url("etcd3://h:notaport").is_err());
     }
 }

@@ -167,6 +167,116 @@ pub(crate) fn conninfo(pairs: &[(&str, &str)]) -> String {
         .join(" ")
 }
 
+/// Patroni's default for `wal_keep_segments` (`ConfigHandler.CMDLINE_OPTIONS`).
+const DEFAULT_WAL_KEEP_SEGMENTS: u64 = 8;
+/// The WAL segment size Patroni assumes when converting between the two WAL-retention settings.
+const ASSUMED_WAL_SEGMENT_MB: u64 = 16;
+
+/// Removes `name` from `params`, matching case-insensitively (GUC names are), and returns its
+/// value.
+fn take_guc(params: &mut BTreeMap<String, String>, name: &str) -> Option<String> {
+    let key = params
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))?
+        .clone();
+    params.remove(&key)
+}
+
+fn has_guc(params: &BTreeMap<String, String>, name: &str) -> bool {
+    params.keys().any(|k| k.eq_ignore_ascii_case(name))
+}
+
+/// A memory setting in megabytes, as Patroni's `parse_int(value, 'MB')` reads it: a number,
+/// optionally followed by `B`, `kB`, `MB`, `GB` or `TB` (no unit: megabytes).
+fn parse_megabytes(value: &str) -> Option<u64> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "MB" => 1.0,
+        "B" => 1.0 / (1024.0 * 1024.0),
+        "kB" => 1.0 / 1024.0,
+        "GB" => 1024.0,
+        "TB" => 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let mb = (num * factor).round();
+    (0.0..9.0e15).contains(&mb).then_some(mb as u64)
+}
+
+/// The parameters as the server of major version `major` understands them, translating the
+/// settings PostgreSQL renamed exactly as Patroni's `ConfigHandler.get_server_parameters` does:
+///
+/// * `wal_keep_segments` (removed in PostgreSQL 13) and `wal_keep_size` (added in 13) are
+///   converted into each other at 16 MB per segment: on 13+ `wal_keep_segments: N` becomes
+///   `wal_keep_size: N*16MB` unless `wal_keep_size` is set too (which then wins); below 13
+///   `wal_keep_size` becomes `(MB + 8) / 16` segments. With neither set, Patroni's default
+///   applies: 8 segments, i.e. `wal_keep_size = 128MB` on 13+. A `wal_keep_segments` that is
+///   not a positive integer falls back to 8, as Patroni's validator does.
+/// * `wal_level: hot_standby` (the pre-9.6 name) becomes `replica`.
+///
+/// `major` is `None` when the version is unknown; then nothing is translated (as in Patroni).
+pub(crate) fn server_parameters(
+    params: &BTreeMap<String, String>,
+    major: Option<u32>,
+) -> BTreeMap<String, String> {
+    let mut p = params.clone();
+    let Some(major) = major else { return p };
+    if major >= 13 {
+        let segments = take_guc(&mut p, "wal_keep_segments")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(DEFAULT_WAL_KEEP_SEGMENTS);
+        if !has_guc(&p, "wal_keep_size") {
+            p.insert(
+                "wal_keep_size".into(),
+                format!("{}MB", segments.saturating_mul(ASSUMED_WAL_SEGMENT_MB)),
+            );
+        }
+    } else {
+        let mb = take_guc(&mut p, "wal_keep_size").map_or(
+            Some(DEFAULT_WAL_KEEP_SEGMENTS * ASSUMED_WAL_SEGMENT_MB),
+            |v| parse_megabytes(&v),
+        );
+        if !has_guc(&p, "wal_keep_segments") {
+            let segments = (mb.unwrap_or(0) + ASSUMED_WAL_SEGMENT_MB / 2) / ASSUMED_WAL_SEGMENT_MB;
+            p.insert("wal_keep_segments".into(), segments.to_string());
+        }
+    }
+    if major >= 10 {
+        let key = p
+            .iter()
+            .find(|(k, v)| k.eq_ignore_ascii_case("wal_level") && v.trim() == "hot_standby")
+            .map(|(k, _)| k.clone());
+        if let Some(k) = key {
+            p.insert(k, "replica".into());
+        }
+    }
+    p
+}
+
+/// A libpq `key=value` string in Patroni's `format_dsn` shape: `'`, `\` and space escaped with a
+/// backslash, pairs joined by spaces. Scripts written for Patroni (post_bootstrap) parse this.
+pub(crate) fn format_dsn(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut out = format!("{k}=");
+            for c in v.chars() {
+                if matches!(c, '\'' | '\\' | ' ') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Converts a YAML/JSON parameter value to the string PostgreSQL expects (`true` -> `on`).
 pub(crate) fn guc_value(value: &serde_json::Value) -> String {
     match value {
@@ -419,6 +529,74 @@ mod tests {
             "host=10.0.0.1 application_name='my node\\'s'"
         );
         assert_eq!(conninfo(&[("x", "")]), "x=''");
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    // Reference: Patroni `ConfigHandler.get_server_parameters` (patroni/postgresql/config.py).
+    #[test]
+    fn renamed_parameters_follow_the_server_version() {
+        let segs = params(&[("wal_keep_segments", "10"), ("work_mem", "4MB")]);
+        assert_eq!(
+            server_parameters(&segs, Some(15)),
+            params(&[("wal_keep_size", "160MB"), ("work_mem", "4MB")])
+        );
+        // Both given: wal_keep_size wins on 13+, wal_keep_segments below.
+        let both = params(&[("WAL_KEEP_SEGMENTS", "10"), ("wal_keep_size", "1GB")]);
+        assert_eq!(
+            server_parameters(&both, Some(13)),
+            params(&[("wal_keep_size", "1GB")])
+        );
+        assert_eq!(
+            server_parameters(&both, Some(12)),
+            params(&[("WAL_KEEP_SEGMENTS", "10")])
+        );
+        // Below 13, wal_keep_size is converted back, rounding like Patroni.
+        assert_eq!(
+            server_parameters(&params(&[("wal_keep_size", "1GB")]), Some(12)),
+            params(&[("wal_keep_segments", "64")])
+        );
+        assert_eq!(
+            server_parameters(&params(&[("wal_keep_size", "100")]), Some(12)),
+            params(&[("wal_keep_segments", "6")])
+        );
+        // Neither: Patroni's default of 8 segments.
+        assert_eq!(
+            server_parameters(&BTreeMap::new(), Some(15)),
+            params(&[("wal_keep_size", "128MB")])
+        );
+        assert_eq!(
+            server_parameters(&BTreeMap::new(), Some(12)),
+            params(&[("wal_keep_segments", "8")])
+        );
+        // Garbage falls back to the default.
+        assert_eq!(
+            server_parameters(&params(&[("wal_keep_segments", "many")]), Some(15)),
+            params(&[("wal_keep_size", "128MB")])
+        );
+        assert_eq!(
+            server_parameters(&params(&[("wal_level", "hot_standby")]), Some(15)),
+            params(&[("wal_keep_size", "128MB"), ("wal_level", "replica")])
+        );
+        // Unknown version: untouched.
+        assert_eq!(server_parameters(&segs, None), segs);
+    }
+
+    #[test]
+    fn dsn_is_formatted_like_patroni() {
+        assert_eq!(
+            format_dsn(&[
+                ("dbname", "postgres"),
+                ("user", "my user"),
+                ("host", "/run/pg's")
+            ]),
+            "dbname=postgres user=my\\ user host=/run/pg\\'s"
+        );
     }
 
     #[test]

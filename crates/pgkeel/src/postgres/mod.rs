@@ -134,7 +134,9 @@ pub struct Recovery {
 /// ones pgkeel manages) and apply it with [`PostgresControl::write_config`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ManagedConfig {
-    /// Final GUCs written to `postgresql.conf` (sorted), user parameters already merged.
+    /// GUCs for `postgresql.conf` (sorted), user parameters already merged, under the names
+    /// the user wrote; [`PostgresControl::write_config`] translates renamed ones
+    /// (`wal_keep_segments` <-> `wal_keep_size`, ...) for the server's major version.
     pub parameters: BTreeMap<String, String>,
     /// `pg_hba.conf` lines; empty means "leave the existing `pg_hba.conf` alone".
     pub pg_hba: Vec<String>,
@@ -213,7 +215,8 @@ pub trait PostgresControl: Send + Sync {
     async fn initdb(&self, extra_args: &[String]) -> Result<(), PgError>;
 
     /// Writes `postgresql.conf` (including the base-config include and recovery settings),
-    /// `pg_hba.conf` and `standby.signal` atomically; reports what changed.
+    /// `pg_hba.conf` and `standby.signal` atomically; reports what changed. Parameters PostgreSQL
+    /// renamed are written under the name the data directory's major version knows.
     async fn write_config(&self, config: &ManagedConfig) -> Result<ConfigChange, PgError>;
 
     /// Writes the pgpass file (replication, superuser and rewind credentials), mode 0600,

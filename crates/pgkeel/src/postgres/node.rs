@@ -140,6 +140,38 @@ impl PgNode {
         user.unwrap_or_else(default_socket_dir)
     }
 
+    /// The superuser's connection string for the local server, as Patroni hands it to
+    /// `post_bootstrap` (`connection_pool.conn_kwargs` through `format_dsn`, password left out:
+    /// it comes from `PGPASSFILE`): `dbname=postgres user=<superuser> host=<h> port=<p>`, where
+    /// `h` is the unix socket directory with `use_unix_socket`, else `localhost` when PostgreSQL
+    /// listens on `*`, `localhost`, `0.0.0.0` or `127.0.0.1`, else the first listen address.
+    pub fn local_dsn(&self) -> String {
+        let (hosts, port) = self.listen();
+        let tcp = if hosts.iter().any(|h| {
+            matches!(
+                h.to_ascii_lowercase().as_str(),
+                "*" | "localhost" | "0.0.0.0" | "127.0.0.1"
+            )
+        }) {
+            "localhost".to_string()
+        } else {
+            hosts.first().cloned().unwrap_or_else(|| "localhost".into())
+        };
+        let socket = self.socket_dir();
+        let host = if self.cfg.use_unix_socket && socket.is_absolute() {
+            socket.display().to_string()
+        } else {
+            tcp
+        };
+        let port = port.to_string();
+        conf::format_dsn(&[
+            ("dbname", "postgres"),
+            ("user", &self.cfg.authentication.superuser.username),
+            ("host", &host),
+            ("port", &port),
+        ])
+    }
+
     /// Merges the user's `postgresql.parameters` with the GUCs pgkeel manages (Patroni's
     /// defaults and derived settings) into the config to write, following `recovery`.
     pub fn managed_config(&self, recovery: Option<Recovery>) -> ManagedConfig {
@@ -886,13 +918,16 @@ impl PostgresControl for PgNode {
             member_name: &self.member_name,
         };
         let recovery = config.recovery.as_ref();
-        let text = conf::render_postgresql_conf(&config.parameters, data, recovery, &ctx);
+        // Renamed settings (wal_keep_segments on 13+, ...) are written under the name this
+        // server knows, or PostgreSQL would refuse to start.
+        let parameters = conf::server_parameters(&config.parameters, self.major_version());
+        let text = conf::render_postgresql_conf(&parameters, data, recovery, &ctx);
         let old_params = match (&old, ours) {
             (Some(t), true) => conf::parse_managed_params(t),
             _ => BTreeMap::new(),
         };
         let new_params: BTreeMap<String, String> =
-            conf::all_params(&config.parameters, data, recovery, &ctx)
+            conf::all_params(&parameters, data, recovery, &ctx)
                 .into_iter()
                 .collect();
         let mut change = ConfigChange::default();

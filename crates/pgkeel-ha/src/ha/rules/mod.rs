@@ -139,9 +139,11 @@ impl Ha {
                         cluster.initialize.as_deref().unwrap_or(""),
                         sysid
                     );
+                    // Patroni: `logger.fatal(...)`, then exit.
                     return verdict(
                         vec![Action::Fatal {
                             message: msg.clone(),
+                            critical: true,
                         }],
                         msg,
                     );
@@ -152,6 +154,7 @@ impl Ha {
                         return verdict(
                             vec![Action::Fatal {
                                 message: msg.into(),
+                                critical: false,
                             }],
                             msg,
                         );
@@ -240,6 +243,7 @@ impl Ha {
                         Action::MoveDataDirAside,
                         Action::Fatal {
                             message: msg.clone(),
+                            critical: false,
                         },
                     ],
                     msg,
