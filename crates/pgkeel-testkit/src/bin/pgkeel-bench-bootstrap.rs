@@ -17,18 +17,26 @@ const TARGET_RSS_KIB: u64 = 10 * 1024;
 
 fn run() -> anyhow::Result<()> {
     let mut runs = 3usize;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match (a.as_str(), it.next()) {
-            ("--runs", Some(n)) => runs = n.parse()?,
-            _ => bail!("usage: pgkeel-bench-bootstrap [--runs N]"),
-        }
-    }
-    let opts = ClusterOptions {
+    let mut opts = ClusterOptions {
         scope: "bench".to_owned(),
         ..ClusterOptions::default()
     };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    const USAGE: &str = "usage: pgkeel-bench-bootstrap [--runs N] [--profile patroni-defaults] \
+        [--ttl S] [--loop-wait S] [--retry-timeout S]";
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.next()) {
+            ("--runs", Some(n)) => runs = n.parse()?,
+            ("--profile", Some(p)) if p == "patroni-defaults" => {
+                (opts.ttl, opts.loop_wait, opts.retry_timeout) = (30, 10, 10);
+            }
+            ("--ttl", Some(n)) => opts.ttl = n.parse()?,
+            ("--loop-wait", Some(n)) => opts.loop_wait = n.parse()?,
+            ("--retry-timeout", Some(n)) => opts.retry_timeout = n.parse()?,
+            _ => bail!(USAGE),
+        }
+    }
     let bin = pgkeel_testkit::cluster::find_bin("pgkeel", None, "PGKEEL_BIN")?;
     println!("pgkeel bootstrap bench: {runs} runs of a fresh 3-node cluster");
     println!("machine:  {}", machine());
