@@ -15,12 +15,14 @@
 //! * `cluster`: `/cluster`, `/history`.
 //! * `config`: `/config` GET/PATCH/PUT.
 //! * `auth`: basic auth for write methods.
+//! * `server`: connection cap, timeouts and eviction, so no client starves the agent.
 
 mod auth;
 mod cluster;
 mod config;
 pub mod health;
 pub mod model;
+pub mod server;
 pub mod status;
 
 pub use config::patch_config;
@@ -60,15 +62,20 @@ pub fn router(state: ApiState) -> Router {
     Router::new().fallback(dispatch).with_state(Arc::new(state))
 }
 
-/// Serves the API on `listener` until `shutdown` completes (then finishes in-flight requests).
+/// Serves the API on `listener` until `shutdown` completes, within the connection limits for
+/// this process's descriptor limit (see [`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve_with(
+        listener,
+        router(state),
+        server::Limits::for_this_process(),
+        shutdown,
+    )
+    .await
 }
 
 pub use crate::dcs::read_cluster;

@@ -47,6 +47,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     pgkeel::logging::init(&loaded.config.log_level);
+    // Room for the HA loop and PostgreSQL's tools next to the REST API's connections.
+    match pgkeel::api::server::raise_descriptor_limit() {
+        Ok(limit) => tracing::debug!("open-files limit: {limit}"),
+        Err(e) => tracing::warn!("cannot raise the open-files limit: {e}"),
+    }
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

@@ -1,0 +1,217 @@
+//! Serving the REST API so that no client can starve the agent of file descriptors.
+//!
+//! A load balancer, a monitoring system and the other nodes' leader races all need the API, but
+//! the HA loop and PostgreSQL need descriptors more: a node out of them cannot see its own data
+//! directory. So the server holds at most [`Limits::max_connections`] connections, well below
+//! the process's descriptor limit; a connection that has not sent a complete request head within
+//! [`Limits::header_read_timeout`] (slowloris, idle keep-alive) is closed; and when the cap is
+//! reached a new connection evicts the oldest one that is not serving a request, so a flood of
+//! idle connections cannot keep a health check out (a real client sends its request at once). A
+//! failed `accept` (EMFILE) backs off briefly instead of spinning.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper::service::Service;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio_util::sync::CancellationToken;
+
+/// How many connections the REST API holds and how long one may stay silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent connections at most.
+    pub max_connections: usize,
+    /// A connection must deliver each request head within this long (also bounds idle
+    /// keep-alive connections).
+    pub header_read_timeout: Duration,
+}
+
+/// Descriptors kept for the HA loop, PostgreSQL's tools, etcd and callbacks.
+const RESERVED_DESCRIPTORS: u64 = 256;
+/// Upper bound of the connection cap, whatever the descriptor limit.
+const MAX_CONNECTIONS: usize = 1024;
+/// Lower bound, so a tiny limit still serves a few health checks.
+const MIN_CONNECTIONS: usize = 16;
+/// Pause after a failed `accept`.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+impl Limits {
+    /// Limits for a process allowed `descriptors` open files: at most half of what is left
+    /// after the reserve, between 16 and 1024 connections; 5 s to send a request head.
+    pub fn for_descriptor_limit(descriptors: u64) -> Limits {
+        let spare = descriptors.saturating_sub(RESERVED_DESCRIPTORS) / 2;
+        Limits {
+            max_connections: usize::try_from(spare)
+                .unwrap_or(MAX_CONNECTIONS)
+                .clamp(MIN_CONNECTIONS, MAX_CONNECTIONS),
+            header_read_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Limits for this process's current soft `RLIMIT_NOFILE`.
+    pub fn for_this_process() -> Limits {
+        let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        Limits::for_descriptor_limit(soft)
+    }
+}
+
+/// One open connection: how many requests it is serving, and how to close it.
+struct Conn {
+    busy: Arc<AtomicUsize>,
+    close: CancellationToken,
+}
+
+/// The open connections, oldest first (ids only grow).
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    open: BTreeMap<u64, Conn>,
+}
+
+impl Registry {
+    /// Makes room for one more connection under `cap`: closes the oldest idle one. `false` when
+    /// every connection is serving a request (the new one is then refused).
+    fn make_room(&mut self, cap: usize) -> bool {
+        if self.open.len() < cap {
+            return true;
+        }
+        let idle = self
+            .open
+            .iter()
+            .find(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+            .map(|(id, _)| *id);
+        match idle.and_then(|id| self.open.remove(&id)) {
+            Some(conn) => {
+                conn.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Counts a request in flight on its connection for as long as it lives.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn start(count: &Arc<AtomicUsize>) -> Busy {
+        count.fetch_add(1, Ordering::AcqRel);
+        Busy(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` completes; then closes every
+/// connection.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!("REST API: accepting a connection failed: {e}");
+                    last_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let (id, busy, close) = {
+            let Ok(mut reg) = registry.lock() else {
+                break;
+            };
+            if !reg.make_room(limits.max_connections) {
+                continue; // every connection is serving a request: refuse this one
+            }
+            let id = reg.next_id;
+            reg.next_id += 1;
+            let conn = Conn {
+                busy: Arc::new(AtomicUsize::new(0)),
+                close: CancellationToken::new(),
+            };
+            let handles = (conn.busy.clone(), conn.close.clone());
+            reg.open.insert(id, conn);
+            (id, handles.0, handles.1)
+        };
+        let inner = TowerToHyperService::new(router.clone());
+        let service = hyper::service::service_fn(move |req| {
+            let guard = Busy::start(&busy);
+            let answer = inner.call(req);
+            async move {
+                let answer: Result<_, Infallible> = answer.await;
+                drop(guard);
+                answer
+            }
+        });
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(true);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                () = close.cancelled() => {}
+            }
+            if let Ok(mut reg) = registry.lock() {
+                reg.open.remove(&id);
+            }
+        });
+    }
+    if let Ok(mut reg) = registry.lock() {
+        for (_, conn) in std::mem::take(&mut reg.open) {
+            conn.close.cancel();
+        }
+    }
+    Ok(())
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (as PostgreSQL's own tools
+/// and most servers do), so the reserve above is large; returns the soft limit now in force.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(std::io::Error::from)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(std::io::Error::from)?;
+    }
+    Ok(hard.max(soft))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_a_reserve_of_descriptors() {
+        assert_eq!(Limits::for_descriptor_limit(1024).max_connections, 384);
+        assert_eq!(Limits::for_descriptor_limit(20_000).max_connections, 1024);
+        assert_eq!(Limits::for_descriptor_limit(100).max_connections, 16);
+        assert_eq!(Limits::for_descriptor_limit(u64::MAX).max_connections, 1024);
+    }
+}
