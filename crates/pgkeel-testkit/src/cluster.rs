@@ -71,6 +71,9 @@ pub struct ClusterOptions {
     pub pgkeelctl_bin: Option<PathBuf>,
     /// Start agents in their own process group, so they outlive the launching terminal (the demo).
     pub own_process_group: bool,
+    /// Run each agent with this many open files at most (soft and hard `RLIMIT_NOFILE`, set by
+    /// util-linux `prlimit`, which then execs the agent); `None` = inherit.
+    pub agent_open_files: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -92,6 +95,7 @@ impl Default for ClusterOptions {
             pgkeel_bin: None,
             pgkeelctl_bin: None,
             own_process_group: false,
+            agent_open_files: None,
         }
     }
 }
@@ -357,7 +361,17 @@ impl PgkeelCluster {
             .open(&node.info.log_path)
             .with_context(|| format!("opening {}", node.info.log_path.display()))?;
         let log_err = log.try_clone().context("duplicating the log handle")?;
-        let mut cmd = Command::new(&self.pgkeel_bin);
+        let mut cmd = match self.opts.agent_open_files {
+            // prlimit sets the limit on itself and execs the agent: same PID, limit inherited.
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(&self.pgkeel_bin);
+                c
+            }
+            None => Command::new(&self.pgkeel_bin),
+        };
         cmd.arg(&node.info.config_path)
             .current_dir(&node.info.node_dir)
             .stdin(Stdio::null())

@@ -191,7 +191,7 @@ pub async fn run(
     let (status_tx, status_rx) = watch::channel(Arc::new(status0));
     let wake = Arc::new(Notify::new());
 
-    let listener = tokio::net::TcpListener::bind(&cfg.restapi.listen)
+    let listener = crate::api::server::bind(&cfg.restapi.listen)
         .await
         .map_err(|err| AgentError::Api {
             addr: cfg.restapi.listen.clone(),

@@ -192,6 +192,32 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). A burst of
+/// connections beyond the queue makes the kernel drop SYNs, and a dropped health check retries
+/// only after a second; a long queue, drained fast, keeps it waiting milliseconds instead.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the REST API's listener on `addr` (`host:port`, the first address it resolves to)
+/// with a long accept queue.
+pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for sa in tokio::net::lookup_host(addr).await? {
+        let socket = if sa.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(sa).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on")
+    }))
+}
+
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (as PostgreSQL's own tools
 /// and most servers do), so the reserve above is large; returns the soft limit now in force.
 pub fn raise_descriptor_limit() -> std::io::Result<u64> {
