@@ -17,6 +17,7 @@ const TARGET_RSS_KIB: u64 = 10 * 1024;
 
 fn run() -> anyhow::Result<()> {
     let mut runs = 3usize;
+    let mut logs = false;
     let mut opts = ClusterOptions {
         scope: "bench".to_owned(),
         ..ClusterOptions::default()
@@ -24,8 +25,12 @@ fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     const USAGE: &str = "usage: pgkeel-bench-bootstrap [--runs N] [--profile patroni-defaults] \
-        [--ttl S] [--loop-wait S] [--retry-timeout S]";
+        [--ttl S] [--loop-wait S] [--retry-timeout S] [--logs]";
     while let Some(a) = it.next() {
+        if a == "--logs" {
+            logs = true;
+            continue;
+        }
         match (a.as_str(), it.next()) {
             ("--runs", Some(n)) => runs = n.parse()?,
             ("--profile", Some(p)) if p == "patroni-defaults" => {
@@ -65,6 +70,9 @@ fn run() -> anyhow::Result<()> {
             "run {run}: healthy in {secs:.2} s; agent RSS {}",
             rss_text.join(", ")
         );
+        if logs && secs >= TARGET_HEALTHY_S {
+            println!("{}", cluster.log_tails(40));
+        }
         times.push(secs);
         rss_all.extend(rss.iter().map(|&k| k as f64 / 1024.0));
         drop(cluster);

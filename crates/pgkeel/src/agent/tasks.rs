@@ -3,23 +3,13 @@
 
 use pgkeel_ha::ha::{Outcome, TaskKind};
 use std::future::Future;
-use std::sync::Arc;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// The one background task slot.
 #[derive(Default)]
 pub(crate) struct TaskSlot {
-    running: Option<Running>,
+    running: Option<(TaskKind, JoinHandle<Result<(), String>>)>,
     finished: Option<Outcome>,
-}
-
-/// The task in flight and how it says it ended (a fresh `Notify` per task, so a permit left by
-/// one task never wakes the loop for the next).
-struct Running {
-    kind: TaskKind,
-    handle: JoinHandle<Result<(), String>>,
-    done: Arc<Notify>,
 }
 
 impl TaskSlot {
@@ -33,20 +23,13 @@ impl TaskSlot {
             tracing::warn!("not starting {kind}: another task is running");
             return;
         }
-        let done = Arc::new(Notify::new());
-        let notify = done.clone();
-        let handle = tokio::spawn(async move {
-            let r = work.await;
-            notify.notify_one();
-            r
-        });
-        self.running = Some(Running { kind, handle, done });
+        self.running = Some((kind, tokio::spawn(work)));
     }
 
     /// The task in flight, after collecting a finished one.
     pub fn running(&mut self) -> Option<TaskKind> {
         self.collect();
-        self.running.as_ref().map(|r| r.kind.clone())
+        self.running.as_ref().map(|(k, _)| k.clone())
     }
 
     /// The outcome of a task that ended since the last call.
@@ -55,41 +38,49 @@ impl TaskSlot {
         self.finished.take()
     }
 
+    /// Collects the running task's outcome if it has ended, without waiting.
     fn collect(&mut self) {
-        if !self
-            .running
-            .as_ref()
-            .is_some_and(|r| r.handle.is_finished())
-        {
+        if !self.running.as_ref().is_some_and(|(_, h)| h.is_finished()) {
             return;
         }
-        let Some(Running { kind, handle, .. }) = self.running.take() else {
-            return;
-        };
-        let (ok, message) = match futures_util::FutureExt::now_or_never(handle) {
-            Some(Ok(Ok(()))) => (true, String::new()),
-            Some(Ok(Err(e))) => (false, e),
-            Some(Err(join)) => (false, format!("task panicked or was cancelled: {join}")),
-            None => (false, "task result unavailable".to_string()),
-        };
-        if !ok {
-            tracing::error!("{kind} failed: {message}");
+        if let Some((kind, handle)) = self.running.take() {
+            let result = futures_util::FutureExt::now_or_never(handle)
+                .unwrap_or_else(|| Ok(Err("task result unavailable".to_string())));
+            self.finished = Some(outcome(kind, result));
         }
-        self.finished = Some(Outcome::TaskFinished { kind, ok, message });
     }
 
     /// Resolves when a task has ended whose outcome the core has not seen yet: at once when it
-    /// ended (and was collected) during the cycle that just ran, else when the running one ends;
-    /// never when none runs.
-    pub async fn finished(&self) {
+    /// ended (and was collected) during the cycle that just ran, else when the running one
+    /// ends; never when none runs. It waits on the task itself, so its end can never be
+    /// missed: a wake-up sent by the task before it had returned was consumed by a cycle that
+    /// still saw it running, and the loop then slept a whole loop_wait. Cancel-safe: dropped
+    /// before the end, the task is still there.
+    pub async fn finished(&mut self) {
         if self.finished.is_some() {
             return;
         }
-        match &self.running {
-            Some(r) => r.done.notified().await,
-            None => std::future::pending::<()>().await,
+        let Some((_, handle)) = self.running.as_mut() else {
+            return std::future::pending::<()>().await;
+        };
+        let result = handle.await;
+        if let Some((kind, _)) = self.running.take() {
+            self.finished = Some(outcome(kind, result));
         }
     }
+}
+
+/// The core's view of how a task ended; failures are logged once, here.
+fn outcome(kind: TaskKind, result: Result<Result<(), String>, tokio::task::JoinError>) -> Outcome {
+    let (ok, message) = match result {
+        Ok(Ok(())) => (true, String::new()),
+        Ok(Err(e)) => (false, e),
+        Err(join) => (false, format!("task panicked or was cancelled: {join}")),
+    };
+    if !ok {
+        tracing::error!("{kind} failed: {message}");
+    }
+    Outcome::TaskFinished { kind, ok, message }
 }
 
 #[cfg(test)]
@@ -169,5 +160,26 @@ mod tests {
                 .is_err(),
             "the first task's wake-up must not end the wait for the second"
         );
+    }
+
+    #[tokio::test]
+    async fn a_wait_cut_short_by_another_wake_up_still_sees_the_end_later() {
+        let mut slot = TaskSlot::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        slot.start(bootstrap(), async move {
+            let _ = rx.await;
+            Ok(())
+        });
+        // Another branch of the loop's select wins first: the wait is dropped.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), slot.finished())
+                .await
+                .is_err()
+        );
+        let _ = tx.send(());
+        tokio::time::timeout(PROMPT, slot.finished())
+            .await
+            .expect("the end is seen by the next wait");
+        assert!(slot.take_finished().is_some());
     }
 }
