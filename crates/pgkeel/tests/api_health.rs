@@ -745,3 +745,22 @@ async fn patroni_document_shows_live_wal_positions_of_the_published_role() {
     assert_eq!(doc["role"], "replica");
     assert_eq!(doc["xlog"]["received_location"], OPTIME);
 }
+
+#[tokio::test]
+async fn cluster_document_is_read_from_the_dcs_when_asked() {
+    // Found by the bootstrap bench: /cluster served the agent's view from its last cycle, so a
+    // replica that had started streaming showed up a whole loop_wait later.
+    let replica = start("replica").await;
+    replica.dcs.set(
+        "/service/batman/members/postgresql2",
+        r#"{"conn_url":"postgres://127.0.0.1:5434/postgres","api_url":"http://127.0.0.1:8010/patroni","state":"running","role":"replica","version":"4.1.4","replication_state":"streaming","timeline":2}"#,
+    );
+    let doc: Value = serde_json::from_str(&replica.get("/cluster").await.1).unwrap();
+    let names: Vec<&str> = doc["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert!(names.contains(&"postgresql2"), "{names:?}");
+}

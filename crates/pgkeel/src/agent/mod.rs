@@ -222,6 +222,7 @@ pub async fn run(
     let mut tasks = tasks::TaskSlot::default();
     let mut shutdown = Box::pin(shutdown);
     let mut last_cluster: Option<Cluster> = None;
+    let mut replica_watch = ReplicaStartWatch::default();
     // Adjustments of the dynamic configuration already reported: Patroni warns when the
     // configuration changes, not on every cycle.
     let mut reported_config_warnings: Vec<String> = Vec::new();
@@ -266,6 +267,9 @@ pub async fn run(
                 next = fence_at;
             }
         }
+        if let Some(soon) = replica_watch.next_check(&status_tx.borrow().postgres, gc.loop_wait) {
+            next = next.min(soon);
+        }
         let is_leader = status_tx.borrow().leader_until.is_some();
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
@@ -282,6 +286,40 @@ pub async fn run(
                 agent.shutdown(&lease_rx).await;
                 let _ = stop_tx.send(true);
                 return Ok(());
+            }
+        }
+    }
+}
+
+/// A replica that has just started streams a moment later; its member key (and so `/cluster`,
+/// `pgkeelctl list`, a load balancer) would say so only a whole `loop_wait` later. For one
+/// `loop_wait` after PostgreSQL is first seen running as a replica, and until it streams, the
+/// loop looks again every [`REPLICA_START_RECHECK`].
+#[derive(Default)]
+struct ReplicaStartWatch {
+    was_running: bool,
+    until: Option<Instant>,
+}
+
+/// How often a just-started replica is looked at until it streams.
+const REPLICA_START_RECHECK: Duration = Duration::from_millis(250);
+
+impl ReplicaStartWatch {
+    /// When to cycle again for `pg` (the state just published), if sooner than usual.
+    fn next_check(&mut self, pg: &LocalPostgres, loop_wait: u64) -> Option<Instant> {
+        let now = Instant::now();
+        if pg.running && !self.was_running {
+            self.until = Some(now + Duration::from_secs(loop_wait));
+        }
+        self.was_running = pg.running;
+        let waiting = pg.is_running_replica() && !pg.streaming;
+        match self.until {
+            Some(until) if waiting && now < until => Some(now + REPLICA_START_RECHECK),
+            _ => {
+                if !waiting {
+                    self.until = None;
+                }
+                None
             }
         }
     }

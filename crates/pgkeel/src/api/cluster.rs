@@ -1,5 +1,6 @@
-//! `GET /cluster` and `GET /history`: the agent's cached DCS view, or a fresh read when the
-//! agent has none yet.
+//! `GET /cluster` and `GET /history`: read from the DCS when asked, as Patroni's are, so they
+//! never lag a whole `loop_wait` behind the members' keys; the agent's last view when the DCS
+//! does not answer.
 
 use super::model::{cluster_json, history_json};
 use super::{ApiState, json_response, read_cluster, text_response};
@@ -8,12 +9,12 @@ use axum::response::Response;
 use pgkeel_ha::cluster::Cluster;
 
 async fn current_cluster(state: &ApiState) -> Result<Cluster, Response> {
-    let cached = state.status.borrow().cluster.clone();
-    match cached {
-        Some(c) => Ok(c),
-        None => read_cluster(state.dcs.as_ref(), &state.layout)
-            .await
-            .map_err(|e| text_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    match read_cluster(state.dcs.as_ref(), &state.layout).await {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let cached = state.status.borrow().cluster.clone();
+            cached.ok_or_else(|| text_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 //! handler when one exists; any other GET/HEAD/OPTIONS is a health check matched by substring
 //! (`health.rs`) or, when it names no check, 404; any other write method answers 501. Handlers
 //! are thin: health checks read only the agent's published [`NodeStatus`], `/patroni` adds the
-//! WAL positions read at request time; only `/config` (and `/cluster`,
-//! `/history` before the agent has a DCS view) read the DCS. This module decides nothing about
+//! WAL positions read at request time; `/config`, `/cluster` and `/history` read the DCS
+//! (the last two fall back to the agent's view when it does not answer). This module decides nothing about
 //! the cluster: a new policy belongs in `pgkeel_ha`.
 //!
 //! # Layout
@@ -45,7 +45,7 @@ use std::sync::Arc;
 pub struct ApiState {
     /// The agent's last published status (updated after every HA cycle).
     pub status: tokio::sync::watch::Receiver<Arc<NodeStatus>>,
-    /// The DCS, for `/config` and for `/cluster`/`/history` before the agent has a view.
+    /// The DCS, for `/config`, `/cluster` and `/history`.
     pub dcs: Arc<dyn Dcs>,
     /// This cluster's key layout.
     pub layout: KeyLayout,

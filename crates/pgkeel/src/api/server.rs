@@ -214,7 +214,10 @@ pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
         }
     }
     Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on")
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        )
     }))
 }
 
