@@ -1,7 +1,7 @@
 //! Long operations (bootstrap, clone, start, rewind) run in the background while HA cycles go
 //! on, so the lease stays renewed and the API answers. At most one runs at a time.
 
-use pgkeel_ha::ha::{Outcome, TaskKind};
+use pgkeel_ha::ha::{FailureCause, Outcome, TaskKind};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -18,15 +18,45 @@ pub(crate) struct TaskSlot {
 /// one task never wakes the loop for the next).
 struct Running {
     kind: TaskKind,
-    handle: JoinHandle<Result<(), String>>,
+    handle: JoinHandle<Result<(), TaskError>>,
     done: Arc<Notify>,
+}
+
+/// Why a background task failed and whose fault it was: the core must not remember a failure
+/// of the source member (unreachable, bogus) as a failure of the local data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskError {
+    /// What went wrong.
+    pub message: String,
+    /// Local, or the source member.
+    pub cause: FailureCause,
+}
+
+impl TaskError {
+    /// A failure caused by the member the task copies from.
+    pub fn source(message: impl Into<String>) -> TaskError {
+        TaskError {
+            message: message.into(),
+            cause: FailureCause::Source,
+        }
+    }
+}
+
+/// Every plain error text is a local failure.
+impl From<String> for TaskError {
+    fn from(message: String) -> TaskError {
+        TaskError {
+            message,
+            cause: FailureCause::Local,
+        }
+    }
 }
 
 impl TaskSlot {
     /// Spawns `work` as `kind` unless a task already runs (then it is dropped unstarted).
     pub fn start<F>(&mut self, kind: TaskKind, work: F)
     where
-        F: Future<Output = Result<(), String>> + Send + 'static,
+        F: Future<Output = Result<(), TaskError>> + Send + 'static,
     {
         self.collect();
         if self.running.is_some() {
@@ -66,16 +96,26 @@ impl TaskSlot {
         let Some(Running { kind, handle, .. }) = self.running.take() else {
             return;
         };
-        let (ok, message) = match futures_util::FutureExt::now_or_never(handle) {
-            Some(Ok(Ok(()))) => (true, String::new()),
-            Some(Ok(Err(e))) => (false, e),
-            Some(Err(join)) => (false, format!("task panicked or was cancelled: {join}")),
-            None => (false, "task result unavailable".to_string()),
+        let local = FailureCause::Local;
+        let (ok, message, cause) = match futures_util::FutureExt::now_or_never(handle) {
+            Some(Ok(Ok(()))) => (true, String::new(), local),
+            Some(Ok(Err(e))) => (false, e.message, e.cause),
+            Some(Err(join)) => (
+                false,
+                format!("task panicked or was cancelled: {join}"),
+                local,
+            ),
+            None => (false, "task result unavailable".to_string(), local),
         };
         if !ok {
             tracing::error!("{kind} failed: {message}");
         }
-        self.finished = Some(Outcome::TaskFinished { kind, ok, message });
+        self.finished = Some(Outcome::TaskFinished {
+            kind,
+            ok,
+            message,
+            cause,
+        });
     }
 
     /// Resolves when a task has ended whose outcome the core has not seen yet: at once when it
@@ -135,7 +175,9 @@ mod tests {
     #[tokio::test]
     async fn a_task_that_ends_between_cycles_wakes_the_loop() {
         let mut slot = TaskSlot::default();
-        slot.start(bootstrap(), async { Err("initdb failed".to_string()) });
+        slot.start(bootstrap(), async {
+            Err("initdb failed".to_string().into())
+        });
         tokio::time::timeout(PROMPT, slot.finished())
             .await
             .expect("finished() resolves when the task ends");
