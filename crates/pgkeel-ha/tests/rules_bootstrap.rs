@@ -1,7 +1,7 @@
 //! Empty data directory: the initialize race, initdb, post-bootstrap, clone; system ID checks.
 mod support;
 
-use pgkeel_ha::ha::{Action, CallbackEvent, Outcome, StopMode, TaskKind};
+use pgkeel_ha::ha::{Action, CallbackEvent, FailureCause, Outcome, StopMode, TaskKind};
 use pgkeel_ha::pg::{DataDir, LocalPostgres};
 use serde_json::json;
 use support::*;
@@ -124,6 +124,7 @@ fn post_bootstrap_takes_the_key_and_writes_initialize_and_config() {
             kind: TaskKind::Bootstrap,
             ok: true,
             message: String::new(),
+            cause: FailureCause::Local,
         })
         .build();
     let d = n1.step(&o);
@@ -163,6 +164,7 @@ fn post_bootstrap_waits_while_the_new_primary_does_not_accept_writes() {
             kind: TaskKind::Bootstrap,
             ok: true,
             message: String::new(),
+            cause: FailureCause::Local,
         })
         .build();
     assert_decision(
@@ -186,6 +188,7 @@ fn bootstrap_failure_cleans_up_and_is_fatal() {
             kind: TaskKind::Bootstrap,
             ok: false,
             message: "initdb: out of disk".into(),
+            cause: FailureCause::Local,
         })
         .build();
     let msg = "Failed to bootstrap cluster: initdb: out of disk";
@@ -282,6 +285,7 @@ fn bootstrap_clone_failure_wipes_for_a_retry() {
             kind: TaskKind::Clone { from: "n1".into() },
             ok: false,
             message: "pg_basebackup: connection refused".into(),
+            cause: FailureCause::Local,
         })
         .build();
     assert_decision(

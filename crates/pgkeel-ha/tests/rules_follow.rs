@@ -2,7 +2,7 @@
 mod support;
 
 use pgkeel_ha::Observation;
-use pgkeel_ha::ha::{Action, CallbackEvent, Outcome, StopMode, TaskKind};
+use pgkeel_ha::ha::{Action, CallbackEvent, FailureCause, Outcome, StopMode, TaskKind};
 use serde_json::json;
 use support::*;
 
@@ -241,6 +241,7 @@ fn after_failed_start(
             },
             ok: false,
             message: "pg_ctl start failed".into(),
+            cause: FailureCause::Local,
         })
         .build()
 }
@@ -404,7 +405,7 @@ fn rejoin_diverged_former_primary_stays_stopped_and_says_what_to_do() {
         &[],
         &format!(
             "data directory may have diverged from leader n2 ({DIVERGED}); not starting it. \
-             Enable postgresql.use_pg_rewind or run `pgkeelctl reinit <cluster> n1`"
+             Enable postgresql.use_pg_rewind, or empty the data directory and restart pgkeel to re-clone"
         ),
     );
 }
@@ -463,6 +464,7 @@ fn rewind_finished(ok: bool) -> Outcome {
         } else {
             "could not find common ancestor".into()
         },
+        cause: FailureCause::Local,
     }
 }
 
@@ -493,7 +495,8 @@ fn rewind_failure_stays_stopped_and_says_what_to_do() {
         .outcome(rewind_finished(false))
         .build();
     let msg = "pg_rewind failed and removing the data directory is not allowed; \
-               run `pgkeelctl reinit <cluster> n1` or set remove_data_directory_on_rewind_failure";
+               to re-clone from the leader, set postgresql.remove_data_directory_on_rewind_failure \
+               or empty the data directory, then restart pgkeel";
     assert_decision(&n1.step(&o), &[], msg);
     // And on later cycles too: it must not retry rewind nor start the diverged data.
     assert_decision(&n1.step(&former_primary_obs(800)), &[], msg);
@@ -671,6 +674,7 @@ fn a_node_that_was_primary_since_its_last_rewind_checks_for_divergence_again() {
                 kind: TaskKind::Rewind { from: "n2".into() },
                 ok: true,
                 message: String::new(),
+                cause: FailureCause::Local,
             })
             .build(),
     );

@@ -13,6 +13,14 @@ fn leaderless() -> ClusterBuilder {
         .member("n3", |m| m)
 }
 
+/// As `leaderless`, after the old leader n1 wrote up to `pos` (its member key and `status` say
+/// so; an optime beyond every published position is not believed, see rules_hostile.rs).
+fn leaderless_after_writing(pos: u64) -> ClusterBuilder {
+    leaderless()
+        .member("n1", |m| m.primary().lsn(pos))
+        .optime(pos)
+}
+
 fn race_obs() -> ObsBuilder {
     obs()
         .cluster(leaderless())
@@ -124,7 +132,7 @@ fn leader_race_ignores_nofailover_peers_that_are_ahead() {
 fn leader_race_lag_beyond_maximum_lag_on_failover() {
     // Reference: patroni-reference.md §2 _is_healthiest_node(): status.optime - my_lsn > maximum_lag_on_failover
     let o = obs()
-        .cluster(leaderless().optime(100 + 1_048_577))
+        .cluster(leaderless_after_writing(100 + 1_048_577))
         .fresh_lease("n2")
         .local(local_replica_of("n1"))
         .build();
@@ -135,7 +143,7 @@ fn leader_race_lag_beyond_maximum_lag_on_failover() {
     );
     // Exactly at the limit is still eligible.
     let o = obs()
-        .cluster(leaderless().optime(100 + 1_048_576))
+        .cluster(leaderless_after_writing(100 + 1_048_576))
         .fresh_lease("n2")
         .local(local_replica_of("n1"))
         .build();

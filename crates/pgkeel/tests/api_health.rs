@@ -103,6 +103,9 @@ impl Dcs for FakeDcs {
         self.set(k, &String::from_utf8_lossy(v));
         Ok(true)
     }
+    async fn delete_if_mod_revision(&self, _: &str, _: i64) -> Result<bool, DcsError> {
+        Err(DcsError::Other("FakeDcs keeps no revisions".into()))
+    }
     async fn delete_if_value(&self, k: &str, e: &[u8]) -> Result<bool, DcsError> {
         if self.get(k).as_deref().map(str::as_bytes) != Some(e) {
             return Ok(false);
@@ -612,6 +615,9 @@ async fn patch_config_conflict_gives_409() {
         }
         async fn delete_if_value(&self, k: &str, e: &[u8]) -> Result<bool, DcsError> {
             self.0.delete_if_value(k, e).await
+        }
+        async fn delete_if_mod_revision(&self, k: &str, r: i64) -> Result<bool, DcsError> {
+            self.0.delete_if_mod_revision(k, r).await
         }
         async fn delete(&self, k: &str) -> Result<(), DcsError> {
             self.0.delete(k).await

@@ -58,6 +58,7 @@ async fn contract_suite(name: &str, dcs: Arc<dyn Dcs>, base: &str) {
     case!(create_if_absent_race_has_one_winner);
     case!(put_if_value_and_delete_if_value);
     case!(put_if_mod_revision_rejects_stale_revision);
+    case!(delete_if_mod_revision_spares_a_rewritten_key);
     case!(get_prefix_delete_and_delete_prefix);
     case!(watch_bumps_after_a_put);
     case!(revoke_removes_keys_and_lease);
@@ -162,6 +163,36 @@ async fn put_if_mod_revision_rejects_stale_revision(dcs: &dyn Dcs, p: &str) {
             .await
             .unwrap()
     );
+}
+
+/// The stale-leader removal: a compare-and-delete on the revision seen in a snapshot removes
+/// that key only, never one written since (another agent's leader key).
+async fn delete_if_mod_revision_spares_a_rewritten_key(dcs: &dyn Dcs, p: &str) {
+    let key = format!("{p}leader");
+    assert!(!dcs.delete_if_mod_revision(&key, 1).await.unwrap());
+    dcs.put(&key, b"ghost", None).await.unwrap();
+    let r1 = dcs
+        .get_prefix(p)
+        .await
+        .unwrap()
+        .get(&key)
+        .unwrap()
+        .mod_revision;
+    dcs.put(&key, b"n1", None).await.unwrap();
+    assert!(
+        !dcs.delete_if_mod_revision(&key, r1).await.unwrap(),
+        "a key rewritten since the snapshot must survive"
+    );
+    assert!(exists(dcs, p, &key).await);
+    let r2 = dcs
+        .get_prefix(p)
+        .await
+        .unwrap()
+        .get(&key)
+        .unwrap()
+        .mod_revision;
+    assert!(dcs.delete_if_mod_revision(&key, r2).await.unwrap());
+    assert!(!exists(dcs, p, &key).await);
 }
 
 async fn get_prefix_delete_and_delete_prefix(dcs: &dyn Dcs, p: &str) {

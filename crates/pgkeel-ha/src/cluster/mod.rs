@@ -243,6 +243,25 @@ impl Cluster {
         self.leader.as_ref().map(|l| l.name.as_str())
     }
 
+    /// The highest WAL position a readable member publishes in its member key.
+    pub fn highest_member_lsn(&self) -> Option<u64> {
+        self.members
+            .iter()
+            .filter(|m| m.unreadable.is_none())
+            .filter_map(|m| m.lsn().map(|l| l.0))
+            .max()
+    }
+
+    /// `status.optime`, believed only up to the highest position a member ever published
+    /// (`highest_seen`, or the members of this snapshot): the leader writes `status` from the
+    /// position it also publishes in its member key, so an optime beyond every member's own
+    /// position was never real (`status {"optime": 18446744073709551615}` made every replica
+    /// lag by 2^64 bytes and blocked failover). Such an optime is unknown, not lag.
+    pub fn plausible_optime(&self, highest_seen: Option<u64>) -> Option<u64> {
+        let bound = self.highest_member_lsn().max(highest_seen)?;
+        self.status.optime.filter(|o| *o <= bound)
+    }
+
     /// True when `initialize` holds a valid system identifier (Patroni's `sysid_valid`).
     pub fn is_initialized(&self) -> bool {
         self.initialize.as_deref().is_some_and(sysid_valid)

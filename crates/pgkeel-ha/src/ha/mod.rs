@@ -85,6 +85,14 @@ pub struct HaMemory {
     /// (and with it the fencing margin) stays the cluster's, the same the agent schedules its
     /// wake-ups by, not the local `bootstrap.dcs`.
     pub dynamic_config: Option<Map<String, Value>>,
+    /// The highest WAL position any readable member has published, over every snapshot seen.
+    /// `status.optime` beyond it was never a real position (a forged 2^64 made every replica
+    /// lag and none promote); it must survive the leader's member key, which expires with the
+    /// leader key, so that a lagging replica still sees its lag after the leader died.
+    pub highest_member_lsn: Option<u64>,
+    /// Since when the current `leader` key (by mod_revision) names no member while attached to a
+    /// lease: after `ttl` it is stale and removed (the core has no clock of its own).
+    pub leader_without_member_since: Option<(i64, MonoTime)>,
 }
 
 /// The HA state machine of one node: pure, deterministic, replayable.
@@ -143,6 +151,11 @@ impl Ha {
             && self.mem.dynamic_config.as_ref() != Some(&config.data)
         {
             self.mem.dynamic_config = Some(config.data.clone());
+        }
+        if let Ok(cluster) = &obs.dcs
+            && let Some(lsn) = cluster.highest_member_lsn()
+        {
+            self.mem.highest_member_lsn = Some(lsn.max(self.mem.highest_member_lsn.unwrap_or(0)));
         }
         if obs.local.running {
             if let Some(role) = obs.local.role {
@@ -211,11 +224,14 @@ impl Ha {
     pub(crate) fn outcome_task_finished(
         &self,
         obs: &Observation,
-    ) -> Option<(TaskKind, bool, String)> {
+    ) -> Option<(TaskKind, bool, String, FailureCause)> {
         obs.outcomes.iter().find_map(|o| match o {
-            Outcome::TaskFinished { kind, ok, message } => {
-                Some((kind.clone(), *ok, message.clone()))
-            }
+            Outcome::TaskFinished {
+                kind,
+                ok,
+                message,
+                cause,
+            } => Some((kind.clone(), *ok, message.clone(), *cause)),
             _ => None,
         })
     }

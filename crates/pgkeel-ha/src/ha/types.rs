@@ -53,6 +53,19 @@ impl fmt::Display for TaskKind {
     }
 }
 
+/// Why a background task failed. A task that copies from another member (pg_rewind, clone)
+/// can fail because that member is unreachable or bogus; that says nothing about the local data
+/// directory and must not be remembered as a local failure (a forged leader key made a node stay
+/// stopped for good after a failed "pg_rewind from ghost").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The local side failed (or the task succeeded): the local data may be at fault.
+    Local,
+    /// The source member could not be used: no such member, no usable `conn_url`, or its server
+    /// could not be connected to.
+    Source,
+}
+
 /// What a peer's `GET /patroni` said during a leader race.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerStatus {
@@ -96,6 +109,8 @@ pub enum Outcome {
         ok: bool,
         /// Error text when it failed.
         message: String,
+        /// Whose fault a failure was (`Local` when it succeeded).
+        cause: FailureCause,
     },
     /// An action failed; the rest of that decision's actions were skipped.
     ActionFailed {
@@ -181,6 +196,17 @@ pub enum Action {
     RefreshLeader,
     /// Delete `leader` if it still names this node.
     ReleaseLeader,
+    /// Delete a stale `leader` key (no lease, or naming no member for longer than `ttl`) if its
+    /// mod_revision is still this one, so a key rewritten meanwhile is never removed. Logged as a
+    /// WARNING by the agent with `reason`.
+    DeleteStaleLeader {
+        /// The member name the key holds (may be empty).
+        name: String,
+        /// The key's mod_revision in the snapshot the decision was made on.
+        mod_revision: i64,
+        /// Why the key is stale, for the log.
+        reason: String,
+    },
     /// Start a background task.
     StartTask(TaskKind),
     /// Promote the local replica and wait until it accepts writes.

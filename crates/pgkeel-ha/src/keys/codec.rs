@@ -46,15 +46,16 @@ pub fn parse_cluster(layout: &KeyLayout, kvs: &[RawKv<'_>]) -> Cluster {
         match rel {
             "initialize" => c.initialize = Some(text.to_string()),
             "leader" => {
+                // An empty value is still a key that blocks the create-if-absent race: keep it
+                // (named "") so the core can see it and remove it as stale.
                 if text.is_empty() {
                     bad("empty leader value".into());
-                } else {
-                    c.leader = Some(Leader {
-                        name: text.to_string(),
-                        lease: kv.lease,
-                        mod_revision: kv.mod_revision,
-                    });
                 }
+                c.leader = Some(Leader {
+                    name: text.to_string(),
+                    lease: kv.lease,
+                    mod_revision: kv.mod_revision,
+                });
             }
             "config" => match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(data)) => {
@@ -339,6 +340,13 @@ pub fn encode_status(
     Value::Object(o).to_string()
 }
 
+/// True when the parsed `status` key already says what [`encode_status`] would write for this
+/// optime and these slots (`retain_slots` empty). The leader compares etcd's value with its truth
+/// with it, so that anything else in the key (a forged optime) is rewritten.
+pub fn status_is_current(current: &Status, optime: u64, slots: &BTreeMap<String, u64>) -> bool {
+    current.optime == Some(optime) && &current.slots == slots && current.retain_slots.is_empty()
+}
+
 /// Encodes the `history` key.
 pub fn encode_history(entries: &[HistoryEntry]) -> String {
     Value::Array(entries.iter().map(HistoryEntry::to_json).collect()).to_string()
@@ -466,7 +474,7 @@ mod tests {
                 kv("/service/b/leader", ""),
             ],
         );
-        assert!(c.leader.is_none());
+        assert_eq!(c.leader_name(), Some(""));
         assert!(c.failover.is_none());
         assert_eq!(c.history.as_ref().unwrap().len(), 1);
         assert_eq!(c.timeline(), 3);
@@ -536,6 +544,31 @@ mod tests {
             r#"{"leader":"a","member":"b"}"#
         );
         assert_eq!(encode_failover(None, None, None), "{}");
+    }
+
+    #[test]
+    fn status_is_current_compares_with_what_etcd_holds() {
+        let l = KeyLayout::new("service", "b");
+        let mut slots = BTreeMap::new();
+        slots.insert("n1".to_string(), 100u64);
+        let status = |v: &str| parse_cluster(&l, &[kv("/service/b/status", v)]).status;
+        assert!(status_is_current(
+            &status(&encode_status(100, &slots, &[])),
+            100,
+            &slots
+        ));
+        // A forged optime (or anything else) differs from the truth and is rewritten.
+        assert!(!status_is_current(
+            &status(r#"{"optime":18446744073709551615,"slots":{"n1":100}}"#),
+            100,
+            &slots
+        ));
+        assert!(!status_is_current(
+            &status(r#"{"optime":100}"#),
+            100,
+            &slots
+        ));
+        assert!(!status_is_current(&Status::default(), 100, &slots));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use pgkeel_ha::cluster::{
     Cluster, ClusterConfig, GlobalConfig, HistoryEntry, Leader, Member, Status,
 };
-use pgkeel_ha::ha::{Action, LeaseView, Outcome, PeerStatus, StopMode, TaskKind};
+use pgkeel_ha::ha::{Action, FailureCause, LeaseView, Outcome, PeerStatus, StopMode, TaskKind};
 use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ServerRole};
 use pgkeel_ha::time::MonoTime;
 use pgkeel_ha::{Ha, HaConfig, Observation};
@@ -642,6 +642,7 @@ impl Sim {
                         kind,
                         ok: false,
                         message: "postgres crashed while starting".into(),
+                        cause: FailureCause::Local,
                     });
                 }
             }
@@ -785,9 +786,12 @@ impl Sim {
             Ok(()) => (true, String::new()),
             Err(e) => (false, e),
         };
-        self.nodes[i]
-            .pending
-            .push(Outcome::TaskFinished { kind, ok, message });
+        self.nodes[i].pending.push(Outcome::TaskFinished {
+            kind,
+            ok,
+            message,
+            cause: FailureCause::Local,
+        });
     }
 
     /// The lease task: keep-alive every TTL/3 (a fresh lease if the old one is gone), with the
@@ -1080,6 +1084,17 @@ impl Sim {
                 self.dcs.put_leader(&name, l);
                 Ok(Some(Outcome::LeaderAcquired { won: true }))
             }
+            Action::DeleteStaleLeader { mod_revision, .. } => {
+                if self
+                    .dcs
+                    .leader
+                    .as_ref()
+                    .is_some_and(|(_, _, rev)| rev == mod_revision)
+                {
+                    self.dcs.leader = None;
+                }
+                Ok(None)
+            }
             Action::TakeLeader => {
                 let l = live_lease.ok_or("etcdserver: requested lease not found")?;
                 self.dcs.put_leader(&name, l);
@@ -1169,6 +1184,7 @@ impl Sim {
                         kind,
                         ok: false,
                         message: "cancelled by stop".into(),
+                        cause: FailureCause::Local,
                     });
                 }
                 Ok(None)

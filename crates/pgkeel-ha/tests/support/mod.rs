@@ -163,6 +163,16 @@ impl ClusterBuilder {
         self.raw("status", &json!({ "optime": o }).to_string(), 0)
     }
     pub fn build(&self) -> Cluster {
+        let c = self.build_with_garbage();
+        assert!(
+            c.unreadable.is_empty(),
+            "test cluster has garbage: {:?}",
+            c.unreadable
+        );
+        c
+    }
+    /// Like `build`, for tests that write garbage on purpose (forged or unreadable keys).
+    pub fn build_with_garbage(&self) -> Cluster {
         let layout = KeyLayout::new("/service", "batman");
         let keys: Vec<String> = self
             .kvs
@@ -181,13 +191,7 @@ impl ClusterBuilder {
                 lease: *lease,
             })
             .collect();
-        let c = parse_cluster(&layout, &raw);
-        assert!(
-            c.unreadable.is_empty(),
-            "test cluster has garbage: {:?}",
-            c.unreadable
-        );
-        c
+        parse_cluster(&layout, &raw)
     }
 }
 
@@ -289,6 +293,11 @@ impl ObsBuilder {
     }
     pub fn cluster(mut self, c: ClusterBuilder) -> Self {
         self.obs.dcs = Ok(c.build());
+        self
+    }
+    /// A cluster with forged or unreadable keys (see `ClusterBuilder::build_with_garbage`).
+    pub fn cluster_with_garbage(mut self, c: ClusterBuilder) -> Self {
+        self.obs.dcs = Ok(c.build_with_garbage());
         self
     }
     pub fn dcs_err(mut self, e: &str) -> Self {

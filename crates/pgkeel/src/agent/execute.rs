@@ -4,7 +4,10 @@
 //! condition here belongs in `pgkeel_ha::ha::rules`. Actions run in order; the first one that
 //! fails skips the rest and is reported to the core as `Outcome::ActionFailed`.
 
-use super::{Agent, AgentError, tasks::TaskSlot};
+use super::{
+    Agent, AgentError,
+    tasks::{TaskError, TaskSlot},
+};
 use crate::config::ShellCommand;
 use crate::postgres::{ManagedConfig, PostgresControl, Recovery, StopMode as PgStop};
 use pgkeel_ha::Decision;
@@ -12,7 +15,9 @@ use pgkeel_ha::cluster::{
     Cluster, GlobalConfig, merge_timeline_history, parse_timeline_history_file,
 };
 use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, StopMode, TaskKind};
-use pgkeel_ha::keys::codec::{encode_history, encode_status, slot_name_from_member_name};
+use pgkeel_ha::keys::codec::{
+    encode_history, encode_status, slot_name_from_member_name, status_is_current,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -112,6 +117,28 @@ impl Agent {
                     .delete_if_value(&self.layout.leader(), self.cfg.name.as_bytes())
                     .await
                     .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Action::DeleteStaleLeader {
+                    name,
+                    mod_revision,
+                    reason,
+                } => self
+                    .dcs
+                    .delete_if_mod_revision(&self.layout.leader(), *mod_revision)
+                    .await
+                    .map(|deleted| {
+                        if deleted {
+                            tracing::warn!(
+                                "removed stale leader key {} = {name:?} (mod_revision {mod_revision}): {reason}",
+                                self.layout.leader()
+                            );
+                        } else {
+                            tracing::info!(
+                                "stale leader key {} changed before it could be removed",
+                                self.layout.leader()
+                            );
+                        }
+                    })
                     .map_err(|e| e.to_string()),
                 Action::StartTask(kind) => {
                     let work = self.clone().task(kind.clone(), cluster.cloned());
@@ -266,13 +293,26 @@ impl Agent {
 
     async fn sync_slots(&self, wanted: &[String]) -> Result<(), String> {
         let existing = self.pg.list_slots().await.map_err(|e| e.to_string())?;
+        use std::sync::atomic::Ordering;
         for name in wanted {
             if !existing.iter().any(|s| &s.name == name) {
-                self.pg
-                    .create_physical_slot(name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!("created replication slot {name}");
+                match self.pg.create_physical_slot(name).await {
+                    Ok(_) => {
+                        tracing::info!("created replication slot {name}");
+                        self.slot_shortage_logged.store(false, Ordering::Relaxed);
+                    }
+                    // PostgreSQL's "all replication slots are in use": nothing this cycle can
+                    // fix, and it must not skip the `status` write that follows.
+                    Err(e) if e.to_string().contains("replication slots are in use") => {
+                        if !self.slot_shortage_logged.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                "cannot create replication slot {name}: {e}; raise max_replication_slots \
+                                 (logged once until a slot can be created)"
+                            );
+                        }
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
             }
         }
         for s in &existing {
@@ -306,23 +346,18 @@ impl Agent {
         let slots = self.slot_lsns.lock().map(|m| m.clone()).unwrap_or_default();
         let mut all = slots;
         all.insert(slot_name_from_member_name(&self.cfg.name), optime.0);
-        let v = encode_status(optime.0, &all, &[]);
-        let same = self
-            .last_status
-            .lock()
-            .map(|s| s.as_deref() == Some(v.as_str()))
-            .unwrap_or(false);
-        if same {
+        // Compared with what etcd holds (this cycle's snapshot), not with what this agent wrote
+        // last: a value written by anyone else (`{"optime": 18446744073709551615}`) is corrected.
+        if let Ok(c) = &obs.dcs
+            && status_is_current(&c.status, optime.0, &all)
+        {
             return Ok(());
         }
+        let v = encode_status(optime.0, &all, &[]);
         self.dcs
             .put(&self.layout.status(), v.as_bytes(), None)
             .await
-            .map_err(|e| e.to_string())?;
-        if let Ok(mut s) = self.last_status.lock() {
-            *s = Some(v);
-        }
-        Ok(())
+            .map_err(|e| e.to_string())
     }
 
     async fn update_history(&self, obs: &Observation) -> Result<(), String> {
@@ -427,6 +462,19 @@ impl Agent {
     }
 }
 
+/// pg_rewind could not connect to its source server (refused, unknown host, authentication,
+/// timeout): a fault of the source, not of the local data directory.
+fn source_unreachable(err: &crate::postgres::PgError) -> bool {
+    match err {
+        crate::postgres::PgError::CommandFailed { stderr_tail, .. } => {
+            stderr_tail.contains("connection to server")
+                || stderr_tail.contains("could not connect to server")
+                || stderr_tail.contains("could not translate host name")
+        }
+        _ => false,
+    }
+}
+
 /// Renders words the way Python prints a list of strings (`['a', 'b']`), as Patroni's log
 /// messages show commands.
 fn python_list<'a>(words: impl Iterator<Item = &'a str>) -> String {
@@ -488,7 +536,11 @@ pub(crate) fn peer_status(name: &str, doc: Option<&serde_json::Value>) -> PeerSt
 
 impl Agent {
     /// The body of a background task.
-    async fn task(self: Arc<Self>, kind: TaskKind, cluster: Option<Cluster>) -> Result<(), String> {
+    async fn task(
+        self: Arc<Self>,
+        kind: TaskKind,
+        cluster: Option<Cluster>,
+    ) -> Result<(), TaskError> {
         {
             let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
             let e = |e: crate::postgres::PgError| e.to_string();
@@ -556,11 +608,19 @@ impl Agent {
                         .as_ref()
                         .and_then(|c| c.member(&from))
                         .and_then(|m| m.host_port())
-                        .ok_or_else(|| format!("member {from} has no usable conn_url"))?;
+                        .ok_or_else(|| {
+                            TaskError::source(format!("member {from} has no usable conn_url"))
+                        })?;
                     self.pg
                         .rewind(&host, port, Duration::from_secs(3600))
                         .await
-                        .map_err(e)?;
+                        .map_err(|err| {
+                            if source_unreachable(&err) {
+                                TaskError::source(err.to_string())
+                            } else {
+                                TaskError::from(err.to_string())
+                            }
+                        })?;
                     let rec = self.recovery_for(&from, cluster.as_ref())?;
                     let mc = self.managed_config(Some(rec), cluster.as_ref());
                     self.pg.write_config(&mc).await.map_err(e)?;

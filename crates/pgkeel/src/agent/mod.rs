@@ -72,8 +72,9 @@ pub(crate) struct Agent {
     pub layout: KeyLayout,
     pub clock: Clock,
     pub http: reqwest::Client,
-    /// Last `status` value written, to skip identical writes.
-    pub last_status: std::sync::Mutex<Option<String>>,
+    /// A slot could not be created because `max_replication_slots` is exhausted, and that was
+    /// logged: the shortage is logged once (until a slot can be created again), not every cycle.
+    pub slot_shortage_logged: std::sync::atomic::AtomicBool,
     /// Last member value written: its JSON, the lease, the JSON without WAL positions, and
     /// when. WAL positions alone change constantly under load; they are published at most once
     /// per `loop_wait`, while any other change is published at once.
@@ -136,7 +137,7 @@ pub async fn run(
         layout: layout.clone(),
         clock,
         http,
-        last_status: Default::default(),
+        slot_shortage_logged: Default::default(),
         last_member: Default::default(),
         slot_lsns: Default::default(),
         callback: Default::default(),

@@ -1,22 +1,52 @@
 //! Long operations (bootstrap, clone, start, rewind) run in the background while HA cycles go
 //! on, so the lease stays renewed and the API answers. At most one runs at a time.
 
-use pgkeel_ha::ha::{Outcome, TaskKind};
+use pgkeel_ha::ha::{FailureCause, Outcome, TaskKind};
 use std::future::Future;
 use tokio::task::JoinHandle;
 
 /// The one background task slot.
 #[derive(Default)]
 pub(crate) struct TaskSlot {
-    running: Option<(TaskKind, JoinHandle<Result<(), String>>)>,
+    running: Option<(TaskKind, JoinHandle<Result<(), TaskError>>)>,
     finished: Option<Outcome>,
+}
+
+/// Why a background task failed and whose fault it was: the core must not remember a failure
+/// of the source member (unreachable, bogus) as a failure of the local data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskError {
+    /// What went wrong.
+    pub message: String,
+    /// Local, or the source member.
+    pub cause: FailureCause,
+}
+
+impl TaskError {
+    /// A failure caused by the member the task copies from.
+    pub fn source(message: impl Into<String>) -> TaskError {
+        TaskError {
+            message: message.into(),
+            cause: FailureCause::Source,
+        }
+    }
+}
+
+/// Every plain error text is a local failure.
+impl From<String> for TaskError {
+    fn from(message: String) -> TaskError {
+        TaskError {
+            message,
+            cause: FailureCause::Local,
+        }
+    }
 }
 
 impl TaskSlot {
     /// Spawns `work` as `kind` unless a task already runs (then it is dropped unstarted).
     pub fn start<F>(&mut self, kind: TaskKind, work: F)
     where
-        F: Future<Output = Result<(), String>> + Send + 'static,
+        F: Future<Output = Result<(), TaskError>> + Send + 'static,
     {
         self.collect();
         if self.running.is_some() {
@@ -45,7 +75,7 @@ impl TaskSlot {
         }
         if let Some((kind, handle)) = self.running.take() {
             let result = futures_util::FutureExt::now_or_never(handle)
-                .unwrap_or_else(|| Ok(Err("task result unavailable".to_string())));
+                .unwrap_or_else(|| Ok(Err("task result unavailable".to_string().into())));
             self.finished = Some(outcome(kind, result));
         }
     }
@@ -71,16 +101,29 @@ impl TaskSlot {
 }
 
 /// The core's view of how a task ended; failures are logged once, here.
-fn outcome(kind: TaskKind, result: Result<Result<(), String>, tokio::task::JoinError>) -> Outcome {
-    let (ok, message) = match result {
-        Ok(Ok(())) => (true, String::new()),
-        Ok(Err(e)) => (false, e),
-        Err(join) => (false, format!("task panicked or was cancelled: {join}")),
+fn outcome(
+    kind: TaskKind,
+    result: Result<Result<(), TaskError>, tokio::task::JoinError>,
+) -> Outcome {
+    let local = FailureCause::Local;
+    let (ok, message, cause) = match result {
+        Ok(Ok(())) => (true, String::new(), local),
+        Ok(Err(e)) => (false, e.message, e.cause),
+        Err(join) => (
+            false,
+            format!("task panicked or was cancelled: {join}"),
+            local,
+        ),
     };
     if !ok {
         tracing::error!("{kind} failed: {message}");
     }
-    Outcome::TaskFinished { kind, ok, message }
+    Outcome::TaskFinished {
+        kind,
+        ok,
+        message,
+        cause,
+    }
 }
 
 #[cfg(test)]
@@ -126,7 +169,9 @@ mod tests {
     #[tokio::test]
     async fn a_task_that_ends_between_cycles_wakes_the_loop() {
         let mut slot = TaskSlot::default();
-        slot.start(bootstrap(), async { Err("initdb failed".to_string()) });
+        slot.start(bootstrap(), async {
+            Err("initdb failed".to_string().into())
+        });
         tokio::time::timeout(PROMPT, slot.finished())
             .await
             .expect("finished() resolves when the task ends");

@@ -557,6 +557,17 @@ impl Dcs for EtcdDcs {
             .await
     }
 
+    async fn delete_if_mod_revision(&self, key: &str, mod_revision: i64) -> Result<bool, DcsError> {
+        let delete = request_op::Request::RequestDeleteRange(rpc::delete(key, false));
+        self.txn(
+            "delete-if-mod-revision",
+            key,
+            Guard::ModRevision(mod_revision),
+            delete,
+        )
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), DcsError> {
         self.pool
             .call("delete", true, |conn| async move {

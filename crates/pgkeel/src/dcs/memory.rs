@@ -356,6 +356,19 @@ impl Dcs for MemoryDcs {
         Ok(true)
     }
 
+    async fn delete_if_mod_revision(&self, key: &str, mod_revision: i64) -> Result<bool, DcsError> {
+        let mut state = self.begin()?;
+        if state
+            .kvs
+            .get(key)
+            .is_none_or(|kv| kv.mod_revision != mod_revision)
+        {
+            return Ok(false);
+        }
+        state.delete_keys(vec![key.to_owned()]);
+        Ok(true)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), DcsError> {
         let mut state = self.begin()?;
         if state.kvs.contains_key(key) {

@@ -10,7 +10,9 @@
 //!   by the current value ([`Dcs::put_if_value`]), the voluntary release a guarded delete
 //!   ([`Dcs::delete_if_value`]);
 //! * `config`, `failover` and `sync` are compare-and-set on `mod_revision`
-//!   ([`Dcs::put_if_mod_revision`]).
+//!   ([`Dcs::put_if_mod_revision`]);
+//! * a stale `leader` key (no lease, or no such member) is removed with a compare-and-delete on
+//!   its `mod_revision` ([`Dcs::delete_if_mod_revision`]).
 //!
 //! Two implementations: [`EtcdDcs`] (native gRPC to a real etcd) and [`MemoryDcs`] (in-process, on
 //! tokio time, for fast agent tests).
@@ -121,6 +123,9 @@ pub trait Dcs: Send + Sync + 'static {
     ) -> Result<bool, DcsError>;
     /// Delete only if the current value equals `expected`. True if deleted.
     async fn delete_if_value(&self, key: &str, expected: &[u8]) -> Result<bool, DcsError>;
+    /// Delete only if the key's mod_revision equals `mod_revision`. True if deleted. Exists to
+    /// remove a stale `leader` key seen in a snapshot without ever removing one written since.
+    async fn delete_if_mod_revision(&self, key: &str, mod_revision: i64) -> Result<bool, DcsError>;
     /// Unconditional delete of one key.
     async fn delete(&self, key: &str) -> Result<(), DcsError>;
     /// Deletes every key under prefix (for `remove`).

@@ -182,11 +182,9 @@ impl Ha {
         if self.mem.rewind_failed {
             return verdict(
                 vec![],
-                format!(
-                    "pg_rewind failed and removing the data directory is not allowed; \
-                     run `pgkeelctl reinit <cluster> {}` or set remove_data_directory_on_rewind_failure",
-                    self.cfg.name
-                ),
+                "pg_rewind failed and removing the data directory is not allowed; \
+                 to re-clone from the leader, set postgresql.remove_data_directory_on_rewind_failure \
+                 or empty the data directory, then restart pgkeel",
             );
         }
         match self.divergence(ctx, leader) {
@@ -220,8 +218,7 @@ impl Ha {
                         vec![],
                         format!(
                             "data directory may have diverged from leader {leader} ({why}); not starting it. \
-                             Enable postgresql.use_pg_rewind or run `pgkeelctl reinit <cluster> {}`",
-                            self.cfg.name
+                             Enable postgresql.use_pg_rewind, or empty the data directory and restart pgkeel to re-clone"
                         ),
                     )
                 }

@@ -124,12 +124,14 @@ impl Ha {
         )
     }
 
-    /// Physical slots the leader keeps: one per other member (Patroni's member slots).
+    /// Physical slots the leader keeps: one per other readable member (Patroni's member slots).
     pub(crate) fn member_slots(&self, ctx: &Ctx<'_>) -> Vec<String> {
         ctx.cluster
             .members
             .iter()
-            .filter(|m| m.name != self.cfg.name)
+            // A key that does not parse is nobody's member key: eight fake ones exhausted
+            // max_replication_slots.
+            .filter(|m| m.name != self.cfg.name && m.unreadable.is_none())
             .map(|m| slot_name_from_member_name(&m.name))
             .collect()
     }

@@ -5,8 +5,9 @@ mod follow;
 mod leader;
 mod race;
 mod recovery;
+mod stale_leader;
 
-use super::{Action, Ha, Observation, Outcome, StopMode, TaskKind};
+use super::{Action, FailureCause, Ha, Observation, Outcome, StopMode, TaskKind};
 use crate::cluster::{Cluster, GlobalConfig};
 use crate::pg::DataDir;
 
@@ -24,6 +25,7 @@ pub(crate) fn verdict(actions: Vec<Action>, status: impl Into<String>) -> Verdic
                 | Action::Stop(_)
                 | Action::Promote
                 | Action::ReleaseLeader
+                | Action::DeleteStaleLeader { .. }
                 | Action::RemoveDataDir
                 | Action::TakeLeader
         )
@@ -81,6 +83,11 @@ impl Ha {
             lease_valid,
         };
 
+        // 0. A leader key nobody can hold (no lease, or no such member for longer than ttl)
+        //    is removed first, so that the cluster races normally instead of waiting forever.
+        if let Some(v) = self.stale_leader(&ctx) {
+            return v;
+        }
         // 1. Fencing comes first: a primary that cannot prove leadership stops taking writes.
         if let Some(v) = self.fence(&ctx) {
             return v;
@@ -90,8 +97,8 @@ impl Ha {
             return self.task_in_progress(&ctx, task);
         }
         // 3. A task just finished: act on its result.
-        if let Some((kind, ok, message)) = self.outcome_task_finished(obs)
-            && let Some(v) = self.task_finished(&ctx, &kind, ok, &message)
+        if let Some((kind, ok, message, cause)) = self.outcome_task_finished(obs)
+            && let Some(v) = self.task_finished(&ctx, &kind, ok, &message, cause)
         {
             return v;
         }
@@ -226,6 +233,7 @@ impl Ha {
         kind: &TaskKind,
         ok: bool,
         message: &str,
+        cause: FailureCause,
     ) -> Option<Verdict> {
         match (kind, ok) {
             (TaskKind::Bootstrap, true) => {
@@ -252,6 +260,13 @@ impl Ha {
             (TaskKind::Clone { from }, false) => Some(verdict(
                 vec![Action::RemoveDataDir],
                 format!("failed to bootstrap from leader '{from}': {message}"),
+            )),
+            // The source could not be used (no such member, no usable conn_url, its server does
+            // not answer): nothing is known about the local data, so nothing is remembered; the
+            // next cycle decides again (against a leader that may have changed meanwhile).
+            (TaskKind::Rewind { from }, false) if cause == FailureCause::Source => Some(verdict(
+                vec![],
+                format!("pg_rewind from {from} could not use its source ({message}); will retry"),
             )),
             (TaskKind::Rewind { from }, false) => {
                 if self.cfg.remove_data_directory_on_rewind_failure

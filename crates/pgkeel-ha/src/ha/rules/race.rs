@@ -104,7 +104,7 @@ impl Ha {
                 _ => Ok(()),
             };
         }
-        if let Some(optime) = ctx.cluster.status.optime {
+        if let Some(optime) = ctx.cluster.plausible_optime(self.mem.highest_member_lsn) {
             let lag = optime.saturating_sub(my_lsn);
             if lag > ctx.gc.maximum_lag_on_failover {
                 return Err(format!(
