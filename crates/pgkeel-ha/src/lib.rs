@@ -7,6 +7,9 @@
 //! * `keys`: Patroni's key layout and the lenient value codec (garbage never panics).
 //! * `ha`: `Ha::step(&Observation) -> Decision`, the HA rules.
 #![warn(missing_docs)]
+// Values from the DCS and the configuration reach durations and deadlines here; a `u64::MAX`
+// `loop_wait` once panicked every agent. Arithmetic in the core is checked or saturating.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod cluster;
 pub mod ha;

@@ -426,3 +426,45 @@ fn fencing_stops_a_former_primary_that_runs_but_does_not_answer() {
         "demoting self because I do not have the lock and I was a leader",
     );
 }
+
+#[test]
+fn a_hostile_config_keeps_the_last_good_values_and_the_leader_leads() {
+    // Issue 10 point 2: `PATCH /config {"loop_wait":18446744073709551615}` panicked every agent
+    // (`attempt to add with overflow`) on every start. A value out of range keeps the value the
+    // key had in the last /config read, with a warning naming it; the leader carries on.
+    let good = json!({"ttl": 8, "loop_wait": 1, "retry_timeout": 2});
+    let hostile =
+        json!({"ttl": 1e19, "loop_wait": 18446744073709551615u64, "retry_timeout": "abc"});
+    let step_with = |n: &mut pgkeel_ha::Ha, config: &serde_json::Value| {
+        n.step(
+            &obs()
+                .cluster(
+                    ClusterBuilder::initialized()
+                        .config(config.clone())
+                        .three_nodes_led_by("n1"),
+                )
+                .fresh_lease("n1")
+                .local(local_primary())
+                .build(),
+        )
+    };
+    let mut n1 = ha("n1");
+    let before = step_with(&mut n1, &good);
+    let after = step_with(&mut n1, &hostile);
+    assert_eq!(after, before, "the leader decides as with the good /config");
+    let gc = n1.global_config(None);
+    assert_eq!((gc.ttl, gc.loop_wait, gc.retry_timeout), (8, 1, 2));
+    assert_eq!(
+        gc.warnings,
+        [
+            "loop_wait: 18446744073709551615 is bigger than 86400; keeping 1",
+            "retry_timeout: \"abc\" is not an integer; keeping 2",
+            "ttl: 1e+19 is bigger than 86400; keeping 8",
+        ]
+    );
+    // A node that never saw a good /config falls back to the defaults.
+    let mut fresh = ha("n1");
+    step_with(&mut fresh, &hostile);
+    let gc = fresh.global_config(None);
+    assert_eq!((gc.ttl, gc.loop_wait, gc.retry_timeout), (30, 10, 10));
+}

@@ -93,6 +93,9 @@ pub struct HaMemory {
     /// Since when the current `leader` key (by mod_revision) names no member while attached to a
     /// lease: after `ttl` it is stale and removed (the core has no clock of its own).
     pub leader_without_member_since: Option<(i64, MonoTime)>,
+    /// `dynamic_config` as read. A key the DCS later holds garbage for keeps its value from
+    /// here (the last good one) instead of falling back to the default.
+    pub dynamic_global: Option<GlobalConfig>,
 }
 
 /// The HA state machine of one node: pure, deterministic, replayable.
@@ -123,15 +126,24 @@ impl Ha {
 
     /// Effective dynamic configuration for a snapshot: its `/config`; without one (no snapshot,
     /// or no key yet) the last `/config` this node saw; else the local `bootstrap.dcs`.
+    /// A bad key in a new `/config` keeps the value it had in the last one read.
     pub fn global_config(&self, cluster: Option<&Cluster>) -> GlobalConfig {
-        match cluster.and_then(|c| c.config.as_ref()) {
-            Some(c) if !c.data.is_empty() => GlobalConfig::from_map(&c.data),
-            _ => GlobalConfig::from_map(
-                self.mem
-                    .dynamic_config
-                    .as_ref()
-                    .unwrap_or(&self.cfg.bootstrap_dcs),
-            ),
+        let remembered = self
+            .mem
+            .dynamic_config
+            .as_ref()
+            .zip(self.mem.dynamic_global.as_ref());
+        match (cluster.and_then(|c| c.config.as_ref()), remembered) {
+            (Some(c), Some((data, gc))) if !c.data.is_empty() => {
+                if *data == c.data {
+                    gc.clone()
+                } else {
+                    GlobalConfig::from_map_over(&c.data, gc)
+                }
+            }
+            (Some(c), None) if !c.data.is_empty() => GlobalConfig::from_map(&c.data),
+            (_, Some((_, gc))) => gc.clone(),
+            (_, None) => GlobalConfig::from_map(&self.cfg.bootstrap_dcs),
         }
     }
 
@@ -139,6 +151,7 @@ impl Ha {
     /// before the DCS has answered). A `/config` seen later replaces it.
     pub fn remember_dynamic_config(&mut self, config: Map<String, Value>) {
         if !config.is_empty() {
+            self.mem.dynamic_global = Some(GlobalConfig::from_map(&config));
             self.mem.dynamic_config = Some(config);
         }
     }
@@ -150,6 +163,7 @@ impl Ha {
             && !config.data.is_empty()
             && self.mem.dynamic_config.as_ref() != Some(&config.data)
         {
+            self.mem.dynamic_global = Some(self.global_config(Some(cluster)));
             self.mem.dynamic_config = Some(config.data.clone());
         }
         if let Ok(cluster) = &obs.dcs

@@ -87,7 +87,7 @@ pub fn parse_cluster(layout: &KeyLayout, kvs: &[RawKv<'_>]) -> Cluster {
                     if parsed.len() != items.len() {
                         bad(format!(
                             "{} malformed history entries skipped",
-                            items.len() - parsed.len()
+                            items.len().saturating_sub(parsed.len())
                         ));
                     }
                     c.history = Some(parsed);

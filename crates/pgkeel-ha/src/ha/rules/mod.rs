@@ -208,7 +208,7 @@ impl Ha {
                 .primary_restart_since
                 .map(|s| ctx.obs.now.since(s))
                 .unwrap_or(0);
-            if ctx.i_hold_key && waited > ctx.gc.primary_start_timeout * 1000 {
+            if ctx.i_hold_key && waited > ctx.gc.primary_start_timeout_ms() {
                 return verdict(
                     vec![Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
                     "primary did not start within primary_start_timeout; released the leader lock",

@@ -30,7 +30,7 @@ impl Ha {
                     );
                 }
                 let since = *self.mem.primary_restart_since.get_or_insert(ctx.obs.now);
-                if ctx.obs.now.since(since) > ctx.gc.primary_start_timeout * 1000 {
+                if ctx.obs.now.since(since) > ctx.gc.primary_start_timeout_ms() {
                     // Start attempts kept failing (each one short): the bound covers them all.
                     self.mem.primary_restart_since = None;
                     return verdict(
