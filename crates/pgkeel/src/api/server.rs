@@ -5,14 +5,15 @@
 //! directory. So the server holds at most [`Limits::max_connections`] connections, well below
 //! the process's descriptor limit; a connection that has not sent a complete request head within
 //! [`Limits::header_read_timeout`] (slowloris, idle keep-alive) is closed; and when the cap is
-//! reached a new connection evicts the oldest one that is not serving a request, so a flood of
-//! idle connections cannot keep a health check out (a real client sends its request at once). A
+//! reached a new connection evicts the oldest one whose client has not sent a byte (else the
+//! oldest between requests), so a flood of idle connections cannot keep a health check out (a
+//! real client sends its request at once). A
 //! failed `accept` (EMFILE) backs off briefly instead of spinning.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,9 +64,11 @@ impl Limits {
     }
 }
 
-/// One open connection: how many requests it is serving, and how to close it.
+/// One open connection: how many requests it is serving, whether the client has sent
+/// anything yet, and how to close it.
 struct Conn {
     busy: Arc<AtomicUsize>,
+    spoke: Arc<AtomicBool>,
     close: CancellationToken,
 }
 
@@ -83,10 +86,16 @@ impl Registry {
         if self.open.len() < cap {
             return true;
         }
-        let idle = self
+        // A client that has not sent a byte goes first (a flood's connections never do; a real
+        // client's request is usually on its way before it could be evicted), then the oldest
+        // one between requests.
+        let idle = |c: &Conn| c.busy.load(Ordering::Acquire) == 0;
+        let silent = self
             .open
             .iter()
-            .find(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+            .find(|(_, c)| idle(c) && !c.spoke.load(Ordering::Acquire));
+        let idle = silent
+            .or_else(|| self.open.iter().find(|(_, c)| idle(c)))
             .map(|(id, _)| *id);
         match idle.and_then(|id| self.open.remove(&id)) {
             Some(conn) => {
@@ -111,6 +120,51 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A client connection that notes when the client first sends something.
+struct Heard {
+    inner: tokio::net::TcpStream,
+    spoke: Arc<AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for Heard {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.spoke.store(true, Ordering::Release);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Heard {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -141,7 +195,7 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let (id, busy, close) = {
+        let (id, busy, spoke, close) = {
             let Ok(mut reg) = registry.lock() else {
                 break;
             };
@@ -152,11 +206,12 @@ pub async fn serve_with(
             reg.next_id += 1;
             let conn = Conn {
                 busy: Arc::new(AtomicUsize::new(0)),
+                spoke: Arc::new(AtomicBool::new(false)),
                 close: CancellationToken::new(),
             };
-            let handles = (conn.busy.clone(), conn.close.clone());
+            let handles = (conn.busy.clone(), conn.spoke.clone(), conn.close.clone());
             reg.open.insert(id, conn);
-            (id, handles.0, handles.1)
+            (id, handles.0, handles.1, handles.2)
         };
         let inner = TowerToHyperService::new(router.clone());
         let service = hyper::service::service_fn(move |req| {
@@ -174,6 +229,10 @@ pub async fn serve_with(
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .keep_alive(true);
+            let stream = Heard {
+                inner: stream,
+                spoke,
+            };
             let connection = http.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = connection => {}
