@@ -334,6 +334,10 @@ fn any_json() -> impl Strategy<Value = Value> {
                     Just("tags".to_string()),
                     Just("ttl".to_string()),
                     Just("loop_wait".to_string()),
+                    Just("retry_timeout".to_string()),
+                    Just("primary_start_timeout".to_string()),
+                    Just("pause".to_string()),
+                    Just("postgresql".to_string()),
                     Just("maximum_lag_on_failover".to_string()),
                     Just("leader".to_string()),
                     Just("member".to_string()),
@@ -348,10 +352,10 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-/// Every key the core reads, except `config`: a huge `ttl` there overflows
-/// `GlobalConfig::ttl_ms` (`ttl * 1000`), which the `/config` validation work (global_config.rs)
-/// owns; add `config` here once it bounds the timing values.
+/// Every key the core reads, `config` among them (a `loop_wait` of u64::MAX there once panicked
+/// every agent).
 const KEYS: &[&str] = &[
+    "config",
     "initialize",
     "leader",
     "status",

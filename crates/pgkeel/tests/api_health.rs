@@ -770,3 +770,149 @@ async fn cluster_document_is_read_from_the_dcs_when_asked() {
         .collect();
     assert!(names.contains(&"postgresql2"), "{names:?}");
 }
+
+impl Api {
+    async fn put(&self, body: &str) -> (u16, String) {
+        let r = self
+            .http
+            .put(format!("{}/config", self.base))
+            .basic_auth("admin", Some("secret"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+    fn stored_config(&self) -> String {
+        self.dcs.get("/service/batman/config").unwrap()
+    }
+}
+
+/// Issue 10 point 2 and 5: a value that overflowed every agent's arithmetic, or that the agents
+/// would silently replace by a default, is refused with 400 naming the key, and nothing is stored.
+#[tokio::test]
+async fn config_writes_with_out_of_range_or_wrong_typed_values_are_refused() {
+    let api = start("leader").await;
+    let before = api.stored_config();
+    for (body, key) in [
+        (r#"{"loop_wait":18446744073709551615}"#, "loop_wait"),
+        (r#"{"ttl":1e19}"#, "ttl"),
+        (r#"{"ttl":"abc"}"#, "ttl"),
+        (r#"{"ttl":-1}"#, "ttl"),
+        (r#"{"ttl":4}"#, "ttl"),
+        (r#"{"retry_timeout":9223372036854775807}"#, "retry_timeout"),
+        (
+            r#"{"maximum_lag_on_failover":-5}"#,
+            "maximum_lag_on_failover",
+        ),
+        (r#"{"primary_start_timeout":[1]}"#, "primary_start_timeout"),
+        (r#"{"pause":"maybe"}"#, "pause"),
+        (r#"{"postgresql":{"use_slots":7}}"#, "postgresql.use_slots"),
+        (
+            r#"{"postgresql":{"parameters":"x"}}"#,
+            "postgresql.parameters",
+        ),
+        (r#"{"postgresql":3}"#, "postgresql"),
+    ] {
+        let (code, answer) = api.patch(body, Some(("admin", "secret"))).await;
+        assert_eq!(code, 400, "PATCH {body}: {answer}");
+        assert!(answer.contains(key), "PATCH {body}: {answer}");
+        assert_eq!(api.stored_config(), before, "PATCH {body} changed the DCS");
+        let (code, answer) = api.put(body).await;
+        assert_eq!(code, 400, "PUT {body}: {answer}");
+        assert_eq!(api.stored_config(), before, "PUT {body} changed the DCS");
+    }
+    // Values Patroni accepts still pass: strings holding integers, "on" for booleans, null.
+    let (code, answer) = api
+        .patch(
+            r#"{"ttl":"25","pause":"on","loop_wait":null,"postgresql":{"use_slots":true}}"#,
+            Some(("admin", "secret")),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn config_bodies_and_results_over_64_kib_get_413() {
+    let api = start("leader").await;
+    let before = api.stored_config();
+    let huge = format!(
+        r#"{{"postgresql":{{"parameters":{{"application_name":"{}"}}}}}}"#,
+        "x".repeat(65 * 1024)
+    );
+    assert_eq!(api.patch(&huge, Some(("admin", "secret"))).await.0, 413);
+    assert_eq!(api.put(&huge).await.0, 413);
+    assert_eq!(api.stored_config(), before);
+    // Each PATCH is small, but the merged result would pass the limit.
+    let half = |k: &str| {
+        format!(
+            r#"{{"postgresql":{{"parameters":{{"{k}":"{}"}}}}}}"#,
+            "y".repeat(40 * 1024)
+        )
+    };
+    assert_eq!(
+        api.patch(&half("a"), Some(("admin", "secret"))).await.0,
+        200
+    );
+    let stored_once = api.stored_config();
+    let (code, answer) = api.patch(&half("b"), Some(("admin", "secret"))).await;
+    assert_eq!(code, 413, "{answer}");
+    assert_eq!(api.stored_config(), stored_once);
+}
+
+fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        "[a-z0-9 ]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        let keys = prop_oneof![
+            Just("ttl".to_string()),
+            Just("loop_wait".to_string()),
+            Just("retry_timeout".to_string()),
+            Just("maximum_lag_on_failover".to_string()),
+            Just("primary_start_timeout".to_string()),
+            Just("pause".to_string()),
+            Just("postgresql".to_string()),
+            Just("use_slots".to_string()),
+            Just("parameters".to_string()),
+            "[a-z]{1,6}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(keys, inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+use pgkeel_ha::cluster::MAX_SECONDS;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Any body: the API answers (200 only when the core's check accepts it), and whatever it
+    /// stored reads back through `GlobalConfig` without a panic and within range.
+    #[test]
+    fn any_config_body_is_answered_and_what_is_stored_is_usable(body in any_json()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let api = start("leader").await;
+            let text = body.to_string();
+            let (code, answer) = api.patch(&text, Some(("admin", "secret"))).await;
+            let accepted = body
+                .as_object()
+                .is_some_and(|m| GlobalConfig::check(m).is_ok());
+            assert_eq!(code, if accepted { 200 } else { 400 }, "{text}: {answer}");
+            let stored: Value = serde_json::from_str(&api.stored_config()).unwrap();
+            let t = GlobalConfig::from_map(stored.as_object().unwrap()).timeouts();
+            for seconds in [t.ttl, t.loop_wait, t.retry_timeout] {
+                assert!(seconds <= MAX_SECONDS, "{text} stored {stored}");
+            }
+        });
+    }
+}

@@ -218,7 +218,7 @@ fn ttl_arithmetic_is_a_warning_not_an_error() {
             "bad.yml:10:",
             "bootstrap.dcs.loop_wait",
             "got -3",
-            "at least 1",
+            "an integer from 1 to 86400",
         ],
     );
 }
@@ -227,7 +227,12 @@ fn ttl_arithmetic_is_a_warning_not_an_error() {
 fn dcs_minimums() {
     error_of(
         &replace("ttl: 30", "ttl: 4"),
-        &["bad.yml:9:", "bootstrap.dcs.ttl", "got 4", "at least 5"],
+        &[
+            "bad.yml:9:",
+            "bootstrap.dcs.ttl",
+            "got 4",
+            "an integer from 5 to 86400",
+        ],
     );
     error_of(
         &replace("loop_wait: 10", "loop_wait: 0"),
@@ -235,7 +240,7 @@ fn dcs_minimums() {
             "bad.yml:10:",
             "bootstrap.dcs.loop_wait",
             "got 0",
-            "at least 1",
+            "an integer from 1 to 86400",
         ],
     );
     error_of(
@@ -244,8 +249,23 @@ fn dcs_minimums() {
             "bad.yml:11:",
             "bootstrap.dcs.retry_timeout",
             "got 0",
-            "at least 1",
+            "an integer from 1 to 86400",
         ],
+    );
+    // Issue 10: this overflowed the timing rule's arithmetic (a panic in debug, "valid" in
+    // release); the range is the core's, as for `PATCH /config`.
+    error_of(
+        &replace("retry_timeout: 10", "retry_timeout: 9223372036854775807"),
+        &[
+            "bad.yml:11:",
+            "bootstrap.dcs.retry_timeout",
+            "above the maximum",
+            "an integer from 1 to 86400",
+        ],
+    );
+    error_of(
+        &replace("ttl: 30", "ttl: 18446744073709551615"),
+        &["bad.yml:9:", "bootstrap.dcs.ttl", "above the maximum"],
     );
     // pgkeel's floor is 5, below Patroni's 20.
     load(&replace(
@@ -567,4 +587,54 @@ fn keys_asking_for_tls_are_refused() {
         ],
     )
     .unwrap();
+}
+
+// Issue 10, lesser defects: the loader reads at most 1 MiB, only from a regular file, and
+// says so; it never blocks on a FIFO or grows without bound on /dev/zero.
+#[test]
+fn only_bounded_regular_files_are_read() {
+    let e = load_config(Path::new("/dev/zero")).unwrap_err();
+    check(&e, &["/dev/zero", "not a regular file"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("node.yml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // No writer ever opens the FIFO: a blocking read would hang the test.
+    let e = load_config(&fifo).unwrap_err();
+    check(&e, &["node.yml", "not a regular file"]);
+
+    let big = dir.path().join("big.yml");
+    let mut text = BASE.to_string();
+    while text.len() <= 1024 * 1024 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&big, &text).unwrap();
+    let e = load_config(&big).unwrap_err();
+    check(&e, &["big.yml", "larger than 1048576 bytes"]);
+}
+
+#[test]
+fn duplicate_keys_are_warnings_naming_both_lines() {
+    let text = format!("{BASE}scope: other\n");
+    let l = load_config_from_str(&text, Path::new("dup.yml"), &[]).expect("loads");
+    assert_eq!(l.config.scope, "other", "the last value wins, as in PyYAML");
+    let w: Vec<String> = l
+        .warnings
+        .iter()
+        .filter(|w| w.key.as_deref() == Some("scope"))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        w,
+        ["dup.yml: duplicate key scope (first on line 1); the last one is used (line 23)"]
+    );
+    let nested = BASE.replace("    ttl: 30\n", "    ttl: 30\n    ttl: 40\n");
+    let l = load_config_from_str(&nested, Path::new("dup.yml"), &[]).expect("loads");
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.key.as_deref() == Some("bootstrap.dcs.ttl") && w.line == Some(10)),
+        "{:?}",
+        l.warnings
+    );
 }

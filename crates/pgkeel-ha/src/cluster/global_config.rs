@@ -196,7 +196,7 @@ fn int_value(v: &Value, k: &IntKey) -> Result<u64, IntProblem> {
     }
 }
 
-/// Reads a boolean value: JSON booleans, integers (0 is false) and Patroni's strings.
+/// Reads a boolean value: JSON booleans, the integers 1 and 0, and Patroni's strings.
 fn bool_value(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
@@ -205,7 +205,12 @@ fn bool_value(v: &Value) -> Option<bool> {
             "false" | "off" | "no" | "0" => Some(false),
             _ => None,
         },
-        Value::Number(n) => n.as_i64().map(|n| n != 0),
+        // Patroni's parse_bool compares str(value): only 1 and 0 are booleans.
+        Value::Number(n) => match n.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
         _ => None,
     }
 }

@@ -38,8 +38,17 @@ impl Clock {
 
     /// A `MonoTime` back as an `Instant`.
     pub fn instant(&self, t: MonoTime) -> Instant {
-        self.origin + Duration::from_millis(t.0)
+        later(self.origin, Duration::from_millis(t.0))
     }
+}
+
+/// `from + wait`, never panicking: `Instant + Duration` panics on overflow, and waits come
+/// from configuration and the DCS. A wait is capped at a year (the core's timeouts are at
+/// most a day); if even that cannot be represented, `from` itself is returned (act now
+/// rather than never).
+pub fn later(from: Instant, wait: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    from.checked_add(wait.min(YEAR)).unwrap_or(from)
 }
 
 impl Default for Clock {
@@ -70,15 +79,21 @@ pub async fn keep_lease(
         }
         let sent = Instant::now();
         let result = match lease {
-            None => dcs.grant_lease(want_ttl as i64).await.map(|id| {
-                lease = Some((id, want_ttl));
-                (id, want_ttl as i64)
-            }),
+            None => dcs
+                .grant_lease(i64::try_from(want_ttl).unwrap_or(i64::MAX))
+                .await
+                .map(|id| {
+                    lease = Some((id, want_ttl));
+                    (id, i64::try_from(want_ttl).unwrap_or(i64::MAX))
+                }),
             Some((id, _)) => dcs.keep_alive(id).await.map(|granted| (id, granted)),
         };
         let retry = match result {
             Ok((id, granted)) if granted > 0 => {
-                let until = clock.at(sent).plus_ms(granted as u64 * 1000);
+                // Never believe a lease lasts longer than the TTL asked for, whatever the
+                // DCS answered.
+                let granted = u64::try_from(granted).unwrap_or(0).min(want_ttl);
+                let until = clock.at(sent).plus_ms(granted.saturating_mul(1000));
                 tx.send_replace(Some(LeaseView {
                     id,
                     valid_until: until,
@@ -104,7 +119,7 @@ pub async fn keep_lease(
         let interval = if retry {
             Duration::from_millis(50)
         } else {
-            Duration::from_millis((want_ttl * 1000 / 6).clamp(300, 5000))
+            Duration::from_millis((want_ttl.saturating_mul(1000) / 6).clamp(300, 5000))
         };
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

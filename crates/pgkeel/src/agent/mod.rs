@@ -4,6 +4,12 @@
 //! It gathers an `Observation`, asks the pure core, performs the returned actions in order
 //! (`execute.rs`), runs long operations in the background (`tasks.rs`) and publishes the
 //! node's state for the REST API and the member key.
+//!
+//! Its waits and deadlines come from the dynamic configuration and the DCS, which anyone with
+//! etcd access can write: arithmetic here must not overflow or panic (checked or saturating,
+//! [`lease::later`] for deadlines), and the lint below keeps it so, as in the core.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 mod execute;
 pub mod lease;
@@ -185,7 +191,10 @@ pub async fn run(
         dcs_last_seen: None,
         global: initial_gc.clone(),
         tags: cfg.tags.published.clone(),
-        next_cycle_due: Instant::now() + Duration::from_secs(initial_gc.loop_wait + initial_gc.ttl),
+        next_cycle_due: lease::later(
+            Instant::now(),
+            Duration::from_secs(initial_gc.loop_wait.saturating_add(initial_gc.ttl)),
+        ),
         last_message: String::new(),
         version: PUBLISHED_VERSION.into(),
     };
@@ -259,7 +268,7 @@ pub async fn run(
         }
         cache_dynamic_config(&pg, &ha, &status_tx, &mut cached_dynamic).await;
         let gc = ha.global_config(last_cluster.as_ref());
-        let mut next = cycle_start + Duration::from_secs(gc.loop_wait);
+        let mut next = lease::later(cycle_start, Duration::from_secs(gc.loop_wait));
         // A primary must re-check its lease no later than the fencing deadline, whatever
         // loop_wait is: that is when it has to stop accepting writes if renewal failed.
         if let Some(l) = *lease_rx.borrow() {
@@ -310,12 +319,12 @@ impl ReplicaStartWatch {
     fn next_check(&mut self, pg: &LocalPostgres, loop_wait: u64) -> Option<Instant> {
         let now = Instant::now();
         if pg.running && !self.was_running {
-            self.until = Some(now + Duration::from_secs(loop_wait));
+            self.until = Some(lease::later(now, Duration::from_secs(loop_wait)));
         }
         self.was_running = pg.running;
         let waiting = pg.is_running_replica() && !pg.streaming;
         match self.until {
-            Some(until) if waiting && now < until => Some(now + REPLICA_START_RECHECK),
+            Some(until) if waiting && now < until => Some(lease::later(now, REPLICA_START_RECHECK)),
             _ => {
                 if !waiting {
                     self.until = None;
@@ -519,7 +528,7 @@ impl Agent {
             },
             global: gc.clone(),
             tags: self.cfg.tags.published.clone(),
-            next_cycle_due: Instant::now() + Duration::from_secs(gc.loop_wait),
+            next_cycle_due: lease::later(Instant::now(), Duration::from_secs(gc.loop_wait)),
             last_message: d.status.clone(),
             version: PUBLISHED_VERSION.into(),
         };

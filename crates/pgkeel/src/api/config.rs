@@ -6,8 +6,14 @@ use super::{ApiState, json_response, text_response};
 use crate::dcs::{Dcs, DcsError};
 use axum::http::StatusCode;
 use axum::response::Response;
+use pgkeel_ha::cluster::GlobalConfig;
 use pgkeel_ha::keys::KeyLayout;
 use serde_json::{Map, Value};
+
+/// Largest request body and largest stored `config` value, in bytes. Patroni's own dynamic
+/// configuration is a few KiB; a bound keeps one client from filling etcd's value limit (1.5
+/// MiB) and every agent's memory with it. Larger bodies get 413 before they are read.
+pub const CONFIG_LIMIT: usize = 64 * 1024;
 
 /// The `config` key's JSON object and mod_revision, `None` when absent.
 async fn read_config(
@@ -48,7 +54,9 @@ pub(super) async fn get(state: &ApiState) -> Response {
     }
 }
 
-/// Parses a write body: a non-empty JSON object.
+/// Parses a write body: a non-empty JSON object whose keys pgkeel reads have the right type
+/// and range ([`GlobalConfig::check`]), so a value that would stop every agent is refused
+/// before it reaches the DCS.
 #[allow(clippy::result_large_err)]
 fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -58,7 +66,13 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Response> {
         ));
     }
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Object(m)) => match GlobalConfig::check(&m) {
+            Ok(()) => Ok(m),
+            Err(rejected) => Err(text_response(
+                StatusCode::BAD_REQUEST,
+                format!("invalid configuration: {rejected}"),
+            )),
+        },
         Ok(_) => Err(text_response(
             StatusCode::BAD_REQUEST,
             "body is not a JSON object",
@@ -85,6 +99,9 @@ pub(super) async fn patch(state: &ApiState, body: &[u8]) -> Response {
     };
     if patch_config(&mut data, &request) {
         let value = Value::Object(data.clone()).to_string();
+        if let Some(too_large) = over_limit(&value) {
+            return too_large;
+        }
         match state
             .dcs
             .put_if_mod_revision(&state.layout.config(), mod_revision, value.as_bytes())
@@ -111,6 +128,9 @@ pub(super) async fn put(state: &ApiState, body: &[u8]) -> Response {
         Err(resp) => return resp,
     };
     let value = Value::Object(request.clone()).to_string();
+    if let Some(too_large) = over_limit(&value) {
+        return too_large;
+    }
     if let Err(e) = state
         .dcs
         .put(&state.layout.config(), value.as_bytes(), None)
@@ -120,6 +140,19 @@ pub(super) async fn put(state: &ApiState, body: &[u8]) -> Response {
     }
     state.wake_agent.notify_one();
     json_response(StatusCode::OK, &request)
+}
+
+/// 413 when the configuration to store is larger than [`CONFIG_LIMIT`].
+fn over_limit(value: &str) -> Option<Response> {
+    (value.len() > CONFIG_LIMIT).then(|| {
+        text_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the configuration would be {} bytes; at most {CONFIG_LIMIT} are accepted",
+                value.len()
+            ),
+        )
+    })
 }
 
 /// Python's `str(v)` for the scalars Patroni compares when patching.

@@ -58,8 +58,13 @@ pub struct ApiState {
 }
 
 /// The router: one fallback that dispatches like Patroni (see the module docs).
+/// Request bodies are bounded by [`config::CONFIG_LIMIT`]: `/config` is the only endpoint that
+/// reads one, and a larger body is answered 413 without being buffered.
 pub fn router(state: ApiState) -> Router {
-    Router::new().fallback(dispatch).with_state(Arc::new(state))
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::extract::DefaultBodyLimit::max(config::CONFIG_LIMIT))
+        .with_state(Arc::new(state))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, within the connection limits for

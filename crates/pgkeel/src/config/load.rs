@@ -101,11 +101,42 @@ pub fn load_ctl_settings(
     build_ctl_settings(&merged, &mut ctx, PathBuf::from(primary))
 }
 
+/// Largest configuration file read. Patroni's configurations are a few KiB; without a bound
+/// `/dev/zero` given as the file grew the agent to gigabytes.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads one configuration file: a regular file of at most [`MAX_CONFIG_FILE_BYTES`] holding
+/// UTF-8. A FIFO, device or socket is refused before it is opened (reading a FIFO with no
+/// writer blocks forever).
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io_error = |message: String| ConfigError::Io {
         file: path.display().to_string(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| io_error(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(io_error(
+            "not a regular file (a FIFO, device or socket?); expected a YAML file".to_string(),
+        ));
+    }
+    // O_NONBLOCK: should the path be swapped for a FIFO after the check, open does not block.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| io_error(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_FILE_BYTES.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(e.to_string()))?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_CONFIG_FILE_BYTES {
+        return Err(io_error(format!(
+            "larger than {MAX_CONFIG_FILE_BYTES} bytes; expected a YAML configuration file"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| io_error(format!("not UTF-8 text: {e}")))
 }
 
 /// Loads configuration text without touching the filesystem or the process environment:
@@ -152,7 +183,8 @@ fn load_docs(
     let (merged, origins) = merge_docs(docs, primary, env)?;
     let mut ctx = Ctx::new(&origins);
     let config = build(&merged, &mut ctx, env, source)?;
-    let warnings = std::mem::take(&mut ctx.warnings);
+    let mut warnings = origins.duplicates.clone();
+    warnings.append(&mut ctx.warnings);
     Ok((LoadedConfig { config, warnings }, origins))
 }
 
@@ -169,9 +201,10 @@ fn merge_docs(
     };
     let mut merged = Value::Object(Map::new());
     for (name, text) in docs {
-        let (value, lines) = parse_document(text, name)?;
-        origins.files.push((name.clone(), lines));
-        match value {
+        let doc = parse_document(text, name)?;
+        origins.files.push((name.clone(), doc.lines));
+        origins.duplicates.extend(doc.duplicates);
+        match doc.value {
             Value::Null => {}
             v @ Value::Object(_) => deep_merge(&mut merged, v),
             other => {

@@ -2,8 +2,8 @@
 //! error/warning context used while building the typed [`super::Config`].
 //!
 //! Values are parsed by serde-saphyr into a `serde_json::Value` (YAML 1.1 booleans, legacy octal,
-//! merge keys, duplicate keys last-wins, like PyYAML). Lines are found separately by walking the
-//! parser's event stream, which works for block and flow style alike.
+//! merge keys, duplicate keys last-wins, like PyYAML, but with a warning). Lines are found by
+//! walking the parser's event stream, which works for block and flow style alike.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -61,9 +61,45 @@ pub(crate) fn parse_value(text: &str, file: &str) -> Result<Value, ConfigError> 
 }
 
 /// Parses a YAML document: its value and the line of each key and sequence item.
-pub(crate) fn parse_document(text: &str, file: &str) -> Result<(Value, LineMap), ConfigError> {
+pub(crate) fn parse_document(text: &str, file: &str) -> Result<ParsedDocument, ConfigError> {
     let value = parse_value(text, file)?;
-    Ok((value, line_map(text)))
+    let mut duplicates = Vec::new();
+    let lines = line_map_with_duplicates(text, &mut duplicates);
+    let duplicates = duplicates
+        .into_iter()
+        .map(|d| ConfigWarning {
+            file: file.to_string(),
+            line: Some(d.second_line),
+            key: Some(d.path.clone()),
+            message: format!(
+                "duplicate key {} (first on line {}); the last one is used",
+                d.path, d.first_line
+            ),
+        })
+        .collect();
+    Ok(ParsedDocument {
+        value,
+        lines,
+        duplicates,
+    })
+}
+
+/// One parsed YAML document.
+pub(crate) struct ParsedDocument {
+    /// The value, read as PyYAML would (a duplicate key's last value wins).
+    pub value: Value,
+    /// The line of each key and sequence item.
+    pub lines: LineMap,
+    /// A warning for each key given twice in one mapping: PyYAML (and so Patroni) silently
+    /// keeps the last, which hides typos such as two `postgresql:` sections.
+    pub duplicates: Vec<ConfigWarning>,
+}
+
+/// A key given twice in the same mapping.
+struct DuplicateKey {
+    path: String,
+    first_line: usize,
+    second_line: usize,
 }
 
 enum Frame {
@@ -74,7 +110,14 @@ enum Frame {
 }
 
 /// Computes key path -> line from the parser's events. Best effort: stops at the first error.
+#[cfg(test)]
 pub(crate) fn line_map(text: &str) -> LineMap {
+    line_map_with_duplicates(text, &mut Vec::new())
+}
+
+/// [`line_map`], also noting each key that appears twice in one mapping (merge keys `<<`
+/// aside). The later line wins, as the later value does.
+fn line_map_with_duplicates(text: &str, duplicates: &mut Vec<DuplicateKey>) -> LineMap {
     let mut lines = LineMap::new();
     let mut stack: Vec<Frame> = Vec::new();
     for item in Parser::new_from_str(text) {
@@ -87,7 +130,16 @@ pub(crate) fn line_map(text: &str) -> LineMap {
                     key: key @ None,
                 }) = stack.last_mut()
                 {
-                    lines.insert(join(path, text), line);
+                    let key_path = join(path, text);
+                    if let Some(first_line) = lines.insert(key_path.clone(), line)
+                        && text.as_ref() != "<<"
+                    {
+                        duplicates.push(DuplicateKey {
+                            path: key_path,
+                            first_line,
+                            second_line: line,
+                        });
+                    }
                     *key = Some(text.to_string());
                 } else {
                     node_start(&mut stack, &mut lines, line);
@@ -171,6 +223,8 @@ pub(crate) struct Origins {
     pub files: Vec<(String, LineMap)>,
     /// Key path -> the `PATRONI_*` variable that set it.
     pub env: BTreeMap<String, String>,
+    /// Keys given twice in one file (see [`ParsedDocument::duplicates`]).
+    pub duplicates: Vec<ConfigWarning>,
 }
 
 fn is_under(path: &str, ancestor: &str) -> bool {
@@ -335,6 +389,7 @@ mod tests {
             primary: "dir".into(),
             files: vec![("a.yml".into(), a), ("b.yml".into(), b)],
             env: BTreeMap::new(),
+            duplicates: Vec::new(),
         };
         assert_eq!(o.locate("name"), ("b.yml".into(), Some(7)));
         assert_eq!(o.locate("scope"), ("dir".into(), None));

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::Config;
-use super::build::{scalar_string, value_bool, value_i64};
+use super::build::{scalar_string, value_i64};
 use super::error::ConfigError;
 use super::origin::{Ctx, Origins, index, join};
 use pgkeel_ha::cluster::{GlobalConfig, Timeouts};
@@ -90,36 +90,28 @@ fn check_address(ctx: &Ctx<'_>, path: &str, addr: &str, empty_host_ok: bool) -> 
 /// [`Timeouts::adjusted`]: a violation is a warning naming the values used, as Patroni logs it.
 fn check_dcs(ctx: &mut Ctx<'_>, dcs: &Map<String, Value>) -> R<()> {
     let p = "bootstrap.dcs";
-    let int = |key: &str, min: u64, default: u64| -> R<u64> {
-        match dcs.get(key).filter(|v| !v.is_null()) {
-            None => Ok(default),
-            Some(v) => {
-                let path = join(p, key);
-                let n = value_i64(v).ok_or_else(|| {
-                    ctx.invalid(
-                        &path,
-                        "not an integer",
-                        Some(v),
-                        "an integer number of seconds",
-                    )
-                })?;
-                match u64::try_from(n) {
-                    Ok(n) if n >= min => Ok(n),
-                    _ => Err(ctx.invalid(
-                        &path,
-                        "below the minimum",
-                        Some(v),
-                        format!("at least {min}"),
-                    )),
-                }
-            }
-        }
-    };
+    // Types and ranges are the core's (the same check `PATCH /config` runs), so a file cannot
+    // hold a value the agents would refuse or that overflows their arithmetic.
+    if let Err(rejected) = GlobalConfig::check(dcs) {
+        return Err(ctx.invalid(
+            &join(p, &rejected.key),
+            rejected.problem,
+            lookup(dcs, &rejected.key),
+            rejected.expected,
+        ));
+    }
     let defaults = GlobalConfig::default();
+    // Within range now, so each reads as its integer.
+    let int = |key: &str, default: u64| {
+        dcs.get(key)
+            .and_then(value_i64)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(default)
+    };
     let given = Timeouts {
-        loop_wait: int("loop_wait", MIN_LOOP_WAIT, defaults.loop_wait)?,
-        retry_timeout: int("retry_timeout", MIN_RETRY_TIMEOUT, defaults.retry_timeout)?,
-        ttl: int("ttl", MIN_TTL, defaults.ttl)?,
+        loop_wait: int("loop_wait", defaults.loop_wait),
+        retry_timeout: int("retry_timeout", defaults.retry_timeout),
+        ttl: int("ttl", defaults.ttl),
     };
     if let (_, Some(warning)) = given.adjusted() {
         let key = ["ttl", "loop_wait", "retry_timeout"]
@@ -128,62 +120,31 @@ fn check_dcs(ctx: &mut Ctx<'_>, dcs: &Map<String, Value>) -> R<()> {
             .unwrap_or("ttl");
         ctx.warn(&join(p, key), warning);
     }
-    for key in [
-        "maximum_lag_on_failover",
-        "primary_start_timeout",
-        "maximum_lag_on_syncnode",
-    ] {
-        if let Some(v) = dcs.get(key).filter(|v| !v.is_null()) {
-            let n = value_i64(v).ok_or_else(|| {
-                ctx.invalid(&join(p, key), "not an integer", Some(v), "an integer")
-            })?;
-            if key == "primary_start_timeout" && n < 0 {
-                return Err(ctx.invalid(
-                    &join(p, key),
-                    "must not be negative",
-                    Some(v),
-                    "seconds >= 0",
-                ));
-            }
-        }
-    }
-    for key in [
-        "check_timeline",
-        "failsafe_mode",
-        "pause",
-        "synchronous_mode_strict",
-    ] {
-        if let Some(v) = dcs.get(key).filter(|v| !v.is_null())
-            && value_bool(v).is_none()
-        {
-            return Err(ctx.invalid(&join(p, key), "not a boolean", Some(v), "true or false"));
-        }
-    }
-    if let Some(pg) = dcs.get("postgresql").filter(|v| !v.is_null()) {
-        let pp = join(p, "postgresql");
-        let Value::Object(pg) = pg else {
-            return Err(ctx.invalid(&pp, "wrong type", Some(pg), "a mapping"));
-        };
-        for key in ["use_slots", "use_pg_rewind"] {
-            if let Some(v) = pg.get(key).filter(|v| !v.is_null())
-                && value_bool(v).is_none()
-            {
-                return Err(ctx.invalid(
-                    &join(&pp, key),
-                    "not a boolean",
-                    Some(v),
-                    "true or false",
-                ));
-            }
-        }
-        if let Some(v) = pg
-            .get("parameters")
-            .filter(|v| !v.is_null() && !v.is_object())
-        {
-            return Err(ctx.invalid(&join(&pp, "parameters"), "wrong type", Some(v), "a mapping"));
-        }
+    // Read by synchronous replication (later); Patroni's validator wants an integer.
+    if let Some(v) = dcs.get("maximum_lag_on_syncnode").filter(|v| !v.is_null())
+        && value_i64(v).is_none()
+    {
+        return Err(ctx.invalid(
+            &join(p, "maximum_lag_on_syncnode"),
+            "not an integer",
+            Some(v),
+            "an integer",
+        ));
     }
     Ok(())
+}
+
+/// The value at a dotted path (`postgresql.use_slots`) of a mapping.
+fn lookup<'a>(m: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let (head, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    };
+    let v = m.get(head)?;
+    match rest {
+        None => Some(v),
+        Some(rest) => lookup(v.as_object()?, rest),
+    }
 }
 
 /// Renders `bootstrap.initdb` / `postgresql.basebackup` (a list of `flag` / `{key: value}` items,

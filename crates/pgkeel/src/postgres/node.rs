@@ -425,6 +425,41 @@ impl PgNode {
         os::resolve_os_user(&self.cfg.data_dir)
     }
 
+    /// Makes a data directory that initdb or pg_basebackup wrote with `--no-sync` durable.
+    ///
+    /// Both tools fsync every file one by one, each call waiting for its own journal commit:
+    /// about 0.6 s of initdb's 1.4 s on this project's disk, and as much again for a base
+    /// backup. One `syncfs(2)` of the file system holding the directory gives the same
+    /// guarantee in one commit; it is what PostgreSQL 16 does with `--sync-method=syncfs`, and
+    /// what `recovery_init_sync_method=syncfs` already does at crash recovery. Where syncfs is
+    /// refused, `initdb --sync-only` fsyncs file by file as before. Nothing uses the directory
+    /// before this returns.
+    async fn sync_data_dir(&self, user: Option<&OsUser>) -> Result<(), PgError> {
+        let dir = self.cfg.data_dir.clone();
+        let synced = tokio::task::spawn_blocking(move || {
+            let d = std::fs::File::open(&dir)?;
+            nix::unistd::syncfs(&d).map_err(std::io::Error::from)
+        })
+        .await;
+        let why = match synced {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(
+            "syncfs of {} failed ({why}); syncing file by file",
+            self.cfg.data_dir.display()
+        );
+        let args = vec![
+            "--sync-only".into(),
+            "-D".into(),
+            self.cfg.data_dir.clone().into(),
+        ];
+        os::run_tool(&self.tool("initdb", args, SLOW_TIMEOUT), user)
+            .await
+            .map(|_| ())
+    }
+
     fn tool(&self, name: &str, args: Vec<OsString>, bound: Duration) -> Tool<'static> {
         Tool {
             program: self.bin_dir.join(name),
@@ -888,11 +923,13 @@ impl PostgresControl for PgNode {
             args.push(a);
         }
         args.extend(extra_args.iter().map(OsString::from));
+        args.push("--no-sync".into());
         let mut tool = self.tool("initdb", args, SLOW_TIMEOUT);
         tool.env.clear();
         let res = os::run_tool(&tool, user.as_ref()).await;
         drop(pwfile);
-        res.map(|_| ())
+        res?;
+        self.sync_data_dir(user.as_ref()).await
     }
 
     async fn write_config(&self, config: &ManagedConfig) -> Result<ConfigChange, PgError> {
@@ -1249,13 +1286,17 @@ impl PostgresControl for PgNode {
             format!("--dbname={ci}").into(),
         ];
         args.extend(extra_args.iter().map(OsString::from));
+        args.push("--no-sync".into());
         let mut tool = self.tool("pg_basebackup", args, bound);
         tool.env.push(self.pgpass_env());
-        let res = os::run_tool(&tool, user.as_ref()).await;
+        let res = match os::run_tool(&tool, user.as_ref()).await {
+            Ok(_) => self.sync_data_dir(user.as_ref()).await,
+            Err(e) => Err(e),
+        };
         if res.is_err() {
             let _ = self.remove_dir_now();
         }
-        res.map(|_| ())
+        res
     }
 
     async fn rewind(
