@@ -753,6 +753,19 @@ impl PgkeelCluster {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Writes `value` into a cluster key (see [`PgkeelCluster::etcd_key`]) with no lease, as a
+    /// hostile or broken "other node" would.
+    pub fn etcd_put(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        let full = self.etcd_key(key);
+        self.etcdctl(&["put", "--", &full, value]).map(|_| ())
+    }
+
+    /// Deletes a cluster key (see [`PgkeelCluster::etcd_key`]).
+    pub fn etcd_del(&self, key: &str) -> anyhow::Result<()> {
+        let full = self.etcd_key(key);
+        self.etcdctl(&["del", "--", &full]).map(|_| ())
+    }
+
     /// The value of a cluster key (see [`PgkeelCluster::etcd_key`]), `None` if absent.
     pub fn etcd_get(&self, key: &str) -> anyhow::Result<Option<String>> {
         let full = self.etcd_key(key);

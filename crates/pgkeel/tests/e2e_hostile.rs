@@ -7,7 +7,7 @@
 //!   descriptors, could not read its data directory, released the leader key while PostgreSQL
 //!   kept taking writes, and a replica was promoted next to it. Now: never two writable
 //!   primaries, no acknowledged write lost, the leader stays, and `/health` answers throughout
-//!   (asserted within 0.9 s; the slowest answer is printed).
+//!   (asserted within 0.5 s; min/median/max are printed).
 //!
 //! Every load loop here is bounded in count and time and talks to 127.0.0.1 only.
 
@@ -26,8 +26,10 @@ const FLOOD_CONNECTIONS: usize = 3 * AGENT_OPEN_FILES as usize;
 const FLOOD: Duration = Duration::from_secs(8);
 /// Connections the flood opens in all, at most.
 const FLOOD_TOTAL: usize = 60_000;
-/// Every health check during the flood must be answered within this.
-const HEALTH_BOUND: Duration = Duration::from_millis(900);
+/// Every health check during the flood must be answered within this (measured: at most
+/// 106-139 ms in four runs on the project's 2-core machine, the flood's client on the same
+/// cores; issue 10 asks for 100 ms). Well below the 1 s after which a dropped SYN is retried.
+const HEALTH_BOUND: Duration = Duration::from_millis(500);
 
 fn options(scope: &str) -> ClusterOptions {
     ClusterOptions {
@@ -88,7 +90,6 @@ fn writable(c: &PgkeelCluster) -> Vec<bool> {
 }
 
 #[test]
-#[ignore = "issue 10: under a 40,000-connection flood from the same 2 cores a few health checks still fail (reset) or take 0.2-0.5 s; safety, writes and the leader hold. Run with --run-ignored all"]
 fn e2e_hostile_rest_connection_flood_keeps_one_primary_and_every_write() {
     require_tools();
     let own_limit = raise_own_open_files();
@@ -167,11 +168,15 @@ fn e2e_hostile_rest_connection_flood_keeps_one_primary_and_every_write() {
         let checks = checker.join().expect("health checker");
         (acked, samples, checks, opened)
     });
+    let mut took: Vec<Duration> = checks.iter().map(|(_, d)| *d).collect();
+    took.sort();
     println!(
-        "flood: {flooded} connections opened in {FLOOD:?}; {} writes acknowledged; {} health checks, slowest {:?}",
+        "flood: {flooded} connections opened in {FLOOD:?}; {} writes acknowledged; {} health checks, min {:?} median {:?} max {:?}",
         acked.len(),
         checks.len(),
-        checks.iter().map(|(_, d)| *d).max().unwrap_or_default()
+        took.first().copied().unwrap_or_default(),
+        took.get(took.len() / 2).copied().unwrap_or_default(),
+        took.last().copied().unwrap_or_default(),
     );
 
     for (i, w) in samples.iter().enumerate() {
@@ -182,10 +187,8 @@ fn e2e_hostile_rest_connection_flood_keeps_one_primary_and_every_write() {
             c.log_tails(30)
         );
     }
-    // Issue 10 asks for 100 ms; on this 2-core machine, with the flood's client on the same
-    // cores, the slowest check measured 0.09-0.4 s (printed above). What is asserted is that
-    // every check is answered, in well under the 1 s after which a dropped SYN would be retried
-    // (before the fix: timeouts).
+    // Every check is answered, 200, within HEALTH_BOUND (before the fix: timeouts; before a
+    // request waiting unread in its socket protected the connection from eviction: resets).
     for (i, (code, took)) in checks.iter().enumerate() {
         assert!(
             *code == 200 && *took < HEALTH_BOUND,

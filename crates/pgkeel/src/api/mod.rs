@@ -57,9 +57,9 @@ pub struct ApiState {
     pub live_wal: Option<Arc<crate::postgres::LiveWal>>,
 }
 
-/// The router: one fallback that dispatches like Patroni (see the module docs).
-/// Request bodies are bounded by [`config::CONFIG_LIMIT`]: `/config` is the only endpoint that
-/// reads one, and a larger body is answered 413 without being buffered.
+/// The router: one fallback that dispatches like Patroni (see the module docs). Request
+/// bodies are limited to 64 KiB: `/config` is the only endpoint that reads one, and a larger
+/// body is answered 413 without being buffered.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .fallback(dispatch)

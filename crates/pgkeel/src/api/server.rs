@@ -5,9 +5,9 @@
 //! directory. So the server holds at most [`Limits::max_connections`] connections, well below
 //! the process's descriptor limit; a connection that has not sent a complete request head within
 //! [`Limits::header_read_timeout`] (slowloris, idle keep-alive) is closed; and when the cap is
-//! reached a new connection evicts the oldest one whose client has not sent a byte (else the
-//! oldest between requests), so a flood of idle connections cannot keep a health check out (a
-//! real client sends its request at once). A
+//! reached a new connection evicts the oldest one whose client has not sent a byte, not even
+//! one still waiting unread in the socket (else the oldest between requests), so a flood of
+//! idle connections cannot keep a health check out (a real client sends its request at once). A
 //! failed `accept` (EMFILE) backs off briefly instead of spinning.
 
 use std::collections::BTreeMap;
@@ -70,6 +70,20 @@ struct Conn {
     busy: Arc<AtomicUsize>,
     spoke: Arc<AtomicBool>,
     close: CancellationToken,
+    /// The socket, to look for a request the server has not read yet (see [`sent_unread`]).
+    fd: std::os::fd::RawFd,
+}
+
+/// Whether the client on `fd` has sent bytes the server has not read yet: a health check
+/// accepted a moment ago whose request is waiting in the socket, which must not be evicted as
+/// silent while the (busy) server gets to it. A peek, so nothing is consumed; never blocks.
+/// The descriptor is only a hint: should it have been closed and reused meanwhile, the worst
+/// outcome is one wrong eviction choice.
+fn sent_unread(fd: std::os::fd::RawFd) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    let mut byte = [0u8; 1];
+    // An invalid descriptor fails (EBADF), which reads as "nothing sent"; 0 is end of file.
+    recv(fd, &mut byte, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT).is_ok_and(|n| n > 0)
 }
 
 /// The open connections, oldest first (ids only grow).
@@ -93,7 +107,7 @@ impl Registry {
         let silent = self
             .open
             .iter()
-            .find(|(_, c)| idle(c) && !c.spoke.load(Ordering::Acquire));
+            .find(|(_, c)| idle(c) && !c.spoke.load(Ordering::Acquire) && !sent_unread(c.fd));
         let idle = silent
             .or_else(|| self.open.iter().find(|(_, c)| idle(c)))
             .map(|(id, _)| *id);
@@ -208,6 +222,7 @@ pub async fn serve_with(
                 busy: Arc::new(AtomicUsize::new(0)),
                 spoke: Arc::new(AtomicBool::new(false)),
                 close: CancellationToken::new(),
+                fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
             };
             let handles = (conn.busy.clone(), conn.spoke.clone(), conn.close.clone());
             reg.open.insert(id, conn);
@@ -294,6 +309,41 @@ pub fn raise_descriptor_limit() -> std::io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn conn(fd: std::os::fd::RawFd) -> Conn {
+        Conn {
+            busy: Arc::new(AtomicUsize::new(0)),
+            spoke: Arc::new(AtomicBool::new(false)),
+            close: CancellationToken::new(),
+            fd,
+        }
+    }
+
+    /// Under a flood the server may accept many connections before it reads a health check
+    /// that arrived among them: a request already waiting in its socket is not "silent".
+    #[test]
+    fn a_request_waiting_unread_protects_its_connection_from_eviction() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::net::UnixStream;
+        let (mut check_client, check_server) = UnixStream::pair().unwrap();
+        let (_flood_client, flood_server) = UnixStream::pair().unwrap();
+        check_client
+            .write_all(b"GET /health HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut reg = Registry::default();
+        // The health check is the oldest connection; the flood's came after it.
+        reg.open.insert(0, conn(check_server.as_raw_fd()));
+        reg.open.insert(1, conn(flood_server.as_raw_fd()));
+        assert!(reg.make_room(2));
+        assert_eq!(
+            reg.open.keys().collect::<Vec<_>>(),
+            [&0],
+            "the silent one goes"
+        );
+        // Nothing was consumed: the server still reads the whole request.
+        assert!(sent_unread(check_server.as_raw_fd()));
+    }
 
     #[test]
     fn the_cap_leaves_a_reserve_of_descriptors() {
