@@ -674,6 +674,18 @@ impl PgkeelCluster {
         .map_err(|e| anyhow!("no leader: {e}\n{}", self.log_tails(30)))
     }
 
+    /// Which nodes' PostgreSQL accepts writes right now, asked of PostgreSQL itself (not of the
+    /// agents, which may publish a stale role when starved or confused): the ground truth for
+    /// "never two primaries".
+    pub fn writable(&self) -> Vec<bool> {
+        (0..self.nodes.len())
+            .map(|i| {
+                self.psql(i, "SELECT pg_is_in_recovery()")
+                    .is_ok_and(|r| r == "f")
+            })
+            .collect()
+    }
+
     /// Runs `sql` with `psql -At` on node `i` as the postgres OS user, over TCP with the superuser
     /// password in `PGPASSWORD` (never in argv). Returns stdout without the trailing newline.
     pub fn psql(&self, i: usize, sql: &str) -> anyhow::Result<String> {
@@ -841,30 +853,10 @@ impl PgkeelCluster {
     }
 }
 
-/// Standard base64 decoding (etcdctl's JSON output), without pulling in a crate for it.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            b'\n' | b'\r' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-    }
-    Some(out)
+/// Standard base64 decoding (etcdctl's JSON output).
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
 /// Stops a cluster recorded in `dir/pids` (a detached demo): kills the recorded agents and etcd

@@ -33,10 +33,7 @@ fn is_dotted_version(v: &str) -> bool {
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// Patroni's `slot_name_from_member_name` for the simple names the testkit uses.
-fn slot_name(member: &str) -> String {
-    member.to_lowercase().replace(['-', '.'], "_")
-}
+use pgkeel_ha::keys::codec::slot_name_from_member_name as slot_name;
 
 fn json_of(c: &PgkeelCluster, key: &str) -> Result<Value, String> {
     let raw = c

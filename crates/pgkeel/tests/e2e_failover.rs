@@ -73,8 +73,10 @@ fn parse_leader_json(j: &Value) -> Result<Option<(String, i64)>, String> {
         return Ok(None);
     };
     let value = kv["value"].as_str().ok_or(format!("no value in {j}"))?;
-    let name = String::from_utf8(b64(value).ok_or(format!("bad base64 {value}"))?)
-        .map_err(|e| e.to_string())?;
+    let name = String::from_utf8(
+        pgkeel_testkit::cluster::base64_decode(value).ok_or(format!("bad base64 {value}"))?,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Some((name, kv["create_revision"].as_i64().unwrap_or(0))))
 }
 
@@ -181,30 +183,6 @@ fn wait_value(c: &PgkeelCluster, i: usize, sql: &str, want: &str, timeout: Durat
 fn kill_node(c: &mut PgkeelCluster, i: usize) -> u32 {
     c.kill_agent(i).expect("kill the agent");
     c.kill_postmaster(i).expect("kill the postmaster")
-}
-
-/// Standard base64 (etcdctl's JSON).
-fn b64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for ch in s.bytes() {
-        let v = match ch {
-            b'A'..=b'Z' => ch - b'A',
-            b'a'..=b'z' => ch - b'a' + 26,
-            b'0'..=b'9' => ch - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// One observation of the background [`Monitor`].

@@ -78,17 +78,6 @@ fn health_check(addr: &str) -> (u16, Duration) {
     (answer.unwrap_or(0), t.elapsed())
 }
 
-/// Which nodes' PostgreSQL accepts writes right now, asked of PostgreSQL itself (an agent
-/// starved of descriptors may publish a stale role).
-fn writable(c: &PgkeelCluster) -> Vec<bool> {
-    (0..c.len())
-        .map(|i| {
-            c.psql(i, "SELECT pg_is_in_recovery()")
-                .is_ok_and(|r| r == "f")
-        })
-        .collect()
-}
-
 #[test]
 fn e2e_hostile_rest_connection_flood_keeps_one_primary_and_every_write() {
     require_tools();
@@ -124,7 +113,7 @@ fn e2e_hostile_rest_connection_flood_keeps_one_primary_and_every_write() {
         let sampler = s.spawn(|| {
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                samples.push(writable(&c));
+                samples.push(c.writable());
             }
             samples
         });

@@ -28,16 +28,6 @@ fn options(scope: &str) -> ClusterOptions {
     }
 }
 
-/// Which nodes' PostgreSQL accepts writes right now, asked of PostgreSQL itself.
-fn writable(c: &PgkeelCluster) -> Vec<bool> {
-    (0..c.len())
-        .map(|i| {
-            c.psql(i, "SELECT pg_is_in_recovery()")
-                .is_ok_and(|r| r == "f")
-        })
-        .collect()
-}
-
 /// Runs `scenario` while another thread samples which PostgreSQL servers accept writes;
 /// fails if two ever did at once. Returns what `scenario` returned.
 fn with_one_primary_at_most<T>(c: &PgkeelCluster, scenario: impl FnOnce() -> T) -> T {
@@ -46,7 +36,7 @@ fn with_one_primary_at_most<T>(c: &PgkeelCluster, scenario: impl FnOnce() -> T) 
         let sampler = s.spawn(|| {
             let mut samples = Vec::new();
             while !done.load(Ordering::Relaxed) {
-                samples.push(writable(c));
+                samples.push(c.writable());
                 std::thread::sleep(Duration::from_millis(50));
             }
             samples
@@ -292,7 +282,7 @@ fn e2e_hostile_leader_and_initialize_keys_are_survived() {
         );
     }
     assert_eq!(
-        writable(&c),
+        c.writable(),
         (0..c.len()).map(|i| i == leader).collect::<Vec<_>>(),
         "the roles changed"
     );

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use pgkeel::config::{BootstrapUser, Callbacks, PgAuthentication, PgUser, PostgresqlConfig};
-use pgkeel::postgres::{
-    PgNode, PostgresControl, Recovery, StartOutcome, StopMode, slot_name_for_member,
-};
+use pgkeel::postgres::{PgNode, PostgresControl, Recovery, StartOutcome, StopMode};
 use pgkeel_ha::pg::{DataDir, LocalPostgres, ServerRole};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -237,7 +235,7 @@ async fn primary_replica_crash_escalation_promote_rewind() {
         )
         .await
         .expect("create_roles");
-    let slot = slot_name_for_member("node2");
+    let slot = pgkeel_ha::keys::codec::slot_name_from_member_name("node2");
     assert!(node1.create_physical_slot(&slot).await.expect("slot"));
     assert!(!node1.create_physical_slot(&slot).await.expect("slot again"));
     assert!(

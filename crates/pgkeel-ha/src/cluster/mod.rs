@@ -135,7 +135,10 @@ pub fn split_host_port(s: &str) -> Option<(String, u16)> {
     }
 }
 
-fn tag_is_true(v: Option<&Value>) -> bool {
+/// Whether a tag value reads as true the way Patroni reads `nofailover`, `noloadbalance` and
+/// `clonefrom`: JSON true, a non-zero number, or "true"/"yes"/"on" in any case. Shared by the
+/// core and the REST API's health checks so both read a tag alike.
+pub fn tag_is_true(v: Option<&Value>) -> bool {
     match v {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "on"),

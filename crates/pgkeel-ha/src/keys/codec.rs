@@ -373,13 +373,19 @@ pub fn encode_failover(
 
 /// Patroni's `slot_name_from_member_name`: lowercase; `-` and `.` become `_`; any other
 /// character outside `[a-z0-9_]` becomes `u%04d` of its code point; at most 63 characters.
+///
+/// One definition, so that pgkeel's core, its executor and Patroni members agree on slot names
+/// in a mixed cluster.
 pub fn slot_name_from_member_name(name: &str) -> String {
-    let mut out = String::new();
+    use std::fmt::Write;
+    let mut out = String::with_capacity(name.len());
     for c in name.to_lowercase().chars() {
         match c {
             'a'..='z' | '0'..='9' | '_' => out.push(c),
             '-' | '.' => out.push('_'),
-            other => out.push_str(&format!("u{:04}", other as u32)),
+            other => {
+                let _ = write!(out, "u{:04}", u32::from(other));
+            }
         }
     }
     out.chars().take(63).collect()
@@ -576,6 +582,12 @@ mod tests {
         assert_eq!(slot_name_from_member_name("Node-1.a"), "node_1_a");
         assert_eq!(slot_name_from_member_name("ü"), "u0252");
         assert_eq!(slot_name_from_member_name(&"a".repeat(80)).len(), 63);
+        assert_eq!(slot_name_from_member_name("postgresql0"), "postgresql0");
+        assert_eq!(slot_name_from_member_name("a b"), "au0032b");
+        assert_eq!(slot_name_from_member_name("x@y"), "xu0064y");
+        assert_eq!(slot_name_from_member_name("Ω"), "u0969");
+        assert_eq!(slot_name_from_member_name("😀"), "u128512");
+        assert_eq!(slot_name_from_member_name("__x__"), "__x__");
     }
 
     proptest! {

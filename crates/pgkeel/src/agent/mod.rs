@@ -504,18 +504,7 @@ impl Agent {
             role: d.node.role.clone(),
             postgres: local.clone(),
             postmaster_start_time: details.postmaster_start_time,
-            replication: details
-                .replication
-                .into_iter()
-                .map(|r| published::ReplicationInfo {
-                    usename: r.usename,
-                    application_name: r.application_name,
-                    client_addr: r.client_addr,
-                    state: r.state,
-                    sync_state: r.sync_state,
-                    sync_priority: r.sync_priority,
-                })
-                .collect(),
+            replication: details.replication,
             replayed_timestamp: details.replayed_timestamp,
             replay_paused: details.replay_paused,
             latest_end_lsn: details.latest_end_lsn,

@@ -9,23 +9,6 @@ use pgkeel_ha::pg::LocalPostgres;
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
-/// One row of `pg_stat_replication`, as `/patroni` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ReplicationInfo {
-    /// Role streaming.
-    pub usename: String,
-    /// The standby's `application_name` (its member name).
-    pub application_name: String,
-    /// Client address.
-    pub client_addr: Option<String>,
-    /// `streaming`, `catchup`, ...
-    pub state: String,
-    /// `async`, `sync`, `potential`, `quorum`.
-    pub sync_state: String,
-    /// Sync priority.
-    pub sync_priority: i32,
-}
-
 /// Everything the REST API and the member key need about this node, as of the last cycle.
 #[derive(Debug, Clone)]
 pub struct NodeStatus {
@@ -43,7 +26,7 @@ pub struct NodeStatus {
     /// `postmaster_start_time` as PostgreSQL prints it, when running.
     pub postmaster_start_time: Option<String>,
     /// `pg_stat_replication` on a primary.
-    pub replication: Vec<ReplicationInfo>,
+    pub replication: Vec<crate::postgres::ReplicationRow>,
     /// `pg_last_xact_replay_timestamp()` on a replica.
     pub replayed_timestamp: Option<String>,
     /// Replay is paused on a replica.

@@ -139,15 +139,6 @@ fn tag_text(v: &Value) -> String {
     }
 }
 
-fn tag_is_true(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "on"),
-        Some(Value::Number(n)) => n.as_i64().is_some_and(|n| n != 0),
-        _ => false,
-    }
-}
-
 fn code(ok: bool) -> StatusCode {
     if ok {
         StatusCode::OK
@@ -181,7 +172,7 @@ pub fn health_code(
     let lagging = leader_optime > 0 && leader_optime > replayed.saturating_add(max_lag);
     let state_matches = first(query, "replication_state")
         .is_none_or(|want| doc.replication_state.as_deref() == Some(want));
-    let replica_ok = !tag_is_true(s.tags.get("noloadbalance"))
+    let replica_ok = !pgkeel_ha::cluster::tag_is_true(s.tags.get("noloadbalance"))
         && !lagging
         && role == "replica"
         && running

@@ -107,21 +107,7 @@ impl Xlog {
 }
 
 /// One `pg_stat_replication` row in [`PatroniStatus::replication`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplicationRow {
-    /// Role streaming.
-    pub usename: String,
-    /// The standby's `application_name`.
-    pub application_name: String,
-    /// Client address.
-    pub client_addr: Option<String>,
-    /// `streaming`, `catchup`, ...
-    pub state: String,
-    /// `async`, `sync`, `potential`, `quorum`.
-    pub sync_state: String,
-    /// Sync priority.
-    pub sync_priority: i32,
-}
+pub use crate::postgres::ReplicationRow;
 
 /// `patroni` in [`PatroniStatus`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! `GET /patroni`: the node's status document, built from the published `NodeStatus` and the
 //! WAL positions read at request time.
 
-use super::model::{PatroniInfo, PatroniStatus, ReplicationRow, Xlog};
+use super::model::{PatroniInfo, PatroniStatus, Xlog};
 use super::{ApiState, json_response};
 use crate::agent::published::NodeStatus;
 use crate::postgres::WalNow;
@@ -98,19 +98,7 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
                 location: pg.wal_position.map(|l| l.0).unwrap_or(0),
             });
             if !s.replication.is_empty() {
-                out.replication = Some(
-                    s.replication
-                        .iter()
-                        .map(|r| ReplicationRow {
-                            usename: r.usename.clone(),
-                            application_name: r.application_name.clone(),
-                            client_addr: r.client_addr.clone(),
-                            state: r.state.clone(),
-                            sync_state: r.sync_state.clone(),
-                            sync_priority: r.sync_priority,
-                        })
-                        .collect(),
-                );
+                out.replication = Some(s.replication.clone());
             }
         }
         ServerRole::Replica => {

@@ -84,25 +84,6 @@ pub(crate) fn needs_restart(name: &str) -> bool {
     POSTMASTER_PARAMS.contains(&name.to_ascii_lowercase().as_str())
 }
 
-/// Replication slot name for a member, exactly as Patroni's `slot_name_from_member_name`:
-/// lowercase, `-` and `.` become `_`, any other character outside `[a-z0-9_]` becomes
-/// `u` + its code point as 4+ decimal digits, truncated to 63 characters.
-///
-/// It exists so that pgkeel and Patroni members agree on slot names in a mixed cluster.
-pub fn slot_name_for_member(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.to_lowercase().chars() {
-        match c {
-            'a'..='z' | '0'..='9' | '_' => out.push(c),
-            '-' | '.' => out.push('_'),
-            other => {
-                let _ = write!(out, "u{:04}", u32::from(other));
-            }
-        }
-    }
-    out.chars().take(63).collect()
-}
-
 /// Quotes a GUC value for `postgresql.conf`: single quotes, `'` doubled, `\` escaped.
 pub(crate) fn quote_guc(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
@@ -499,20 +480,6 @@ pub(crate) fn quote_literal(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::PgUser;
-
-    #[test]
-    fn slot_names_match_patroni() {
-        assert_eq!(slot_name_for_member("postgresql0"), "postgresql0");
-        assert_eq!(slot_name_for_member("Node-1.example"), "node_1_example");
-        assert_eq!(slot_name_for_member("a b"), "au0032b");
-        assert_eq!(slot_name_for_member("x@y"), "xu0064y");
-        assert_eq!(slot_name_for_member("é"), "u0233");
-        assert_eq!(slot_name_for_member("Ω"), "u0969");
-        assert_eq!(slot_name_for_member("😀"), "u128512");
-        let long = "a".repeat(100);
-        assert_eq!(slot_name_for_member(&long).len(), 63);
-        assert_eq!(slot_name_for_member("__x__"), "__x__");
-    }
 
     #[test]
     fn guc_quoting_round_trips() {

@@ -31,7 +31,7 @@ mod live;
 mod node;
 mod os;
 
-pub use conf::{render_pgpass, slot_name_for_member};
+pub use conf::render_pgpass;
 pub use live::{LiveWal, WalNow};
 pub use node::PgNode;
 
@@ -156,8 +156,9 @@ pub struct ConfigChange {
     pub changed_parameters: Vec<String>,
 }
 
-/// One row of `pg_stat_replication`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// One row of `pg_stat_replication`: read by [`PgNode::status_details`], published by the
+/// agent, and shown by `/patroni` with these field names (one type for all three).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReplicationRow {
     /// Role streaming.
     pub usename: String,

@@ -2,8 +2,8 @@
 //! has not diverged from the leader's timeline.
 //! Reference: patroni-reference.md §2 `follow()`, `handle_rewind_or_reinitialize()`.
 
-use super::{Ctx, Verdict, verdict};
-use crate::ha::{Action, CallbackEvent, Ha, StopMode, TaskKind};
+use super::{Ctx, Verdict, demote, verdict};
+use crate::ha::{Action, Ha, StopMode, TaskKind};
 
 /// Whether a stopped data directory can follow the leader as is.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,16 +21,7 @@ impl Ha {
         let local = &ctx.obs.local;
         if local.is_running_primary() {
             // fence() normally catches this first; kept for the bootstrapping exception.
-            return verdict(
-                vec![
-                    Action::Stop(StopMode::Immediate),
-                    Action::Callback {
-                        event: CallbackEvent::OnRoleChange,
-                        role: "replica".into(),
-                    },
-                ],
-                "demoting self because I do not have the lock and I was a leader",
-            );
+            return demote("demoting self because I do not have the lock and I was a leader");
         }
         if local.is_running_replica()
             && let Divergence::Yes(why) = self.divergence(ctx, leader)

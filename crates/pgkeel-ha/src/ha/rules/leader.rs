@@ -1,8 +1,8 @@
 //! The lease holder: fencing, renewal, promotion with the lock, DCS loss.
 //! Reference: patroni-reference.md §2 `process_healthy_cluster()`, `handle_dcs_error()`.
 
-use super::{Ctx, Verdict, verdict};
-use crate::ha::{Action, CallbackEvent, Ha, Observation, StopMode};
+use super::{Ctx, Verdict, demote, verdict};
+use crate::ha::{Action, CallbackEvent, Ha, Observation};
 use crate::keys::codec::slot_name_from_member_name;
 
 impl Ha {
@@ -25,16 +25,7 @@ impl Ha {
         } else {
             "demoting self because I do not have the lock and I was a leader"
         };
-        Some(verdict(
-            vec![
-                Action::Stop(StopMode::Immediate),
-                Action::Callback {
-                    event: CallbackEvent::OnRoleChange,
-                    role: "replica".into(),
-                },
-            ],
-            reason,
-        ))
+        Some(demote(reason))
     }
 
     /// The DCS did not answer. A primary keeps its role only while its lease is provably valid;
@@ -60,16 +51,7 @@ impl Ha {
                     ),
                 );
             }
-            return verdict(
-                vec![
-                    Action::Stop(StopMode::Immediate),
-                    Action::Callback {
-                        event: CallbackEvent::OnRoleChange,
-                        role: "replica".into(),
-                    },
-                ],
-                "demoted self because DCS is not accessible and I was a leader",
-            );
+            return demote("demoted self because DCS is not accessible and I was a leader");
         }
         verdict(vec![], format!("DCS is not accessible ({err})"))
     }

@@ -7,12 +7,28 @@ mod race;
 mod recovery;
 mod stale_leader;
 
-use super::{Action, FailureCause, Ha, Observation, Outcome, StopMode, TaskKind};
+use super::{Action, CallbackEvent, FailureCause, Ha, Observation, Outcome, StopMode, TaskKind};
 use crate::cluster::{Cluster, GlobalConfig};
 use crate::pg::DataDir;
 
 /// Actions, status message, restep flag.
 pub(crate) type Verdict = (Vec<Action>, String, bool);
+
+/// Stops a primary that must not take writes any more, at once (immediate shutdown, as
+/// Patroni's demote), and tells the callbacks it is a replica now. Every rule that demotes
+/// says why in `status`.
+pub(crate) fn demote(status: impl Into<String>) -> Verdict {
+    verdict(
+        vec![
+            Action::Stop(StopMode::Immediate),
+            Action::Callback {
+                event: CallbackEvent::OnRoleChange,
+                role: "replica".into(),
+            },
+        ],
+        status,
+    )
+}
 
 pub(crate) fn verdict(actions: Vec<Action>, status: impl Into<String>) -> Verdict {
     let restep = actions.iter().any(|a| {

@@ -1,8 +1,8 @@
 //! No leader key: decide whether this node is the healthiest and race for the key.
 //! Reference: patroni-reference.md §2 `process_unhealthy_cluster()`, `_is_healthiest_node()`.
 
-use super::{Ctx, Verdict, verdict};
-use crate::ha::{Action, CallbackEvent, Ha, Outcome, StopMode};
+use super::{Ctx, Verdict, demote, verdict};
+use crate::ha::{Action, CallbackEvent, Ha, Outcome};
 
 impl Ha {
     pub(crate) fn unhealthy_cluster(&mut self, ctx: &Ctx<'_>) -> Verdict {
@@ -30,16 +30,7 @@ impl Ha {
         }) {
             if primary {
                 // Another node holds the key now: stop writes at once, not a loop_wait later.
-                return verdict(
-                    vec![
-                        Action::Stop(StopMode::Immediate),
-                        Action::Callback {
-                            event: CallbackEvent::OnRoleChange,
-                            role: "replica".into(),
-                        },
-                    ],
-                    "demoted self after trying and failing to obtain lock",
-                );
+                return demote("demoted self after trying and failing to obtain lock");
             }
             return verdict(
                 vec![],
@@ -48,16 +39,7 @@ impl Ha {
         }
         if let Err(why) = self.healthiest(ctx) {
             if primary {
-                return verdict(
-                    vec![
-                        Action::Stop(StopMode::Immediate),
-                        Action::Callback {
-                            event: CallbackEvent::OnRoleChange,
-                            role: "replica".into(),
-                        },
-                    ],
-                    format!("demoting self because {why}"),
-                );
+                return demote(format!("demoting self because {why}"));
             }
             let reason = if self.cfg.nofailover {
                 "following a different leader because I am not allowed to promote".to_string()
