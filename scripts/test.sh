@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI runs (`.ci/run` execs this): deps, formatting, lints, build, all tests (unit,
-# simulation and end-to-end), benches compile, and the advisory check when cargo-deny is available.
+# simulation and end-to-end), benches compile, the advisory check when cargo-deny is available,
+# and a bounded fuzzing run of each fuzz target.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,6 +13,7 @@ scripts/install-deps.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
@@ -50,6 +52,12 @@ if command -v cargo-deny >/dev/null 2>&1; then
   fi
 else
   echo "note: cargo-deny is not installed; skipping licenses/bans/advisories (cargo install cargo-deny --locked)"
+fi
+
+step "fuzzing (bounded)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+if command -v cargo-deny >/dev/null 2>&1 && [ -x ../shared/tools/check-advisories ]; then
+  (cd fuzz && cargo fetch --quiet && ../../shared/tools/check-advisories)
 fi
 
 step "all checks passed"
