@@ -69,6 +69,26 @@ fn an_optime_the_dead_leader_published_still_counts_as_lag() {
     );
 }
 
+#[test]
+fn a_member_key_without_a_lease_cannot_make_a_forged_optime_believable() {
+    // The forger also writes a member key, with no lease, claiming the same huge position.
+    let forged_member = r#"{"conn_url":"postgres://10.0.0.9:5432/postgres","api_url":"http://10.0.0.9:8008/patroni","state":"running","role":"replica","xlog_location":18446744073709551615,"timeline":1}"#;
+    let o = obs()
+        .cluster(
+            leaderless()
+                .optime(u64::MAX)
+                .raw("members/forger", forged_member, 0),
+        )
+        .fresh_lease("n2")
+        .local(local_replica_of("n1"))
+        .build();
+    assert_decision(
+        &ha("n2").step(&o),
+        &[Action::ProbePeers],
+        "no leader: asking peers before the leader race",
+    );
+}
+
 // ---- point 4: a leader key that nobody holds --------------------------------------------
 
 fn ghost_without_lease() -> ClusterBuilder {

@@ -249,11 +249,14 @@ impl Cluster {
         self.leader.as_ref().map(|l| l.name.as_str())
     }
 
-    /// The highest WAL position a readable member publishes in its member key.
+    /// The highest WAL position a readable member publishes in its member key. Only keys
+    /// attached to a lease count: every agent (pgkeel's and Patroni's) writes its member key on
+    /// its lease, so a key without one was written by something else, and a forged position in
+    /// it must not make a forged `status` optime believable (see [`Cluster::plausible_optime`]).
     pub fn highest_member_lsn(&self) -> Option<u64> {
         self.members
             .iter()
-            .filter(|m| m.unreadable.is_none())
+            .filter(|m| m.unreadable.is_none() && m.lease != 0)
             .filter_map(|m| m.lsn().map(|l| l.0))
             .max()
     }
