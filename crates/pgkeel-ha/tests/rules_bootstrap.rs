@@ -109,7 +109,7 @@ fn bootstrap_in_progress_only_reports() {
         .build();
     let d = n1.step(&o);
     assert_decision(&d, &[], "bootstrap in progress");
-    assert_eq!(d.node.state, "initializing new cluster");
+    assert_eq!(d.node.state.as_str(), "initializing new cluster");
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn post_bootstrap_takes_the_key_and_writes_initialize_and_config() {
             Action::UpdateHistory,
             Action::Callback {
                 event: CallbackEvent::OnStart,
-                role: "primary".into(),
+                role: pgkeel_ha::ha::Role::Primary,
             },
         ],
         "initialized a new cluster",

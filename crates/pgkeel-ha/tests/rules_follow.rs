@@ -269,7 +269,7 @@ fn crashed_primary_whose_start_fails_releases_the_key_at_once() {
         &[
             Action::Callback {
                 event: CallbackEvent::OnRoleChange,
-                role: "demoted".into(),
+                role: pgkeel_ha::ha::Role::Demoted,
             },
             Action::ReleaseLeader,
         ],

@@ -10,7 +10,7 @@ fn demote_actions() -> Vec<Action> {
         Action::Stop(StopMode::Immediate),
         Action::Callback {
             event: CallbackEvent::OnRoleChange,
-            role: "replica".into(),
+            role: pgkeel_ha::ha::Role::Replica,
         },
     ]
 }
@@ -137,7 +137,7 @@ fn key_holder_running_as_replica_promotes() {
             Action::Promote,
             Action::Callback {
                 event: CallbackEvent::OnRoleChange,
-                role: "primary".into(),
+                role: pgkeel_ha::ha::Role::Primary,
             },
         ],
         "promoted self to leader because I had the session lock",

@@ -199,7 +199,7 @@ fn leader_race_won_promotes() {
             Action::Promote,
             Action::Callback {
                 event: CallbackEvent::OnRoleChange,
-                role: "primary".into(),
+                role: pgkeel_ha::ha::Role::Primary,
             },
         ],
         "promoted self to leader by acquiring session lock",
@@ -238,7 +238,7 @@ fn leader_race_lost_by_a_running_primary_demotes() {
             Action::Stop(StopMode::Immediate),
             Action::Callback {
                 event: CallbackEvent::OnRoleChange,
-                role: "replica".into(),
+                role: pgkeel_ha::ha::Role::Replica,
             },
         ],
         "demoted self after trying and failing to obtain lock",

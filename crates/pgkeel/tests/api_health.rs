@@ -199,22 +199,23 @@ fn pg(role: Option<ServerRole>) -> LocalPostgres {
 }
 
 async fn node(kind: &str, dcs: &FakeDcs) -> NodeStatus {
+    use pgkeel_ha::ha::{PgState, Role};
     let (name, state, role, pgrole, leader) = match kind {
         "leader" => (
             "postgresql0",
-            "running",
-            "primary",
+            PgState::Running,
+            Role::Primary,
             Some(ServerRole::Primary),
             true,
         ),
         "replica" => (
             "postgresql1",
-            "running",
-            "replica",
+            PgState::Running,
+            Role::Replica,
             Some(ServerRole::Replica),
             false,
         ),
-        _ => ("postgresql1", "stopped", "replica", None, false),
+        _ => ("postgresql1", PgState::Stopped, Role::Replica, None, false),
     };
     let mut tags = BTreeMap::new();
     tags.insert("dc".to_string(), json!("a"));
@@ -222,8 +223,8 @@ async fn node(kind: &str, dcs: &FakeDcs) -> NodeStatus {
     NodeStatus {
         name: name.into(),
         scope: "batman".into(),
-        state: state.into(),
-        role: role.into(),
+        state,
+        role,
         postgres: pg(pgrole),
         postmaster_start_time: pgrole.map(|_| "2024-08-28 19:39:26.352526+00:00".into()),
         replication: Vec::new(),

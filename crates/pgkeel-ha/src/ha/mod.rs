@@ -211,28 +211,31 @@ impl Ha {
 
     fn node_state(&self, obs: &Observation) -> NodeState {
         let role_of = |r: Option<ServerRole>| match r {
-            Some(ServerRole::Primary) => "primary",
-            Some(ServerRole::Replica) => "replica",
-            None => "uninitialized",
+            Some(ServerRole::Primary) => Role::Primary,
+            Some(ServerRole::Replica) => Role::Replica,
+            None => Role::Uninitialized,
         };
         let (state, role) = match &obs.task {
-            Some(TaskKind::Bootstrap) => ("initializing new cluster", "uninitialized"),
-            Some(TaskKind::Clone { .. }) => ("creating replica", "uninitialized"),
-            Some(TaskKind::Start { as_primary, .. }) => {
-                ("starting", if *as_primary { "primary" } else { "replica" })
-            }
-            Some(TaskKind::Rewind { .. }) => ("stopped", "replica"),
-            None if obs.local.running && obs.local.accepting_connections => {
-                ("running", role_of(obs.local.role.or(self.mem.last_role)))
-            }
-            None if obs.local.running => ("starting", role_of(self.mem.last_role)),
-            None if self.mem.expect_running => ("crashed", role_of(self.mem.last_role)),
-            None => ("stopped", role_of(self.mem.last_role)),
+            Some(TaskKind::Bootstrap) => (PgState::InitializingNewCluster, Role::Uninitialized),
+            Some(TaskKind::Clone { .. }) => (PgState::CreatingReplica, Role::Uninitialized),
+            Some(TaskKind::Start { as_primary, .. }) => (
+                PgState::Starting,
+                if *as_primary {
+                    Role::Primary
+                } else {
+                    Role::Replica
+                },
+            ),
+            Some(TaskKind::Rewind { .. }) => (PgState::Stopped, Role::Replica),
+            None if obs.local.running && obs.local.accepting_connections => (
+                PgState::Running,
+                role_of(obs.local.role.or(self.mem.last_role)),
+            ),
+            None if obs.local.running => (PgState::Starting, role_of(self.mem.last_role)),
+            None if self.mem.expect_running => (PgState::Crashed, role_of(self.mem.last_role)),
+            None => (PgState::Stopped, role_of(self.mem.last_role)),
         };
-        NodeState {
-            state: state.to_string(),
-            role: role.to_string(),
-        }
+        NodeState { state, role }
     }
 
     pub(crate) fn outcome_task_finished(

@@ -237,8 +237,8 @@ pub enum Action {
     Callback {
         /// Which one.
         event: CallbackEvent,
-        /// Role argument (`primary`, `replica`).
-        role: String,
+        /// Role argument.
+        role: Role,
     },
     /// Stop the agent with this error (it must not go on).
     Fatal {
@@ -250,13 +250,82 @@ pub enum Action {
     },
 }
 
+/// PostgreSQL's state as this node publishes it (member key and `/patroni` `state`), in
+/// Patroni's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgState {
+    /// Running and accepting connections.
+    Running,
+    /// Started, not accepting connections yet.
+    Starting,
+    /// Not running.
+    Stopped,
+    /// Not running although it was expected to run.
+    Crashed,
+    /// pg_basebackup in progress.
+    CreatingReplica,
+    /// initdb and the first start in progress.
+    InitializingNewCluster,
+}
+
+impl PgState {
+    /// Patroni's word for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PgState::Running => "running",
+            PgState::Starting => "starting",
+            PgState::Stopped => "stopped",
+            PgState::Crashed => "crashed",
+            PgState::CreatingReplica => "creating replica",
+            PgState::InitializingNewCluster => "initializing new cluster",
+        }
+    }
+}
+
+impl fmt::Display for PgState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// This node's role as it publishes it and passes it to callbacks, in Patroni's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Holds the leader key and runs a writable primary.
+    Primary,
+    /// Streams from (or will follow) the leader.
+    Replica,
+    /// No data directory yet.
+    Uninitialized,
+    /// A former primary that has just been stopped (`on_role_change` after a demotion).
+    Demoted,
+}
+
+impl Role {
+    /// Patroni's word for the role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+            Role::Uninitialized => "uninitialized",
+            Role::Demoted => "demoted",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What this node publishes as its PostgreSQL state and role.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeState {
-    /// Patroni state string (`running`, `starting`, `stopped`, `crashed`, `creating replica`, ...).
-    pub state: String,
-    /// Patroni role string (`primary`, `replica`, `uninitialized`, `demoted`).
-    pub role: String,
+    /// PostgreSQL's state.
+    pub state: PgState,
+    /// The node's role.
+    pub role: Role,
 }
 
 /// The result of one HA step.

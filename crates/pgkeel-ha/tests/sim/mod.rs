@@ -936,7 +936,7 @@ impl Sim {
             self.nodes[i].gc = self.nodes[i].ha.global_config(None);
             self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
             self.nodes[i].last_status = d.status.clone();
-            node_state = Some(d.node.clone());
+            node_state = Some(d.node);
             outcomes = vec![];
             let mut failed = false;
             for a in &d.actions {
@@ -1004,8 +1004,8 @@ impl Sim {
             name: n.name.clone(),
             conn_url: Some(format!("postgres://10.0.0.{k}:5432/postgres")),
             api_url: Some(format!("http://10.0.0.{k}:8008/patroni")),
-            state: state.state,
-            role: state.role,
+            state: state.state.to_string(),
+            role: state.role.to_string(),
             version: Some("4.1.4".into()),
             xlog_location: n.pg.running.then(|| n.pg.lsn()),
             timeline: n.pg.data.as_ref().map(Data::tl),

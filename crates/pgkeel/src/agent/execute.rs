@@ -14,7 +14,9 @@ use pgkeel_ha::Decision;
 use pgkeel_ha::cluster::{
     Cluster, GlobalConfig, merge_timeline_history, parse_timeline_history_file,
 };
-use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, StopMode, TaskKind};
+use pgkeel_ha::ha::{
+    Action, CallbackEvent, Observation, Outcome, PeerStatus, Role, StopMode, TaskKind,
+};
 use pgkeel_ha::keys::codec::{
     encode_history, encode_status, slot_name_from_member_name, status_is_current,
 };
@@ -165,7 +167,7 @@ impl Agent {
                         .map_err(|e| e.to_string())
                 }
                 Action::Callback { event, role } => {
-                    self.run_callback(event.as_str(), role).await;
+                    self.run_callback(*event, *role).await;
                     Ok(())
                 }
                 Action::Fatal { message, critical } => {
@@ -427,14 +429,15 @@ impl Agent {
         futures_util::future::join_all(futs).await
     }
 
-    async fn run_callback(&self, event: &str, role: &str) {
+    async fn run_callback(&self, event: CallbackEvent, role: Role) {
+        let callbacks = &self.cfg.postgresql.callbacks;
         let cmd = match event {
-            "on_start" => &self.cfg.postgresql.callbacks.on_start,
-            "on_stop" => &self.cfg.postgresql.callbacks.on_stop,
-            "on_role_change" => &self.cfg.postgresql.callbacks.on_role_change,
-            _ => &None,
+            CallbackEvent::OnStart => &callbacks.on_start,
+            CallbackEvent::OnStop => &callbacks.on_stop,
+            CallbackEvent::OnRoleChange => &callbacks.on_role_change,
         };
         let Some(cmd) = cmd else { return };
+        let (event, role) = (event.as_str(), role.as_str());
         let mut guard = self.callback.lock().await;
         if let Some(mut old) = guard.take() {
             let _ = old.start_kill();

@@ -178,8 +178,8 @@ pub async fn run(
     let status0 = NodeStatus {
         name: cfg.name.clone(),
         scope: cfg.scope.clone(),
-        state: "stopped".into(),
-        role: "uninitialized".into(),
+        state: pgkeel_ha::ha::PgState::Stopped,
+        role: pgkeel_ha::ha::Role::Uninitialized,
         postgres: LocalPostgres::empty(),
         postmaster_start_time: None,
         replication: vec![],
@@ -500,8 +500,8 @@ impl Agent {
         let status = NodeStatus {
             name: self.cfg.name.clone(),
             scope: self.cfg.scope.clone(),
-            state: d.node.state.clone(),
-            role: d.node.role.clone(),
+            state: d.node.state,
+            role: d.node.role,
             postgres: local.clone(),
             postmaster_start_time: details.postmaster_start_time,
             replication: details.replication,
@@ -534,8 +534,8 @@ impl Agent {
                 self.cfg.postgresql.connect_address
             ),
             api_url: format!("http://{}/patroni", self.cfg.restapi.connect_address),
-            state: d.node.state.clone(),
-            role: d.node.role.clone(),
+            state: d.node.state.to_string(),
+            role: d.node.role.to_string(),
             version: PUBLISHED_VERSION.into(),
             tags: self.cfg.tags.published.clone(),
             pending_restart: None,

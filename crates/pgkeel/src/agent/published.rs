@@ -5,6 +5,7 @@
 //! the DCS.
 
 use pgkeel_ha::cluster::{Cluster, GlobalConfig};
+use pgkeel_ha::ha::{PgState, Role};
 use pgkeel_ha::pg::LocalPostgres;
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
@@ -16,11 +17,10 @@ pub struct NodeStatus {
     pub name: String,
     /// Cluster name.
     pub scope: String,
-    /// PostgreSQL state string (`running`, `starting`, `stopped`, `crashed`, `creating replica`,
-    /// `initializing new cluster`, ...).
-    pub state: String,
-    /// Role string (`primary`, `replica`, `demoted`, `uninitialized`).
-    pub role: String,
+    /// PostgreSQL's state as the core decided it.
+    pub state: PgState,
+    /// The node's role as the core decided it.
+    pub role: Role,
     /// The last local PostgreSQL observation.
     pub postgres: LocalPostgres,
     /// `postmaster_start_time` as PostgreSQL prints it, when running.

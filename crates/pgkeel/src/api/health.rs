@@ -267,7 +267,7 @@ pub fn readiness_failure(s: &NodeStatus, query: &Query, now: Instant) -> Option<
     if s.is_leader(now) {
         return None;
     }
-    if s.state != "running" {
+    if s.state != pgkeel_ha::ha::PgState::Running {
         return Some("PostgreSQL is not running".into());
     }
     let doc = patroni_status(s);

@@ -7,6 +7,7 @@ use crate::agent::published::NodeStatus;
 use crate::postgres::WalNow;
 use axum::http::StatusCode;
 use axum::response::Response;
+use pgkeel_ha::ha::PgState;
 use pgkeel_ha::pg::ServerRole;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -55,9 +56,9 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
     };
     let standby_cluster = cluster.is_some_and(super::model::is_standby_cluster);
     let mut out = PatroniStatus {
-        state: s.state.clone(),
+        state: s.state.to_string(),
         postmaster_start_time: None,
-        role: s.role.clone(),
+        role: s.role.to_string(),
         server_version: None,
         xlog: None,
         timeline: None,
@@ -82,7 +83,7 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
     };
     let answered = pg.running && pg.accepting_connections;
     let Some(role) = pg.role.filter(|_| answered) else {
-        if s.state == "running" {
+        if s.state == PgState::Running {
             // Patroni: the status query failed although the server should be up.
             out.state = "unknown".into();
         }
@@ -103,7 +104,7 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
         }
         ServerRole::Replica => {
             out.role = if standby_cluster {
-                s.role.clone()
+                s.role.to_string()
             } else {
                 "replica".into()
             };

@@ -2,7 +2,7 @@
 //! Reference: patroni-reference.md §2 `bootstrap()` and `post_bootstrap()`.
 
 use super::{Ctx, Verdict, verdict};
-use crate::ha::{Action, CallbackEvent, Ha, Outcome, TaskKind};
+use crate::ha::{Action, CallbackEvent, Ha, Outcome, Role, TaskKind};
 
 impl Ha {
     pub(crate) fn bootstrap(&mut self, ctx: &Ctx<'_>) -> Verdict {
@@ -101,7 +101,7 @@ impl Ha {
                 Action::UpdateHistory,
                 Action::Callback {
                     event: CallbackEvent::OnStart,
-                    role: "primary".into(),
+                    role: Role::Primary,
                 },
             ],
             "initialized a new cluster",

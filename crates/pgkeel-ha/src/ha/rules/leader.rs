@@ -2,7 +2,7 @@
 //! Reference: patroni-reference.md §2 `process_healthy_cluster()`, `handle_dcs_error()`.
 
 use super::{Ctx, Verdict, demote, verdict};
-use crate::ha::{Action, CallbackEvent, Ha, Observation};
+use crate::ha::{Action, CallbackEvent, Ha, Observation, Role};
 use crate::keys::codec::slot_name_from_member_name;
 
 impl Ha {
@@ -99,7 +99,7 @@ impl Ha {
                 Action::Promote,
                 Action::Callback {
                     event: CallbackEvent::OnRoleChange,
-                    role: "primary".into(),
+                    role: Role::Primary,
                 },
             ],
             "promoted self to leader because I had the session lock",

@@ -7,7 +7,9 @@ mod race;
 mod recovery;
 mod stale_leader;
 
-use super::{Action, CallbackEvent, FailureCause, Ha, Observation, Outcome, StopMode, TaskKind};
+use super::{
+    Action, CallbackEvent, FailureCause, Ha, Observation, Outcome, Role, StopMode, TaskKind,
+};
 use crate::cluster::{Cluster, GlobalConfig};
 use crate::pg::DataDir;
 
@@ -23,7 +25,7 @@ pub(crate) fn demote(status: impl Into<String>) -> Verdict {
             Action::Stop(StopMode::Immediate),
             Action::Callback {
                 event: CallbackEvent::OnRoleChange,
-                role: "replica".into(),
+                role: Role::Replica,
             },
         ],
         status,
@@ -316,7 +318,7 @@ impl Ha {
                 if *as_primary {
                     actions.push(Action::Callback {
                         event: super::CallbackEvent::OnRoleChange,
-                        role: "demoted".into(),
+                        role: Role::Demoted,
                     });
                 }
                 actions.push(Action::ReleaseLeader);
@@ -327,15 +329,15 @@ impl Ha {
             }
             (TaskKind::Start { .. }, true) => {
                 let role = if ctx.obs.local.is_running_primary() {
-                    "primary"
+                    Role::Primary
                 } else {
-                    "replica"
+                    Role::Replica
                 };
                 self.mem.primary_restart_since = None;
                 Some(verdict(
                     vec![Action::Callback {
                         event: super::CallbackEvent::OnStart,
-                        role: role.into(),
+                        role,
                     }],
                     format!("postgres started as {role}"),
                 ))

@@ -2,7 +2,7 @@
 //! Reference: patroni-reference.md §2 `process_unhealthy_cluster()`, `_is_healthiest_node()`.
 
 use super::{Ctx, Verdict, demote, verdict};
-use crate::ha::{Action, CallbackEvent, Ha, Outcome};
+use crate::ha::{Action, CallbackEvent, Ha, Outcome, Role};
 
 impl Ha {
     pub(crate) fn unhealthy_cluster(&mut self, ctx: &Ctx<'_>) -> Verdict {
@@ -19,7 +19,7 @@ impl Ha {
                     Action::Promote,
                     Action::Callback {
                         event: CallbackEvent::OnRoleChange,
-                        role: "primary".into(),
+                        role: Role::Primary,
                     },
                 ],
                 "promoted self to leader by acquiring session lock",
