@@ -28,6 +28,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `/patroni` waits for live WAL positions before answering with the published ones
 /// (peers probe it with a 2 s timeout).
 const LIVE_WAL_BOUND: Duration = Duration::from_millis(500);
+/// How long a start waits at most for the backends of a dead postmaster to exit.
+const ORPHAN_WAIT: Duration = Duration::from_secs(5);
 /// Bound on `initdb`, `CHECKPOINT`, role creation and other slower one-off operations.
 const SLOW_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait after SIGKILL of the process group.
@@ -423,6 +425,27 @@ impl PgNode {
 
     fn os_user(&self) -> Result<Option<OsUser>, PgError> {
         os::resolve_os_user(&self.cfg.data_dir)
+    }
+
+    /// After a postmaster was killed, its backends notice only a moment later and exit; a new
+    /// postmaster started before they are gone fails ("pre-existing shared memory block is
+    /// still in use"). Waits, at most `bound`, until no process works in the data directory.
+    async fn wait_for_orphaned_backends(&self, bound: Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let orphans = os::pids_working_in(&self.cfg.data_dir);
+            if orphans.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    ?orphans,
+                    "processes of a dead postmaster still run in the data directory; starting anyway"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Makes a data directory that initdb or pg_basebackup wrote with `--no-sync` durable.
@@ -1054,6 +1077,8 @@ impl PostgresControl for PgNode {
                 let _ = std::fs::remove_file(&socket_lock);
             }
         }
+        self.wait_for_orphaned_backends(bound.min(ORPHAN_WAIT))
+            .await;
         let user = self.os_user()?;
         let log = self.log_file();
         if let Some(dir) = log.parent() {
