@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use pgkeel::config::{BootstrapUser, Callbacks, PgAuthentication, PgUser, PostgresqlConfig};
-use pgkeel::postgres::{PgNode, PostgresControl, Recovery, StartOutcome, StopMode};
+use pgkeel::postgres::{PgNode, PostgresControl, Recovery, StartOutcome, StopMode, Upstream};
 use pgkeel_ha::pg::{DataDir, LocalPostgres, ServerRole};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -258,12 +258,12 @@ async fn primary_replica_crash_escalation_promote_rewind() {
         .basebackup("127.0.0.1", p1, &[], Duration::from_secs(30))
         .await
         .expect("basebackup");
-    let rec = Recovery {
+    let rec = Recovery::streaming_from(Upstream {
         leader_name: "node1".into(),
         host: "127.0.0.1".into(),
         port: p1,
         slot_name: Some(slot.clone()),
-    };
+    });
     let change = node2
         .write_config(&node2.managed_config(Some(rec)))
         .await
@@ -382,12 +382,12 @@ async fn primary_replica_crash_escalation_promote_rewind() {
         .rewind("127.0.0.1", p2, Duration::from_secs(60))
         .await
         .expect("rewind");
-    let rec = Recovery {
+    let rec = Recovery::streaming_from(Upstream {
         leader_name: "node2".into(),
         host: "127.0.0.1".into(),
         port: p2,
         slot_name: None,
-    };
+    });
     node1
         .write_config(&node1.managed_config(Some(rec)))
         .await

@@ -68,18 +68,15 @@ pub struct Member {
 impl Member {
     /// True if the member must never be promoted (`nofailover` tag, or `failover_priority <= 0`).
     pub fn nofailover(&self) -> bool {
-        if tag_is_true(self.tags.get("nofailover")) {
-            return true;
-        }
-        matches!(self.tags.get("failover_priority").and_then(value_as_i64), Some(p) if p <= 0)
+        forbids_failover(
+            self.tags.get("nofailover"),
+            self.tags.get("failover_priority"),
+        )
     }
 
     /// `failover_priority` tag, default 1.
     pub fn failover_priority(&self) -> i64 {
-        self.tags
-            .get("failover_priority")
-            .and_then(value_as_i64)
-            .unwrap_or(1)
+        failover_priority(self.tags.get("failover_priority"))
     }
 
     /// True if the member is tagged `clonefrom`.
@@ -133,6 +130,17 @@ pub fn split_host_port(s: &str) -> Option<(String, u16)> {
         None if !s.is_empty() => Some((s.to_string(), 5432)),
         None => None,
     }
+}
+
+/// Whether the `nofailover` and `failover_priority` tags forbid promoting a node: `nofailover`
+/// true, or a priority of 0 or less. One reading for member keys and peers' `/patroni` tags.
+pub fn forbids_failover(nofailover: Option<&Value>, priority: Option<&Value>) -> bool {
+    tag_is_true(nofailover) || matches!(priority.and_then(value_as_i64), Some(p) if p <= 0)
+}
+
+/// The `failover_priority` tag (an integer or a string holding one), default 1.
+pub fn failover_priority(priority: Option<&Value>) -> i64 {
+    priority.and_then(value_as_i64).unwrap_or(1)
 }
 
 /// Whether a tag value reads as true the way Patroni reads `nofailover`, `noloadbalance` and

@@ -9,6 +9,7 @@
 //! * a data directory that may have diverged from the leader is never started as a replica
 //!   without pg_rewind (or a re-clone).
 
+mod peer;
 mod rules;
 mod types;
 

@@ -9,7 +9,7 @@ use super::{
     tasks::{TaskError, TaskSlot},
 };
 use crate::config::ShellCommand;
-use crate::postgres::{ManagedConfig, PostgresControl, Recovery, StopMode as PgStop};
+use crate::postgres::{ManagedConfig, PostgresControl, Recovery, StopMode as PgStop, Upstream};
 use pgkeel_ha::Decision;
 use pgkeel_ha::cluster::{
     Cluster, GlobalConfig, merge_timeline_history, parse_timeline_history_file,
@@ -22,7 +22,6 @@ use pgkeel_ha::keys::codec::{
 };
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 type Executed = (Vec<Outcome>, Option<Vec<PeerStatus>>);
 
@@ -32,7 +31,7 @@ impl Agent {
         d: &Decision,
         obs: &Observation,
         tasks: &mut TaskSlot,
-        _wake: &Arc<Notify>,
+        config: &GlobalConfig,
     ) -> Result<Executed, AgentError> {
         let mut outcomes = Vec::new();
         let mut peers = None;
@@ -143,13 +142,15 @@ impl Agent {
                     })
                     .map_err(|e| e.to_string()),
                 Action::StartTask(kind) => {
-                    let work = self.clone().task(kind.clone(), cluster.cloned());
+                    let work = self
+                        .clone()
+                        .task(kind.clone(), cluster.cloned(), config.use_slots);
                     tasks.start(kind.clone(), work);
                     Ok(())
                 }
                 Action::Promote => self.promote().await,
                 Action::Stop(mode) => self.stop(*mode).await,
-                Action::Follow { leader } => self.follow(leader, cluster).await,
+                Action::Follow { leader } => self.follow(leader, cluster, config.use_slots).await,
                 Action::SyncSlots { wanted } => self.sync_slots(wanted).await,
                 Action::WriteStatus => self.write_status(obs).await,
                 Action::UpdateHistory => self.update_history(obs).await,
@@ -226,26 +227,24 @@ impl Agent {
         mc
     }
 
-    /// Recovery settings to stream from `member`.
+    /// Recovery settings to stream from `member`, with this node's slot when the core's view of
+    /// the dynamic configuration says `use_slots`.
     pub(super) fn recovery_for(
         &self,
         member: &str,
         cluster: Option<&Cluster>,
+        use_slots: bool,
     ) -> Result<Recovery, String> {
         let (host, port) = cluster
             .and_then(|c| c.member(member))
             .and_then(|m| m.host_port())
             .ok_or_else(|| format!("member {member} has no usable conn_url"))?;
-        let use_slots = cluster
-            .and_then(|c| c.config.as_ref())
-            .map(|c| pgkeel_ha::cluster::GlobalConfig::from_map(&c.data).use_slots)
-            .unwrap_or(true);
-        Ok(Recovery {
+        Ok(Recovery::streaming_from(Upstream {
             leader_name: member.to_string(),
             host,
             port,
             slot_name: use_slots.then(|| slot_name_from_member_name(&self.cfg.name)),
-        })
+        }))
     }
 
     async fn promote(&self) -> Result<(), String> {
@@ -276,8 +275,13 @@ impl Agent {
             .map_err(|e| e.to_string())
     }
 
-    async fn follow(&self, leader: &str, cluster: Option<&Cluster>) -> Result<(), String> {
-        let rec = self.recovery_for(leader, cluster)?;
+    async fn follow(
+        &self,
+        leader: &str,
+        cluster: Option<&Cluster>,
+        use_slots: bool,
+    ) -> Result<(), String> {
+        let rec = self.recovery_for(leader, cluster, use_slots)?;
         let mc = self.managed_config(Some(rec), cluster);
         let change = self.pg.write_config(&mc).await.map_err(|e| e.to_string())?;
         if change.needs_restart {
@@ -423,7 +427,7 @@ impl Agent {
                         r.json::<serde_json::Value>().await.ok()
                     }
                     .await;
-                    peer_status(&name, doc.as_ref())
+                    PeerStatus::from_patroni_document(&name, doc.as_ref())
                 })
             });
         futures_util::future::join_all(futs).await
@@ -497,52 +501,13 @@ fn answer(
     Ok(yes)
 }
 
-/// Reads a peer's `/patroni` document into what the leader race needs.
-pub(crate) fn peer_status(name: &str, doc: Option<&serde_json::Value>) -> PeerStatus {
-    let unreachable = PeerStatus {
-        name: name.to_string(),
-        reachable: false,
-        in_recovery: true,
-        lsn: 0,
-        nofailover: false,
-        failover_priority: 1,
-    };
-    let Some(doc) = doc else { return unreachable };
-    let Some(xlog) = doc.get("xlog").or_else(|| doc.get("wal")) else {
-        return unreachable;
-    };
-    let location = xlog.get("location").and_then(|v| v.as_u64());
-    let received = xlog
-        .get("received_location")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
-    let replayed = xlog
-        .get("replayed_location")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
-    let role = doc.get("role").and_then(|v| v.as_str()).unwrap_or("");
-    let in_recovery = !(location.is_some() || role == "primary" || role == "master");
-    let tags = doc.get("tags");
-    let tag = |k: &str| tags.and_then(|t| t.get(k));
-    let priority = tag("failover_priority")
-        .and_then(|v| v.as_i64())
-        .unwrap_or(1);
-    PeerStatus {
-        name: name.to_string(),
-        reachable: true,
-        in_recovery,
-        lsn: location.unwrap_or(received.max(replayed)),
-        nofailover: tag("nofailover").and_then(|v| v.as_bool()).unwrap_or(false) || priority <= 0,
-        failover_priority: priority,
-    }
-}
-
 impl Agent {
     /// The body of a background task.
     async fn task(
         self: Arc<Self>,
         kind: TaskKind,
         cluster: Option<Cluster>,
+        use_slots: bool,
     ) -> Result<(), TaskError> {
         {
             let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
@@ -584,7 +549,7 @@ impl Agent {
                         )
                         .await
                         .map_err(e)?;
-                    let rec = self.recovery_for(&from, cluster.as_ref())?;
+                    let rec = self.recovery_for(&from, cluster.as_ref(), use_slots)?;
                     let mc = self.managed_config(Some(rec), cluster.as_ref());
                     self.pg.write_config(&mc).await.map_err(e)?;
                     self.pg.start(timeout).await.map_err(e)?;
@@ -592,13 +557,10 @@ impl Agent {
                 }
                 TaskKind::Start { as_primary, follow } => {
                     let rec = match (&follow, as_primary) {
-                        (Some(f), false) => Some(self.recovery_for(f, cluster.as_ref())?),
-                        (None, false) => Some(Recovery {
-                            leader_name: String::new(),
-                            host: String::new(),
-                            port: 0,
-                            slot_name: None,
-                        }),
+                        (Some(f), false) => {
+                            Some(self.recovery_for(f, cluster.as_ref(), use_slots)?)
+                        }
+                        (None, false) => Some(Recovery::without_upstream()),
                         _ => None,
                     };
                     let mc = self.managed_config(rec, cluster.as_ref());
@@ -624,7 +586,7 @@ impl Agent {
                                 TaskError::from(err.to_string())
                             }
                         })?;
-                    let rec = self.recovery_for(&from, cluster.as_ref())?;
+                    let rec = self.recovery_for(&from, cluster.as_ref(), use_slots)?;
                     let mc = self.managed_config(Some(rec), cluster.as_ref());
                     self.pg.write_config(&mc).await.map_err(e)?;
                     self.pg.start(timeout).await.map_err(e)?;

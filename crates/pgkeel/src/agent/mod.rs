@@ -258,7 +258,6 @@ pub async fn run(
                 &lease_rx,
                 &status_tx,
                 &mut last_cluster,
-                &wake,
             )
             .await;
         if let Err(e) = result {
@@ -372,7 +371,6 @@ impl Agent {
         lease_rx: &watch::Receiver<Option<LeaseView>>,
         status_tx: &watch::Sender<Arc<NodeStatus>>,
         last_cluster: &mut Option<Cluster>,
-        wake: &Arc<Notify>,
     ) -> Result<(), AgentError> {
         let mut outcomes: Vec<Outcome> = tasks.take_finished().into_iter().collect();
         let mut peers = None;
@@ -400,7 +398,10 @@ impl Agent {
                 *last_cluster = Some(c.clone());
             }
             let d = ha.step(&o);
-            let (more, probed) = self.execute(&d, &o, tasks, wake).await?;
+            // The executor acts on the core's view of the dynamic configuration (which keeps
+            // the last good value of a bad key), not on its own reading of the snapshot.
+            let config = ha.global_config(o.dcs.as_ref().ok());
+            let (more, probed) = self.execute(&d, &o, tasks, &config).await?;
             outcomes = more;
             peers = probed;
             let restep = d.restep || !outcomes.is_empty() || peers.is_some();

@@ -327,8 +327,8 @@ pub(crate) fn render_postgresql_conf(
     for (k, v) in all_params(params, data_dir, recovery, ctx) {
         if k == "primary_conninfo" {
             let _ = writeln!(out, "\n# recovery.conf");
-            if let Some(r) = recovery {
-                let _ = writeln!(out, "{FOLLOWING_MARKER}{}", r.leader_name);
+            if let Some(u) = recovery.and_then(|r| r.upstream.as_ref()) {
+                let _ = writeln!(out, "{FOLLOWING_MARKER}{}", u.leader_name);
             }
         }
         let _ = writeln!(out, "{k} = {}", quote_guc(&v));
@@ -366,7 +366,7 @@ pub(crate) fn all_params(
     ));
     // A standby with no upstream yet (read-only start without a leader) gets standby.signal
     // but no primary_conninfo.
-    if let Some(r) = recovery.filter(|r| !r.host.is_empty()) {
+    if let Some(r) = recovery.and_then(|r| r.upstream.as_ref()) {
         let port = r.port.to_string();
         let pgpass = ctx.pgpass.display().to_string();
         let ci = conninfo(&[
@@ -480,6 +480,7 @@ pub(crate) fn quote_literal(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::PgUser;
+    use crate::postgres::Upstream;
 
     #[test]
     fn guc_quoting_round_trips() {
@@ -593,12 +594,12 @@ mod tests {
         let mut params = BTreeMap::new();
         params.insert("port".to_string(), "5433".to_string());
         params.insert("wal_level".to_string(), "replica".to_string());
-        let rec = Recovery {
+        let rec = Recovery::streaming_from(Upstream {
             leader_name: "node-1".into(),
             host: "10.0.0.1".into(),
             port: 5432,
             slot_name: Some("node_2".into()),
-        };
+        });
         let ctx = ConninfoContext {
             replication_user: "repl",
             pgpass: Path::new("/tmp/pgpass"),
@@ -620,6 +621,12 @@ mod tests {
         let plain = render_postgresql_conf(&params, Path::new("/data"), None, &ctx);
         assert_eq!(read_following(&plain), None);
         assert!(!parse_managed_params(&plain).contains_key("primary_conninfo"));
+        // A standby with nothing to follow yet: no upstream, no slot, no follow marker.
+        let waiting = Recovery::without_upstream();
+        let text = render_postgresql_conf(&params, Path::new("/data"), Some(&waiting), &ctx);
+        assert_eq!(read_following(&text), None);
+        let back = parse_managed_params(&text);
+        assert!(!back.contains_key("primary_conninfo") && !back.contains_key("primary_slot_name"));
     }
 
     #[test]

@@ -115,9 +115,32 @@ pub enum StartOutcome {
     StillStarting,
 }
 
-/// Where a replica streams from; rendered as the `# recovery.conf` block of `postgresql.conf`.
+/// Recovery settings: the server runs as a standby (`standby.signal`), streaming from
+/// `upstream` when it has one; rendered as the `# recovery.conf` block of `postgresql.conf`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
+    /// The member to stream from; `None` for a standby with no leader to follow yet (a
+    /// read-only start: no `primary_conninfo`).
+    pub upstream: Option<Upstream>,
+}
+
+impl Recovery {
+    /// Streams from `upstream`.
+    pub fn streaming_from(upstream: Upstream) -> Recovery {
+        Recovery {
+            upstream: Some(upstream),
+        }
+    }
+
+    /// A standby with nothing to stream from yet.
+    pub fn without_upstream() -> Recovery {
+        Recovery { upstream: None }
+    }
+}
+
+/// The member a standby streams from and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
     /// Member name of the upstream (recorded as `# pgkeel-following:`, reported as `following`).
     pub leader_name: String,
     /// Upstream host for `primary_conninfo`.
