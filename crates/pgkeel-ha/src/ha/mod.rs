@@ -186,7 +186,11 @@ impl Ha {
                 self.mem.divergence_checked_for = None;
             }
         }
-        let (actions, status, restep) = self.decide(obs);
+        let rules::Verdict {
+            actions,
+            status,
+            restep,
+        } = self.decide(obs);
         for a in &actions {
             match a {
                 Action::Stop(_) | Action::RemoveDataDir | Action::MoveDataDirAside => {

@@ -114,11 +114,30 @@ pub enum Outcome {
     },
     /// An action failed; the rest of that decision's actions were skipped.
     ActionFailed {
-        /// `Debug` of the action.
-        action: String,
+        /// The action that failed.
+        action: Box<Action>,
         /// The error.
         error: String,
     },
+}
+
+/// Why the DCS snapshot could not be read. Every kind means "the DCS is not accessible" to the
+/// core (a primary keeps its role only while its lease is provably valid); the kinds keep the
+/// agent's reason apart from its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DcsUnavailable {
+    /// No definite answer: connection refused, timeout, no etcd leader, a broken stream.
+    Unreachable(String),
+    /// A definite refusal: permission denied, bad credentials, an invalid request.
+    Refused(String),
+}
+
+impl fmt::Display for DcsUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DcsUnavailable::Unreachable(why) | DcsUnavailable::Refused(why) => f.write_str(why),
+        }
+    }
 }
 
 /// Everything one HA step may look at.
@@ -127,7 +146,7 @@ pub struct Observation {
     /// Now, on the agent's monotonic clock.
     pub now: MonoTime,
     /// The DCS snapshot, or why it could not be read (any error counts as unreachable).
-    pub dcs: Result<Cluster, String>,
+    pub dcs: Result<Cluster, DcsUnavailable>,
     /// This node's lease, if it has one.
     pub lease: Option<LeaseView>,
     /// The local PostgreSQL.

@@ -852,7 +852,9 @@ impl Sim {
     ) -> Observation {
         let now = self.now;
         let dcs = if self.nodes[i].dcs_cut {
-            Err("etcd: connection refused".to_string())
+            Err(pgkeel_ha::ha::DcsUnavailable::Unreachable(
+                "etcd: connection refused".to_string(),
+            ))
         } else {
             let stale = self.nodes[i].stale_ms;
             match &self.nodes[i].view {
@@ -953,7 +955,7 @@ impl Sim {
                     Err(e) => {
                         self.log(|| format!("n{} action {a:?} failed: {e}", i + 1));
                         outcomes.push(Outcome::ActionFailed {
-                            action: format!("{a:?}"),
+                            action: Box::new(a.clone()),
                             error: e,
                         });
                         failed = true;

@@ -301,7 +301,7 @@ impl ObsBuilder {
         self
     }
     pub fn dcs_err(mut self, e: &str) -> Self {
-        self.obs.dcs = Err(e.into());
+        self.obs.dcs = Err(pgkeel_ha::ha::DcsUnavailable::Unreachable(e.into()));
         self
     }
     pub fn local(mut self, l: LocalPostgres) -> Self {

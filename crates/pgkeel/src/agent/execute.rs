@@ -25,6 +25,41 @@ use std::time::Duration;
 
 type Executed = (Vec<Outcome>, Option<Vec<PeerStatus>>);
 
+/// Why an action failed. Reported to the core as `Outcome::ActionFailed` (with this text) and
+/// logged; the kinds keep where the failure came from.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ActionError {
+    /// The DCS refused or did not answer.
+    #[error(transparent)]
+    Dcs(#[from] crate::dcs::DcsError),
+    /// A PostgreSQL operation failed.
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::PgError),
+    /// A file operation of the agent's own failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The action cannot run as asked (no lease yet, a member without a usable address).
+    #[error("{0}")]
+    Impossible(String),
+}
+
+impl From<String> for ActionError {
+    fn from(why: String) -> Self {
+        ActionError::Impossible(why)
+    }
+}
+
+impl From<&str> for ActionError {
+    fn from(why: &str) -> Self {
+        ActionError::Impossible(why.to_string())
+    }
+}
+
 impl Agent {
     pub(super) async fn execute(
         self: &Arc<Self>,
@@ -39,7 +74,7 @@ impl Agent {
         let lease = obs.lease.map(|l| l.id);
         for action in &d.actions {
             let mut stop = false;
-            let r: Result<(), String> = match action {
+            let r: Result<(), ActionError> = match action {
                 Action::RaceInitialize => answer(
                     &mut outcomes,
                     self.dcs
@@ -58,13 +93,13 @@ impl Agent {
                     } else {
                         self.dcs.put(&key, sysid.as_bytes(), None).await
                     }
-                    .map_err(|e| e.to_string())
+                    .map_err(ActionError::from)
                 }
                 Action::DeleteInitialize => self
                     .dcs
                     .delete(&self.layout.initialize())
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(ActionError::from),
                 Action::WriteConfig => {
                     // As Patroni stores its adjusted dynamic configuration: `/config` shows the
                     // timing values that actually run (loop_wait/retry_timeout lowered to fit ttl).
@@ -74,7 +109,7 @@ impl Agent {
                         .create_if_absent(&self.layout.config(), v.as_bytes(), None)
                         .await
                         .map(|_| ())
-                        .map_err(|e| e.to_string())
+                        .map_err(ActionError::from)
                 }
                 Action::AcquireLeader => match lease {
                     None => Err("no lease".into()),
@@ -97,7 +132,7 @@ impl Agent {
                         .dcs
                         .put(&self.layout.leader(), self.cfg.name.as_bytes(), Some(l))
                         .await
-                        .map_err(|e| e.to_string()),
+                        .map_err(ActionError::from),
                 },
                 Action::RefreshLeader => match lease {
                     None => Err("no lease".into()),
@@ -118,7 +153,7 @@ impl Agent {
                     .delete_if_value(&self.layout.leader(), self.cfg.name.as_bytes())
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string()),
+                    .map_err(ActionError::from),
                 Action::DeleteStaleLeader {
                     name,
                     mod_revision,
@@ -140,7 +175,7 @@ impl Agent {
                             );
                         }
                     })
-                    .map_err(|e| e.to_string()),
+                    .map_err(ActionError::from),
                 Action::StartTask(kind) => {
                     let work = self
                         .clone()
@@ -158,14 +193,17 @@ impl Agent {
                     peers = Some(self.probe_peers(cluster).await);
                     Ok(())
                 }
-                Action::RemoveDataDir => self.pg.remove_data_dir().await.map_err(|e| e.to_string()),
+                Action::RemoveDataDir => self.pg.remove_data_dir().await.map_err(ActionError::from),
                 Action::MoveDataDirAside => {
                     let dir = &self.cfg.postgresql.data_dir;
                     let mut aside = dir.clone().into_os_string();
                     aside.push(".failed");
                     tokio::fs::rename(dir, &aside)
                         .await
-                        .map_err(|e| e.to_string())
+                        .map_err(|source| ActionError::Io {
+                            what: format!("moving {} aside", dir.display()),
+                            source,
+                        })
                 }
                 Action::Callback { event, role } => {
                     self.run_callback(*event, *role).await;
@@ -181,8 +219,8 @@ impl Agent {
             if let Err(error) = r {
                 tracing::warn!("{action:?} failed: {error}");
                 outcomes.push(Outcome::ActionFailed {
-                    action: format!("{action:?}"),
-                    error,
+                    action: Box::new(action.clone()),
+                    error: error.to_string(),
                 });
                 break;
             }
@@ -234,7 +272,7 @@ impl Agent {
         member: &str,
         cluster: Option<&Cluster>,
         use_slots: bool,
-    ) -> Result<Recovery, String> {
+    ) -> Result<Recovery, ActionError> {
         let (host, port) = cluster
             .and_then(|c| c.member(member))
             .and_then(|m| m.host_port())
@@ -247,9 +285,9 @@ impl Agent {
         }))
     }
 
-    async fn promote(&self) -> Result<(), String> {
+    async fn promote(&self) -> Result<(), ActionError> {
         let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
-        self.pg.promote(timeout).await.map_err(|e| e.to_string())?;
+        self.pg.promote(timeout).await.map_err(ActionError::from)?;
         // A checkpoint right after promotion makes the new timeline visible in pg_control,
         // which pg_rewind on the former primary relies on.
         if let Err(e) = self.pg.checkpoint().await {
@@ -258,7 +296,7 @@ impl Agent {
         Ok(())
     }
 
-    async fn stop(&self, mode: StopMode) -> Result<(), String> {
+    async fn stop(&self, mode: StopMode) -> Result<(), ActionError> {
         // A demotion forced by a lost lease must not hang: immediate, escalating to SIGKILL
         // after one second. A fast stop escalates after pg_ctl_timeout.
         let (pg_mode, bound) = match mode {
@@ -272,7 +310,7 @@ impl Agent {
             .stop(pg_mode, bound)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(ActionError::from)
     }
 
     async fn follow(
@@ -280,25 +318,25 @@ impl Agent {
         leader: &str,
         cluster: Option<&Cluster>,
         use_slots: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), ActionError> {
         let rec = self.recovery_for(leader, cluster, use_slots)?;
         let mc = self.managed_config(Some(rec), cluster);
-        let change = self.pg.write_config(&mc).await.map_err(|e| e.to_string())?;
+        let change = self.pg.write_config(&mc).await.map_err(ActionError::from)?;
         if change.needs_restart {
             let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
             self.pg
                 .stop(PgStop::Fast, timeout)
                 .await
-                .map_err(|e| e.to_string())?;
-            self.pg.start(timeout).await.map_err(|e| e.to_string())?;
+                .map_err(ActionError::from)?;
+            self.pg.start(timeout).await.map_err(ActionError::from)?;
         } else if change.changed {
-            self.pg.reload().await.map_err(|e| e.to_string())?;
+            self.pg.reload().await.map_err(ActionError::from)?;
         }
         Ok(())
     }
 
-    async fn sync_slots(&self, wanted: &[String]) -> Result<(), String> {
-        let existing = self.pg.list_slots().await.map_err(|e| e.to_string())?;
+    async fn sync_slots(&self, wanted: &[String]) -> Result<(), ActionError> {
+        let existing = self.pg.list_slots().await.map_err(ActionError::from)?;
         use std::sync::atomic::Ordering;
         for name in wanted {
             if !existing.iter().any(|s| &s.name == name) {
@@ -317,7 +355,7 @@ impl Agent {
                             );
                         }
                     }
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -345,7 +383,7 @@ impl Agent {
         Ok(())
     }
 
-    async fn write_status(&self, obs: &Observation) -> Result<(), String> {
+    async fn write_status(&self, obs: &Observation) -> Result<(), ActionError> {
         let Some(optime) = obs.local.wal_position else {
             return Ok(());
         };
@@ -363,10 +401,10 @@ impl Agent {
         self.dcs
             .put(&self.layout.status(), v.as_bytes(), None)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(ActionError::from)
     }
 
-    async fn update_history(&self, obs: &Observation) -> Result<(), String> {
+    async fn update_history(&self, obs: &Observation) -> Result<(), ActionError> {
         let Some(tl) = obs.local.timeline else {
             return Ok(());
         };
@@ -383,9 +421,13 @@ impl Agent {
                 .data_dir
                 .join("pg_wal")
                 .join(format!("{tl:08X}.history"));
-            let text = tokio::fs::read_to_string(&path)
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text =
+                tokio::fs::read_to_string(&path)
+                    .await
+                    .map_err(|source| ActionError::Io {
+                        what: format!("cannot read {}", path.display()),
+                        source,
+                    })?;
             parse_timeline_history_file(&text)
         } else {
             Vec::new()
@@ -401,7 +443,7 @@ impl Agent {
                 None,
             )
             .await
-            .map_err(|e| e.to_string())
+            .map_err(ActionError::from)
     }
 
     /// Asks every other member's `GET /patroni`; unreachable or unusable answers count as
@@ -495,8 +537,8 @@ fn answer(
     outcomes: &mut Vec<Outcome>,
     result: Result<bool, crate::dcs::DcsError>,
     outcome: fn(bool) -> Outcome,
-) -> Result<bool, String> {
-    let yes = result.map_err(|e| e.to_string())?;
+) -> Result<bool, ActionError> {
+    let yes = result?;
     outcomes.push(outcome(yes));
     Ok(yes)
 }

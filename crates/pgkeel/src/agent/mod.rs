@@ -21,7 +21,7 @@ use crate::dcs::Dcs;
 use crate::postgres::{PgNode, PostgresControl};
 use lease::Clock;
 use pgkeel_ha::cluster::{Cluster, GlobalConfig};
-use pgkeel_ha::ha::{HaConfig, LeaseView, Observation, Outcome, TaskKind};
+use pgkeel_ha::ha::{DcsUnavailable, HaConfig, LeaseView, Observation, Outcome, TaskKind};
 use pgkeel_ha::keys::KeyLayout;
 use pgkeel_ha::keys::codec::MemberData;
 use pgkeel_ha::pg::{LocalPostgres, ServerRole};
@@ -433,7 +433,7 @@ impl Agent {
         task: Option<TaskKind>,
         outcomes: Vec<Outcome>,
         peers: Option<Vec<pgkeel_ha::ha::PeerStatus>>,
-        dcs_view: Option<Result<Cluster, String>>,
+        dcs_view: Option<Result<Cluster, DcsUnavailable>>,
     ) -> Observation {
         let read_dcs = async {
             match dcs_view {
@@ -454,10 +454,16 @@ impl Agent {
     }
 
     /// Reads and parses the cluster's keys; any error counts as "DCS not accessible".
-    pub(crate) async fn read_cluster(&self) -> Result<Cluster, String> {
+    pub(crate) async fn read_cluster(&self) -> Result<Cluster, DcsUnavailable> {
+        use crate::dcs::DcsError;
         let cluster = crate::dcs::read_cluster(self.dcs.as_ref(), &self.layout)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                DcsError::Unavailable(_) => DcsUnavailable::Unreachable(e.to_string()),
+                DcsError::LeaseNotFound | DcsError::Other(_) => {
+                    DcsUnavailable::Refused(e.to_string())
+                }
+            })?;
         if let Ok(mut seen) = self.reported_unreadable.lock() {
             for u in &cluster.unreadable {
                 if seen.insert((u.key.clone(), u.reason.clone())) {

@@ -42,6 +42,13 @@ impl From<String> for TaskError {
     }
 }
 
+/// An action's failure inside a task is a local failure.
+impl From<super::execute::ActionError> for TaskError {
+    fn from(e: super::execute::ActionError) -> TaskError {
+        TaskError::from(e.to_string())
+    }
+}
+
 impl TaskSlot {
     /// Spawns `work` as `kind` unless a task already runs (then it is dropped unstarted).
     pub fn start<F>(&mut self, kind: TaskKind, work: F)

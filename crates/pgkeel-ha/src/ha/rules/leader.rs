@@ -2,7 +2,7 @@
 //! Reference: patroni-reference.md §2 `process_healthy_cluster()`, `handle_dcs_error()`.
 
 use super::{Ctx, Verdict, demote, verdict};
-use crate::ha::{Action, CallbackEvent, Ha, Observation, Role};
+use crate::ha::{Action, CallbackEvent, DcsUnavailable, Ha, Observation, Role};
 use crate::keys::codec::slot_name_from_member_name;
 
 impl Ha {
@@ -30,7 +30,7 @@ impl Ha {
 
     /// The DCS did not answer. A primary keeps its role only while its lease is provably valid;
     /// a replica keeps streaming.
-    pub(crate) fn dcs_unreachable(&mut self, obs: &Observation, err: &str) -> Verdict {
+    pub(crate) fn dcs_unreachable(&mut self, obs: &Observation, err: &DcsUnavailable) -> Verdict {
         let gc = self.global_config(None);
         if self.may_accept_writes(&obs.local) && !self.mem.bootstrapping {
             if self.lease_valid(obs, &gc)

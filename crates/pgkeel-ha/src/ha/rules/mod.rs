@@ -14,7 +14,14 @@ use crate::cluster::{Cluster, GlobalConfig};
 use crate::pg::DataDir;
 
 /// Actions, status message, restep flag.
-pub(crate) type Verdict = (Vec<Action>, String, bool);
+/// What a rule decided: the actions, the cycle's one-line status, and whether the core must
+/// step again once the actions ran (their outcome decides what comes next).
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    pub actions: Vec<Action>,
+    pub status: String,
+    pub restep: bool,
+}
 
 /// Stops a primary that must not take writes any more, at once (immediate shutdown, as
 /// Patroni's demote), and tells the callbacks it is a replica now. Every rule that demotes
@@ -48,7 +55,11 @@ pub(crate) fn verdict(actions: Vec<Action>, status: impl Into<String>) -> Verdic
                 | Action::TakeLeader
         )
     });
-    (actions, status.into(), restep)
+    Verdict {
+        actions,
+        status: status.into(),
+        restep,
+    }
 }
 
 /// Facts every rule needs, computed once per step.
