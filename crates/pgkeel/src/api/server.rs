@@ -33,6 +33,57 @@ pub struct Limits {
     pub header_read_timeout: Duration,
 }
 
+impl Limits {
+    /// Sockets the server may hold open at once, closing ones included: an evicted connection
+    /// keeps its descriptor until its task has run and dropped it, which under a flood of
+    /// thousands of connections a second lags behind the evictions (a flood in CI drove the
+    /// agent to EMFILE that way). Twice the connection cap: what the reserve leaves.
+    fn max_sockets(&self) -> usize {
+        self.max_connections.saturating_mul(2)
+    }
+}
+
+/// Counts the sockets the server holds, from `accept` until the socket is dropped.
+#[derive(Clone, Default)]
+struct SocketBudget {
+    open: Arc<AtomicUsize>,
+    closed: Arc<tokio::sync::Notify>,
+}
+
+/// One accepted socket's share of the budget; released when dropped, with the socket.
+struct SocketShare(SocketBudget);
+
+impl SocketBudget {
+    /// Waits until fewer than `max` sockets are open. The kernel's accept queue holds the
+    /// connections meanwhile.
+    async fn room_for_one(&self, max: usize) {
+        while self.open.load(Ordering::Acquire) >= max {
+            // A close notifies; the timer covers a notification that came before the wait.
+            tokio::select! {
+                () = self.closed.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+    }
+
+    fn take(&self) -> SocketShare {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        SocketShare(self.clone())
+    }
+
+    #[cfg(test)]
+    fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for SocketShare {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.closed.notify_one();
+    }
+}
+
 /// Descriptors kept for the HA loop, PostgreSQL's tools, etcd and callbacks.
 const RESERVED_DESCRIPTORS: u64 = 256;
 /// Upper bound of the connection cap, whatever the descriptor limit.
@@ -191,15 +242,19 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
+    let budget = SocketBudget::default();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_warning: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            accepted = async {
+                budget.room_for_one(limits.max_sockets()).await;
+                listener.accept().await
+            } => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, share) = match accepted {
+            Ok((stream, _)) => (stream, budget.take()),
             Err(e) => {
                 if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     tracing::warn!("REST API: accepting a connection failed: {e}");
@@ -256,6 +311,8 @@ pub async fn serve_with(
             if let Ok(mut reg) = registry.lock() {
                 reg.open.remove(&id);
             }
+            // The socket is closed (dropped with `connection` above): its share goes back.
+            drop(share);
         });
     }
     if let Ok(mut reg) = registry.lock() {
@@ -343,6 +400,23 @@ mod tests {
         );
         // Nothing was consumed: the server still reads the whole request.
         assert!(sent_unread(check_server.as_raw_fd()));
+    }
+
+    /// Accepting waits while the budget is spent (evicted sockets not closed yet count), and
+    /// goes on as soon as one socket is released.
+    #[tokio::test]
+    async fn accepting_waits_until_a_socket_is_really_closed() {
+        let budget = SocketBudget::default();
+        let first = budget.take();
+        let _second = budget.take();
+        assert_eq!(budget.open(), 2);
+        let waited = tokio::time::timeout(Duration::from_millis(50), budget.room_for_one(2)).await;
+        assert!(waited.is_err(), "room while two of two sockets are open");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(1), budget.room_for_one(2))
+            .await
+            .expect("room once one socket is closed");
+        assert_eq!(budget.open(), 1);
     }
 
     #[test]
