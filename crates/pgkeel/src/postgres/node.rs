@@ -427,6 +427,25 @@ impl PgNode {
         os::resolve_os_user(&self.cfg.data_dir)
     }
 
+    /// Creates the (empty) data directory for initdb or pg_basebackup, mode 0700, and returns
+    /// the OS user the tools run as: the owner of an existing directory (an empty directory
+    /// owned by a non-root user keeps its owner), else `postgres`.
+    fn prepare_empty_data_dir(&self) -> Result<Option<OsUser>, PgError> {
+        let dir = &self.cfg.data_dir;
+        let user = match std::fs::metadata(dir) {
+            Ok(_) => self.os_user()?,
+            Err(_) => os::resolve_os_user(Path::new("/nonexistent-pgkeel"))?,
+        };
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| PgError::Io {
+                what: format!("creating {}", parent.display()),
+                source: e,
+            })?;
+        }
+        os::ensure_dir(dir, 0o700, user.as_ref())?;
+        Ok(user)
+    }
+
     /// After a postmaster was killed, its backends notice only a moment later and exit; a new
     /// postmaster started before they are gone fails ("pre-existing shared memory block is
     /// still in use"). Waits, at most `bound`, until no process works in the data directory.
@@ -914,19 +933,7 @@ impl PostgresControl for PgNode {
                 dir.display()
             )));
         }
-        let user = os::resolve_os_user(Path::new("/nonexistent-pgkeel"))?;
-        let user = match std::fs::metadata(dir) {
-            // An existing (empty) dir owned by a non-root user keeps its owner.
-            Ok(_) => self.os_user()?,
-            Err(_) => user,
-        };
-        if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| PgError::Io {
-                what: format!("creating {}", parent.display()),
-                source: e,
-            })?;
-        }
-        os::ensure_dir(dir, 0o700, user.as_ref())?;
+        let user = self.prepare_empty_data_dir()?;
         let su = &self.cfg.authentication.superuser;
         let mut args: Vec<OsString> = vec![
             "-D".into(),
@@ -1282,17 +1289,7 @@ impl PostgresControl for PgNode {
                 dir.display()
             )));
         }
-        let user = match std::fs::metadata(dir) {
-            Ok(_) => self.os_user()?,
-            Err(_) => os::resolve_os_user(Path::new("/nonexistent-pgkeel"))?,
-        };
-        if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| PgError::Io {
-                what: format!("creating {}", parent.display()),
-                source: e,
-            })?;
-        }
-        os::ensure_dir(dir, 0o700, user.as_ref())?;
+        let user = self.prepare_empty_data_dir()?;
         let port = from_port.to_string();
         let ci = conf::conninfo(&[
             ("host", from_host),

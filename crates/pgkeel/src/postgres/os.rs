@@ -294,6 +294,17 @@ impl Drop for SecretFile {
     }
 }
 
+/// Every process id in `/proc` (none where there is no `/proc`).
+fn all_pids() -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .collect()
+}
+
 /// Processes whose working directory is `dir` (from `/proc`). Every PostgreSQL process works
 /// in its data directory, so after a postmaster died these are its orphaned backends: until
 /// they exit they hold the shared memory segment and a new postmaster refuses to start
@@ -302,12 +313,8 @@ pub(crate) fn pids_working_in(dir: &Path) -> Vec<i32> {
     let Ok(dir) = dir.canonicalize() else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+    all_pids()
+        .into_iter()
         .filter(|pid| {
             std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir)
                 && pid_alive(*pid)
@@ -318,12 +325,8 @@ pub(crate) fn pids_working_in(dir: &Path) -> Vec<i32> {
 /// Direct children of `pid` (from `/proc`). PostgreSQL's children each call `setsid()`, so a
 /// SIGKILL of the postmaster's process group does not reach them: they are killed one by one.
 pub(crate) fn child_pids(pid: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+    all_pids()
+        .into_iter()
         .filter(|child| {
             std::fs::read_to_string(format!("/proc/{child}/stat"))
                 .ok()
