@@ -826,7 +826,7 @@ async fn config_writes_with_out_of_range_or_wrong_typed_values_are_refused() {
     // Values Patroni accepts still pass: strings holding integers, "on" for booleans, null.
     let (code, answer) = api
         .patch(
-            r#"{"ttl":"25","pause":"on","loop_wait":null,"postgresql":{"use_slots":true}}"#,
+            r#"{"ttl":"25","pause":"off","loop_wait":null,"postgresql":{"use_slots":true}}"#,
             Some(("admin", "secret")),
         )
         .await;
@@ -908,7 +908,15 @@ proptest::proptest! {
             let accepted = body
                 .as_object()
                 .is_some_and(|m| GlobalConfig::check(m).is_ok());
-            assert_eq!(code, if accepted { 200 } else { 400 }, "{text}: {answer}");
+            let pause = body
+                .get("pause")
+                .is_some_and(|v| GlobalConfig::from_map(&serde_json::Map::from_iter([("pause".to_string(), v.clone())])).pause);
+            let expected = match (accepted, pause) {
+                (false, _) => 400,
+                (true, true) => 501,
+                (true, false) => 200,
+            };
+            assert_eq!(code, expected, "{text}: {answer}");
             let stored: Value = serde_json::from_str(&api.stored_config()).unwrap();
             let t = GlobalConfig::from_map(stored.as_object().unwrap()).timeouts();
             for seconds in [t.ttl, t.loop_wait, t.retry_timeout] {
@@ -916,4 +924,29 @@ proptest::proptest! {
             }
         });
     }
+}
+
+/// Until the agents implement maintenance mode, `patronictl pause` must fail rather than
+/// report "Success: cluster management is paused" (it PATCHes `{"pause": true}`).
+#[tokio::test]
+async fn pause_is_refused_until_the_agents_implement_it() {
+    let api = start("leader").await;
+    let before = api.stored_config();
+    for body in [r#"{"pause":true}"#, r#"{"pause":"on"}"#] {
+        let (code, answer) = api.patch(body, Some(("admin", "secret"))).await;
+        assert_eq!(code, 501, "{body}: {answer}");
+        assert!(
+            answer.contains("pause (maintenance mode) is not supported"),
+            "{answer}"
+        );
+        assert_eq!(api.put(body).await.0, 501);
+    }
+    assert_eq!(api.stored_config(), before);
+    // Resuming (what `patronictl resume` sends) stays possible.
+    assert_eq!(
+        api.patch(r#"{"pause":null}"#, Some(("admin", "secret")))
+            .await
+            .0,
+        200
+    );
 }

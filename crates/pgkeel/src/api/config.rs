@@ -67,6 +67,10 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Response> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => match GlobalConfig::check(&m) {
+            Ok(()) if asks_for_pause(&m) => Err(text_response(
+                StatusCode::NOT_IMPLEMENTED,
+                PAUSE_NOT_SUPPORTED,
+            )),
             Ok(()) => Ok(m),
             Err(rejected) => Err(text_response(
                 StatusCode::BAD_REQUEST,
@@ -140,6 +144,19 @@ pub(super) async fn put(state: &ApiState, body: &[u8]) -> Response {
     }
     state.wake_agent.notify_one();
     json_response(StatusCode::OK, &request)
+}
+
+/// Why `pause: true` is refused: the agents do not implement maintenance mode yet, and
+/// `patronictl pause` reporting success while they go on failing over and restarting
+/// PostgreSQL would mislead an operator into maintenance work on a managed cluster.
+pub const PAUSE_NOT_SUPPORTED: &str = "pause (maintenance mode) is not supported by pgkeel yet: \
+     the agents would go on failing over and restarting PostgreSQL";
+
+/// The write sets `pause` to a true value (`pause: false` and `null` are accepted).
+fn asks_for_pause(m: &Map<String, Value>) -> bool {
+    m.get("pause").filter(|v| !v.is_null()).is_some_and(|v| {
+        GlobalConfig::from_map(&Map::from_iter([("pause".to_string(), v.clone())])).pause
+    })
 }
 
 /// 413 when the configuration to store is larger than [`CONFIG_LIMIT`].
