@@ -255,6 +255,14 @@ async fn start(kind: &str) -> Api {
 }
 
 async fn start_with(kind: &str, tweak: impl FnOnce(&mut NodeStatus)) -> Api {
+    start_full(kind, tweak, None).await
+}
+
+async fn start_full(
+    kind: &str,
+    tweak: impl FnOnce(&mut NodeStatus),
+    requests: Option<pgkeel::agent::requests::RequestSender>,
+) -> Api {
     let dcs = seeded_dcs();
     let mut status = node(kind, &dcs).await;
     tweak(&mut status);
@@ -270,6 +278,8 @@ async fn start_with(kind: &str, tweak: impl FnOnce(&mut NodeStatus)) -> Api {
         }),
         wake_agent: wake.clone(),
         live_wal: None,
+        requests,
+        restart_wait: Duration::from_secs(5),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -640,6 +650,8 @@ async fn patch_config_conflict_gives_409() {
         auth: None,
         wake_agent: Arc::new(tokio::sync::Notify::new()),
         live_wal: None,
+        requests: None,
+        restart_wait: Duration::from_secs(5),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -949,4 +961,97 @@ async fn pause_is_refused_until_the_agents_implement_it() {
             .0,
         200
     );
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: &str, auth: bool) -> (u16, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .body(body.to_string());
+        if auth {
+            req = req.basic_auth("admin", Some("secret"));
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+/// Issue 7 point 1: `POST /restart` is a request into the HA loop, answered with what the core
+/// decided (here a stand-in loop answers: accepted then done, busy, refused).
+#[tokio::test]
+async fn restart_is_a_request_answered_by_the_loop() {
+    use pgkeel_ha::ha::{Answer, RequestKind};
+    let (tx, mut loop_end) = pgkeel::agent::requests::channel();
+    let api = start_full("leader", |_| {}, Some(tx)).await;
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            loop_end.arrived().await;
+            for r in loop_end.pending() {
+                n += 1;
+                let _ = seen_tx.send(r.kind.clone());
+                match n {
+                    1 => {
+                        loop_end.deliver(&[(r.id, Answer::Accepted("restart initiated".into()))]);
+                        loop_end.deliver(&[(
+                            r.id,
+                            Answer::Done {
+                                ok: true,
+                                message: "restarted successfully".into(),
+                            },
+                        )]);
+                    }
+                    2 => loop_end
+                        .deliver(&[(r.id, Answer::Busy("restart already in progress".into()))]),
+                    _ => loop_end.deliver(&[(
+                        r.id,
+                        Answer::Refused("restart conditions are not satisfied".into()),
+                    )]),
+                }
+            }
+        }
+    });
+    assert_eq!(api.post("/restart", "", false).await.0, 401);
+    assert_eq!(
+        api.post("/restart", "", true).await,
+        (200, "restarted successfully".into())
+    );
+    assert_eq!(
+        api.post("/restart", "{}", true).await,
+        (503, "restart already in progress".into())
+    );
+    assert_eq!(
+        api.post(
+            "/restart",
+            r#"{"role":"replica","restart_pending":true}"#,
+            true
+        )
+        .await,
+        (503, "restart conditions are not satisfied".into())
+    );
+    let mut kinds = Vec::new();
+    while let Ok(k) = seen.try_recv() {
+        kinds.push(k);
+    }
+    assert_eq!(kinds.len(), 3);
+    assert!(
+        matches!(&kinds[2], RequestKind::Restart(c) if c.only_if_pending && c.role == Some(pgkeel_ha::ha::Role::Replica)),
+        "{kinds:?}"
+    );
+    // A bad filter never reaches the loop.
+    assert_eq!(
+        api.post("/restart", r#"{"role":"boss"}"#, true).await.0,
+        400
+    );
+    assert!(seen.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn restart_without_a_loop_is_refused_not_hung() {
+    let api = start("leader").await;
+    let started = std::time::Instant::now();
+    assert_eq!(api.post("/restart", "", true).await.0, 503);
+    assert!(started.elapsed() < Duration::from_secs(2));
 }

@@ -60,6 +60,8 @@ impl HaConfig {
 /// What a node remembers between cycles. Each field says why it must be remembered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HaMemory {
+    /// The restart request being carried out (answered `Done` when its task ends).
+    pub restart_request: Option<u64>,
     /// The role PostgreSQL had the last time it was seen running: a primary that crashed is
     /// restarted in place, a former primary must be checked for divergence before following.
     pub last_role: Option<ServerRole>,
@@ -104,6 +106,8 @@ pub struct HaMemory {
 pub struct Ha {
     cfg: HaConfig,
     mem: HaMemory,
+    /// Answers collected during the current step (moved into its [`Decision`]).
+    answers: Vec<(u64, Answer)>,
 }
 
 impl Ha {
@@ -112,6 +116,7 @@ impl Ha {
         Ha {
             cfg,
             mem: HaMemory::default(),
+            answers: Vec::new(),
         }
     }
 
@@ -159,6 +164,7 @@ impl Ha {
 
     /// Decides what this node does next. Same memory + observation gives the same decision.
     pub fn step(&mut self, obs: &Observation) -> Decision {
+        self.answers.clear();
         if let Ok(cluster) = &obs.dcs
             && let Some(config) = &cluster.config
             && !config.data.is_empty()
@@ -198,6 +204,7 @@ impl Ha {
                 }
                 Action::StartTask(TaskKind::Start { .. })
                 | Action::StartTask(TaskKind::Bootstrap)
+                | Action::StartTask(TaskKind::Restart { .. })
                 | Action::StartTask(TaskKind::Clone { .. }) => self.mem.expect_running = true,
                 _ => {}
             }
@@ -211,6 +218,7 @@ impl Ha {
             status,
             restep,
             node,
+            answers: std::mem::take(&mut self.answers),
         }
     }
 
@@ -232,6 +240,14 @@ impl Ha {
                 },
             ),
             Some(TaskKind::Rewind { .. }) => (PgState::Stopped, Role::Replica),
+            Some(TaskKind::Restart { as_primary, .. }) => (
+                PgState::Restarting,
+                if *as_primary {
+                    Role::Primary
+                } else {
+                    Role::Replica
+                },
+            ),
             None if obs.local.running && obs.local.accepting_connections => (
                 PgState::Running,
                 role_of(obs.local.role.or(self.mem.last_role)),

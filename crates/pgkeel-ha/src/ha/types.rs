@@ -37,6 +37,27 @@ pub enum TaskKind {
         /// Source member.
         from: String,
     },
+    /// Stop PostgreSQL (fast) and start it again in the same role: a restart someone asked
+    /// for (`POST /restart`, `patronictl restart`).
+    Restart {
+        /// It runs as a primary (start without recovery settings).
+        as_primary: bool,
+        /// Member to follow when it runs as a replica.
+        follow: Option<String>,
+    },
+}
+
+impl TaskKind {
+    /// The task's name in "... already in progress" answers (Patroni's async action names).
+    pub fn action_name(&self) -> &'static str {
+        match self {
+            TaskKind::Bootstrap => "bootstrap",
+            TaskKind::Clone { .. } => "replica creation",
+            TaskKind::Start { .. } => "start",
+            TaskKind::Rewind { .. } => "pg_rewind",
+            TaskKind::Restart { .. } => "restart",
+        }
+    }
 }
 
 impl fmt::Display for TaskKind {
@@ -49,6 +70,7 @@ impl fmt::Display for TaskKind {
             } => write!(f, "starting primary after failure"),
             TaskKind::Start { .. } => write!(f, "starting"),
             TaskKind::Rewind { from } => write!(f, "pg_rewind from {from}"),
+            TaskKind::Restart { .. } => write!(f, "restart"),
         }
     }
 }
@@ -121,6 +143,61 @@ pub enum Outcome {
     },
 }
 
+/// A request from outside the HA loop (the REST API today; signals and timers later), handed
+/// to the core in the [`Observation`] until the core answers it. Requests never bypass the
+/// safety rules: a step that fences or removes a stale key answers nothing, and the request
+/// waits for the next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Chosen by the agent, unique among the requests in flight; answers carry it.
+    pub id: u64,
+    /// What is asked.
+    pub kind: RequestKind,
+}
+
+/// What a [`Request`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    /// Restart PostgreSQL in place (Patroni's `POST /restart` without `schedule`).
+    Restart(RestartConditions),
+}
+
+/// The conditions of a restart request (Patroni's `restart_matches`); `None`/false: any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestartConditions {
+    /// Only if this node has this role.
+    pub role: Option<Role>,
+    /// Only if the running server's version (`server_version_num`) is below this one.
+    pub below_version: Option<u32>,
+    /// Only if a restart is pending (a changed parameter needs one).
+    pub only_if_pending: bool,
+}
+
+/// The core's answer to a [`Request`], in Patroni's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The work started; a [`Answer::Done`] follows when it ends.
+    Accepted(String),
+    /// The request cannot be carried out as asked.
+    Refused(String),
+    /// Another operation is running on this node (`restart already in progress`).
+    Busy(String),
+    /// The work ended.
+    Done {
+        /// It succeeded.
+        ok: bool,
+        /// `restarted successfully`, `restart failed`, ...
+        message: String,
+    },
+}
+
+impl Answer {
+    /// The request needs no further answer.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Answer::Accepted(_))
+    }
+}
+
 /// Why the DCS snapshot could not be read. Every kind means "the DCS is not accessible" to the
 /// core (a primary keeps its role only while its lease is provably valid); the kinds keep the
 /// agent's reason apart from its text.
@@ -157,6 +234,8 @@ pub struct Observation {
     pub outcomes: Vec<Outcome>,
     /// Peer statuses, present only after `ProbePeers` ran in this cycle.
     pub peers: Option<Vec<PeerStatus>>,
+    /// Requests not answered yet (see [`Request`]).
+    pub requests: Vec<Request>,
 }
 
 /// How to stop PostgreSQL.
@@ -177,6 +256,8 @@ pub enum CallbackEvent {
     OnStop,
     /// `on_role_change`.
     OnRoleChange,
+    /// `on_restart`: after a requested restart in the same role.
+    OnRestart,
 }
 
 impl CallbackEvent {
@@ -186,6 +267,7 @@ impl CallbackEvent {
             CallbackEvent::OnStart => "on_start",
             CallbackEvent::OnStop => "on_stop",
             CallbackEvent::OnRoleChange => "on_role_change",
+            CallbackEvent::OnRestart => "on_restart",
         }
     }
 }
@@ -285,6 +367,8 @@ pub enum PgState {
     CreatingReplica,
     /// initdb and the first start in progress.
     InitializingNewCluster,
+    /// A requested restart is in progress.
+    Restarting,
 }
 
 impl PgState {
@@ -297,6 +381,7 @@ impl PgState {
             PgState::Crashed => "crashed",
             PgState::CreatingReplica => "creating replica",
             PgState::InitializingNewCluster => "initializing new cluster",
+            PgState::Restarting => "restarting",
         }
     }
 }
@@ -358,4 +443,7 @@ pub struct Decision {
     pub restep: bool,
     /// State and role to publish.
     pub node: NodeState,
+    /// Answers to requests of the observation (and to requests accepted earlier whose work
+    /// ended), by request id.
+    pub answers: Vec<(u64, Answer)>,
 }

@@ -759,7 +759,8 @@ impl Sim {
                 }
                 _ => Err(format!("could not connect to {from}")),
             },
-            TaskKind::Start { as_primary, follow } => {
+            // The simulator sends no requests yet; a restart would end like a start.
+            TaskKind::Start { as_primary, follow } | TaskKind::Restart { as_primary, follow } => {
                 let n = &mut self.nodes[i];
                 match &mut n.pg.data {
                     None => Err("no data directory".into()),
@@ -913,6 +914,7 @@ impl Sim {
             task: n.task.as_ref().map(|(k, _)| k.clone()),
             outcomes,
             peers,
+            requests: Vec::new(),
         }
     }
 
@@ -1130,7 +1132,7 @@ impl Sim {
                 let ticks = match kind {
                     TaskKind::Bootstrap => 10,
                     TaskKind::Clone { .. } => MAX_TASK_TICKS - 4,
-                    TaskKind::Start { .. } => self.rng.range(2, 5),
+                    TaskKind::Start { .. } | TaskKind::Restart { .. } => self.rng.range(2, 5),
                     TaskKind::Rewind { .. } => 6,
                 };
                 self.nodes[i].task = Some((kind.clone(), now + ticks * TICK_MS));

@@ -263,6 +263,7 @@ pub fn obs() -> ObsBuilder {
             task: None,
             outcomes: vec![],
             peers: None,
+            requests: vec![],
         },
     }
 }
@@ -318,6 +319,10 @@ impl ObsBuilder {
     }
     pub fn peers(mut self, p: Vec<PeerStatus>) -> Self {
         self.obs.peers = Some(p);
+        self
+    }
+    pub fn request(mut self, id: u64, kind: pgkeel_ha::ha::RequestKind) -> Self {
+        self.obs.requests.push(pgkeel_ha::ha::Request { id, kind });
         self
     }
     pub fn build(self) -> Observation {

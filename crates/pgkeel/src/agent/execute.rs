@@ -481,6 +481,7 @@ impl Agent {
             CallbackEvent::OnStart => &callbacks.on_start,
             CallbackEvent::OnStop => &callbacks.on_stop,
             CallbackEvent::OnRoleChange => &callbacks.on_role_change,
+            CallbackEvent::OnRestart => &callbacks.on_restart,
         };
         let Some(cmd) = cmd else { return };
         let (event, role) = (event.as_str(), role.as_str());
@@ -598,17 +599,13 @@ impl Agent {
                     Ok(())
                 }
                 TaskKind::Start { as_primary, follow } => {
-                    let rec = match (&follow, as_primary) {
-                        (Some(f), false) => {
-                            Some(self.recovery_for(f, cluster.as_ref(), use_slots)?)
-                        }
-                        (None, false) => Some(Recovery::without_upstream()),
-                        _ => None,
-                    };
-                    let mc = self.managed_config(rec, cluster.as_ref());
-                    self.pg.write_config(&mc).await.map_err(e)?;
-                    self.pg.start(timeout).await.map_err(e)?;
-                    Ok(())
+                    self.start_in_role(as_primary, follow.as_deref(), cluster.as_ref(), use_slots)
+                        .await
+                }
+                TaskKind::Restart { as_primary, follow } => {
+                    self.pg.stop(PgStop::Fast, timeout).await.map_err(e)?;
+                    self.start_in_role(as_primary, follow.as_deref(), cluster.as_ref(), use_slots)
+                        .await
                 }
                 TaskKind::Rewind { from } => {
                     let (host, port) = cluster
@@ -636,6 +633,28 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Configures PostgreSQL for its role (a primary: no recovery settings; a replica: follow
+    /// `follow`, or no upstream yet) and starts it.
+    async fn start_in_role(
+        &self,
+        as_primary: bool,
+        follow: Option<&str>,
+        cluster: Option<&Cluster>,
+        use_slots: bool,
+    ) -> Result<(), TaskError> {
+        let rec = match (follow, as_primary) {
+            (Some(f), false) => Some(self.recovery_for(f, cluster, use_slots)?),
+            (None, false) => Some(Recovery::without_upstream()),
+            _ => None,
+        };
+        let mc = self.managed_config(rec, cluster);
+        let e = |e: crate::postgres::PgError| e.to_string();
+        self.pg.write_config(&mc).await.map_err(e)?;
+        let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
+        self.pg.start(timeout).await.map_err(e)?;
+        Ok(())
     }
 
     /// Runs `bootstrap.post_bootstrap` as Patroni's `call_post_bootstrap` does: its words plus

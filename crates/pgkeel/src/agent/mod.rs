@@ -14,6 +14,7 @@
 mod execute;
 pub mod lease;
 pub mod published;
+pub mod requests;
 mod tasks;
 
 use crate::config::Config;
@@ -200,6 +201,7 @@ pub async fn run(
     };
     let (status_tx, status_rx) = watch::channel(Arc::new(status0));
     let wake = Arc::new(Notify::new());
+    let (request_tx, mut requests) = requests::channel();
 
     let listener = crate::api::server::bind(&cfg.restapi.listen)
         .await
@@ -214,6 +216,9 @@ pub async fn run(
         auth: cfg.restapi.authentication.clone(),
         wake_agent: wake.clone(),
         live_wal: Some(Arc::new(pg.live_wal())),
+        requests: Some(request_tx),
+        restart_wait: Duration::from_secs(cfg.postgresql.pg_ctl_timeout.saturating_mul(2))
+            .saturating_add(Duration::from_secs(10)),
     };
     let mut api_stop = stop_rx.clone();
     tokio::spawn(async move {
@@ -258,6 +263,7 @@ pub async fn run(
                 &lease_rx,
                 &status_tx,
                 &mut last_cluster,
+                &mut requests,
             )
             .await;
         if let Err(e) = result {
@@ -289,6 +295,7 @@ pub async fn run(
             _ = members_watch.changed(), if is_leader => {}
             _ = pg_exits.changed() => {}
             _ = wake.notified() => {}
+            () = requests.arrived() => {}
             _ = tasks.finished() => {}
             _ = &mut shutdown => {
                 tracing::info!("shutting down");
@@ -371,6 +378,7 @@ impl Agent {
         lease_rx: &watch::Receiver<Option<LeaseView>>,
         status_tx: &watch::Sender<Arc<NodeStatus>>,
         last_cluster: &mut Option<Cluster>,
+        requests: &mut requests::Requests,
     ) -> Result<(), AgentError> {
         let mut outcomes: Vec<Outcome> = tasks.take_finished().into_iter().collect();
         let mut peers = None;
@@ -385,7 +393,7 @@ impl Agent {
                 (Some(_), Some(prev)) => Some(prev.dcs.clone()),
                 _ => None,
             };
-            let o = self
+            let mut o = self
                 .observe(
                     lease_rx,
                     tasks.running(),
@@ -394,10 +402,12 @@ impl Agent {
                     dcs_view,
                 )
                 .await;
+            o.requests = requests.pending();
             if let Ok(c) = &o.dcs {
                 *last_cluster = Some(c.clone());
             }
             let d = ha.step(&o);
+            requests.deliver(&d.answers);
             // The executor acts on the core's view of the dynamic configuration (which keeps
             // the last good value of a bad key), not on its own reading of the snapshot.
             let config = ha.global_config(o.dcs.as_ref().ok());
@@ -450,6 +460,7 @@ impl Agent {
             task,
             outcomes,
             peers,
+            requests: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! * `status`: `/patroni`.
 //! * `cluster`: `/cluster`, `/history`.
 //! * `config`: `/config` GET/PATCH/PUT.
+//! * `restart`: `POST /restart`, a request into the HA loop.
 //! * `auth`: basic auth for write methods.
 //! * `server`: connection cap, timeouts and eviction, so no client starves the agent.
 
@@ -22,6 +23,7 @@ mod cluster;
 mod config;
 pub mod health;
 pub mod model;
+mod restart;
 pub mod server;
 pub mod status;
 
@@ -55,6 +57,10 @@ pub struct ApiState {
     pub wake_agent: Arc<tokio::sync::Notify>,
     /// Live WAL positions for `/patroni`; `None` serves the published ones (API tests).
     pub live_wal: Option<Arc<crate::postgres::LiveWal>>,
+    /// Requests into the HA loop (`POST /restart`); `None` when no loop runs (API tests).
+    pub requests: Option<crate::agent::requests::RequestSender>,
+    /// How long `POST /restart` waits for the restart to end.
+    pub restart_wait: std::time::Duration,
 }
 
 /// The router: one fallback that dispatches like Patroni (see the module docs). Request
@@ -118,6 +124,10 @@ async fn dispatch(
         },
         (&Method::PUT, "config") => match auth::check(state.auth.as_ref(), &headers) {
             Ok(()) => config::put(&state, &body).await,
+            Err(r) => r,
+        },
+        (&Method::POST, "restart") => match auth::check(state.auth.as_ref(), &headers) {
+            Ok(()) => restart::post(&state, &body).await,
             Err(r) => r,
         },
         _ => text_response(

@@ -5,10 +5,11 @@ mod follow;
 mod leader;
 mod race;
 mod recovery;
+mod requests;
 mod stale_leader;
 
 use super::{
-    Action, CallbackEvent, FailureCause, Ha, Observation, Outcome, Role, StopMode, TaskKind,
+    Action, Answer, CallbackEvent, FailureCause, Ha, Observation, Outcome, Role, StopMode, TaskKind,
 };
 use crate::cluster::{Cluster, GlobalConfig};
 use crate::pg::DataDir;
@@ -119,6 +120,10 @@ impl Ha {
         }
         // 1. Fencing comes first: a primary that cannot prove leadership stops taking writes.
         if let Some(v) = self.fence(&ctx) {
+            return v;
+        }
+        // 1b. Requests from outside the loop are answered (a busy node says so).
+        if let Some(v) = self.requests(&ctx) {
             return v;
         }
         // 2. A background task is running: only lease upkeep happens meanwhile.
@@ -252,6 +257,10 @@ impl Ha {
             }
             TaskKind::Start { .. } => "postgres is starting".to_string(),
             TaskKind::Rewind { from } => format!("running pg_rewind from {from}"),
+            TaskKind::Restart { .. } if ctx.i_hold_key => {
+                format!("updated leader lock during {task}")
+            }
+            TaskKind::Restart { .. } => "restart in progress".to_string(),
         };
         verdict(vec![], msg)
     }
@@ -265,6 +274,43 @@ impl Ha {
         cause: FailureCause,
     ) -> Option<Verdict> {
         match (kind, ok) {
+            (TaskKind::Restart { .. }, _) => {
+                let (done, status) = if ok {
+                    (
+                        "restarted successfully",
+                        "postgres restarted on request".to_string(),
+                    )
+                } else {
+                    ("restart failed", format!("restart failed: {message}"))
+                };
+                if let Some(id) = self.mem.restart_request.take() {
+                    self.answers.push((
+                        id,
+                        Answer::Done {
+                            ok,
+                            message: done.to_string(),
+                        },
+                    ));
+                }
+                let role = if ctx.obs.local.is_running_primary() {
+                    Role::Primary
+                } else {
+                    Role::Replica
+                };
+                // A failed restart leaves PostgreSQL stopped: the next step's rules start it
+                // again as any crashed server (a primary within primary_start_timeout).
+                Some(verdict(
+                    if ok {
+                        vec![Action::Callback {
+                            event: CallbackEvent::OnRestart,
+                            role,
+                        }]
+                    } else {
+                        vec![]
+                    },
+                    status,
+                ))
+            }
             (TaskKind::Bootstrap, true) => {
                 self.mem.post_bootstrap_pending = true;
                 Some(self.post_bootstrap(ctx))

@@ -1,0 +1,79 @@
+//! Requests from outside the loop (step 1b of `decide`, after the stale-key and fencing rules,
+//! so a request never bypasses them). Each request of the observation is answered in the step
+//! that sees it: refused, busy, or accepted, in which case its work is this step's action. An
+//! accepted restart is answered `Done` when its task ends (`task_finished`).
+
+use super::{Ctx, Verdict, verdict};
+use crate::ha::{Action, Answer, Ha, RequestKind, RestartConditions, Role, TaskKind};
+
+/// Patroni's answer when a restart's conditions do not hold.
+pub(crate) const RESTART_CONDITIONS: &str = "restart conditions are not satisfied";
+
+impl Ha {
+    /// Answers every request of the observation; the verdict of the one accepted, if any.
+    pub(crate) fn requests(&mut self, ctx: &Ctx<'_>) -> Option<Verdict> {
+        let mut accepted: Option<Verdict> = None;
+        for request in &ctx.obs.requests {
+            let answer = match &request.kind {
+                RequestKind::Restart(conditions) => match accepted {
+                    Some(_) => Answer::Busy("restart already in progress".to_string()),
+                    None => match self.restart_refusal(ctx, conditions) {
+                        Some(refusal) => refusal,
+                        None => {
+                            accepted = Some(self.start_restart(ctx));
+                            self.mem.restart_request = Some(request.id);
+                            Answer::Accepted("restart initiated".to_string())
+                        }
+                    },
+                },
+            };
+            self.answers.push((request.id, answer));
+        }
+        accepted
+    }
+
+    /// Why a restart cannot start now, in Patroni's words; `None` when it can.
+    fn restart_refusal(&self, ctx: &Ctx<'_>, conditions: &RestartConditions) -> Option<Answer> {
+        if let Some(task) = &ctx.obs.task {
+            return Some(Answer::Busy(format!(
+                "{} already in progress",
+                task.action_name()
+            )));
+        }
+        let local = &ctx.obs.local;
+        if !local.running || local.role.is_none() {
+            return Some(Answer::Refused("postgres is not running".to_string()));
+        }
+        let role = if local.is_running_primary() {
+            Role::Primary
+        } else {
+            Role::Replica
+        };
+        let role_differs = conditions.role.is_some_and(|wanted| wanted != role);
+        // pgkeel does not track pending restarts yet: "only if pending" never holds.
+        let not_pending = conditions.only_if_pending;
+        let new_enough = conditions
+            .below_version
+            .is_some_and(|v| local.server_version.is_none_or(|running| v <= running));
+        (role_differs || not_pending || new_enough)
+            .then(|| Answer::Refused(RESTART_CONDITIONS.to_string()))
+    }
+
+    /// The restart task for this node's current role: a primary restarts as a primary (it
+    /// keeps the leader key meanwhile, see `task_in_progress`), a replica follows the leader.
+    fn start_restart(&self, ctx: &Ctx<'_>) -> Verdict {
+        let as_primary = ctx.obs.local.is_running_primary();
+        let follow = if as_primary {
+            None
+        } else {
+            ctx.cluster
+                .leader_name()
+                .filter(|l| *l != self.cfg.name)
+                .map(str::to_string)
+        };
+        verdict(
+            vec![Action::StartTask(TaskKind::Restart { as_primary, follow })],
+            "restarting postgres on request",
+        )
+    }
+}

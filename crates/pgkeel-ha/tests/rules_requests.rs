@@ -1,0 +1,217 @@
+//! Requests from outside the loop (issue 7 point 1): answered accepted, refused or busy in the
+//! step that sees them, done when their work ends; never ahead of the safety rules.
+mod support;
+
+use pgkeel_ha::ha::{
+    Action, Answer, CallbackEvent, FailureCause, Outcome, RequestKind, RestartConditions, Role,
+    StopMode, TaskKind,
+};
+use support::*;
+
+fn restart() -> RequestKind {
+    RequestKind::Restart(RestartConditions::default())
+}
+
+fn healthy_leader_obs() -> ObsBuilder {
+    obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n1")
+        .local(local_primary())
+}
+
+#[test]
+fn a_restart_of_the_leader_is_accepted_and_done_when_its_task_ends() {
+    let mut n1 = ha("n1");
+    let d = n1.step(&healthy_leader_obs().request(7, restart()).build());
+    assert_decision(
+        &d,
+        &[Action::StartTask(TaskKind::Restart {
+            as_primary: true,
+            follow: None,
+        })],
+        "restarting postgres on request",
+    );
+    assert_eq!(
+        d.answers,
+        [(7, Answer::Accepted("restart initiated".into()))]
+    );
+    // While it runs the leader keeps its key, says so, and publishes "restarting".
+    let running = healthy_leader_obs()
+        .task(TaskKind::Restart {
+            as_primary: true,
+            follow: None,
+        })
+        .build();
+    let d = n1.step(&running);
+    assert_decision(&d, &[], "updated leader lock during restart");
+    assert_eq!(d.node.state.as_str(), "restarting");
+    assert!(d.answers.is_empty());
+    // Done: answered once, with Patroni's words, and on_restart runs.
+    let finished = healthy_leader_obs()
+        .outcome(Outcome::TaskFinished {
+            kind: TaskKind::Restart {
+                as_primary: true,
+                follow: None,
+            },
+            ok: true,
+            message: String::new(),
+            cause: FailureCause::Local,
+        })
+        .build();
+    let d = n1.step(&finished);
+    assert_eq!(
+        d.actions,
+        [Action::Callback {
+            event: CallbackEvent::OnRestart,
+            role: Role::Primary
+        }]
+    );
+    assert_eq!(
+        d.answers,
+        [(
+            7,
+            Answer::Done {
+                ok: true,
+                message: "restarted successfully".into()
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_replica_restarts_following_the_leader_and_a_failure_is_answered() {
+    let mut n2 = ha("n2");
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n2")
+        .local(local_replica_of("n1"))
+        .request(1, restart())
+        .build();
+    let d = n2.step(&o);
+    assert_eq!(
+        d.actions,
+        [Action::StartTask(TaskKind::Restart {
+            as_primary: false,
+            follow: Some("n1".into()),
+        })]
+    );
+    let failed = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n2")
+        .local(local_stopped("shut down in recovery", 1, 100))
+        .outcome(Outcome::TaskFinished {
+            kind: TaskKind::Restart {
+                as_primary: false,
+                follow: Some("n1".into()),
+            },
+            ok: false,
+            message: "pg_ctl: could not start server".into(),
+            cause: FailureCause::Local,
+        })
+        .build();
+    let d = n2.step(&failed);
+    assert_eq!(
+        d.answers,
+        [(
+            1,
+            Answer::Done {
+                ok: false,
+                message: "restart failed".into()
+            }
+        )]
+    );
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+}
+
+#[test]
+fn a_node_busy_with_a_task_answers_busy() {
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n2")
+        .local(local_replica_of("n1"))
+        .task(TaskKind::Rewind { from: "n1".into() })
+        .request(3, restart())
+        .build();
+    let d = ha("n2").step(&o);
+    assert_eq!(
+        d.answers,
+        [(3, Answer::Busy("pg_rewind already in progress".into()))]
+    );
+    assert_decision(&d, &[], "running pg_rewind from n1");
+    // Two restarts in one step: the second is busy with the first.
+    let d = ha("n1").step(
+        &healthy_leader_obs()
+            .request(1, restart())
+            .request(2, restart())
+            .build(),
+    );
+    assert_eq!(
+        d.answers,
+        [
+            (1, Answer::Accepted("restart initiated".into())),
+            (2, Answer::Busy("restart already in progress".into())),
+        ]
+    );
+}
+
+#[test]
+fn restart_conditions_that_do_not_hold_are_refused_in_patronis_words() {
+    for conditions in [
+        RestartConditions {
+            role: Some(Role::Replica),
+            ..RestartConditions::default()
+        },
+        RestartConditions {
+            only_if_pending: true,
+            ..RestartConditions::default()
+        },
+        RestartConditions {
+            // local_primary() runs 15.x: a request for "below 14" does not apply.
+            below_version: Some(140000),
+            ..RestartConditions::default()
+        },
+    ] {
+        let d = ha("n1").step(
+            &healthy_leader_obs()
+                .request(9, RequestKind::Restart(conditions.clone()))
+                .build(),
+        );
+        assert_eq!(
+            d.answers,
+            [(
+                9,
+                Answer::Refused("restart conditions are not satisfied".into())
+            )],
+            "{conditions:?}"
+        );
+        assert!(
+            !d.actions.iter().any(|a| matches!(a, Action::StartTask(_))),
+            "{:?}",
+            d.actions
+        );
+    }
+    let stopped = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n2")
+        .local(local_stopped("shut down in recovery", 1, 100))
+        .request(4, restart())
+        .build();
+    assert_eq!(
+        ha("n2").step(&stopped).answers,
+        [(4, Answer::Refused("postgres is not running".into()))]
+    );
+}
+
+#[test]
+fn a_request_never_goes_ahead_of_fencing() {
+    // The primary's lease has lapsed: it is demoted this step, the restart waits unanswered.
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .lease("n1", 0)
+        .local(local_primary())
+        .request(5, restart())
+        .build();
+    let d = ha("n1").step(&o);
+    assert!(d.answers.is_empty(), "{:?}", d.answers);
+    assert_eq!(d.actions.first(), Some(&Action::Stop(StopMode::Immediate)));
+}
