@@ -215,3 +215,33 @@ fn a_request_never_goes_ahead_of_fencing() {
     assert!(d.answers.is_empty(), "{:?}", d.answers);
     assert_eq!(d.actions.first(), Some(&Action::Stop(StopMode::Immediate)));
 }
+
+#[test]
+fn a_primary_without_the_leader_key_is_not_restarted() {
+    // Its lease lapsed while it was frozen; the key is gone and the cluster races. A restart
+    // "as primary" now would bring it back writable next to the new leader.
+    let o = obs()
+        .cluster(
+            ClusterBuilder::initialized()
+                .member("n1", |m| m.primary())
+                .member("n2", |m| m)
+                .member("n3", |m| m),
+        )
+        .fresh_lease("n1")
+        .local(local_primary())
+        .request(6, restart())
+        .build();
+    let d = ha("n1").step(&o);
+    assert_eq!(
+        d.answers,
+        [(
+            6,
+            Answer::Refused("restart refused: this primary does not hold the leader lock".into())
+        )]
+    );
+    assert!(
+        !d.actions.iter().any(|a| matches!(a, Action::StartTask(_))),
+        "{:?}",
+        d.actions
+    );
+}

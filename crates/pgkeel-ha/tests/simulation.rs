@@ -204,3 +204,11 @@ fn seed_6176_a_former_primary_checks_for_divergence_again() {
     // followed with diverged WAL (found once blind agents were simulated).
     run_seed(6176, false).unwrap();
 }
+
+#[test]
+fn seed_209_a_primary_without_the_leader_key_is_not_restarted_on_request() {
+    // ha: a restart request reached a primary whose agent had been frozen past its lease; the
+    // core accepted it while the cluster raced, and the restart brought PostgreSQL back
+    // writable next to the new leader (a1). Found when restart requests were simulated.
+    run_seed(209, false).unwrap();
+}

@@ -74,6 +74,11 @@ pub struct SimConfig {
     /// PostgreSQL (a postmaster it knows still counts as running), and every action that needs
     /// a new file fails except stopping by signal. Drawn from the second generator too.
     pub blindness: bool,
+    /// In about half the seeds an operator asks one or two nodes for a restart
+    /// (`POST /restart`) at random moments: the request waits in the node's queue until its
+    /// core answers, and the restart task stops PostgreSQL at once and starts it again in its
+    /// role when it ends. Drawn from the second generator too.
+    pub restart_requests: bool,
     /// Sim variant whose core-facing agent releases the key the moment it cannot see its data
     /// directory (the behaviour before the hostile-input fix): invariant (a4) must catch it.
     pub release_when_blind: bool,
@@ -90,6 +95,7 @@ impl Default for SimConfig {
             break_fencing: false,
             ttl_changes: true,
             blindness: true,
+            restart_requests: true,
             release_when_blind: false,
             trace: false,
         }
@@ -335,6 +341,8 @@ struct Node {
     woke_for: u64,
     task: Option<(TaskKind, u64)>,
     pending: Vec<Outcome>,
+    /// Requests not answered yet by the node's core.
+    requests: Vec<pgkeel_ha::ha::Request>,
     dcs_cut: bool,
     /// Out of file descriptors (see [`SimConfig::blindness`]).
     blind: bool,
@@ -360,6 +368,8 @@ pub enum Fault {
     TtlChange,
     /// The node's agent cannot open files (see [`SimConfig::blindness`]).
     Blind,
+    /// An operator asks the node for a restart (see [`SimConfig::restart_requests`]).
+    RestartRequest,
 }
 
 #[derive(Debug, Clone)]
@@ -414,6 +424,7 @@ impl Sim {
                     woke_for: 0,
                     task: None,
                     pending: vec![],
+                    requests: vec![],
                     dcs_cut: false,
                     blind: false,
                     stale_ms: 0,
@@ -505,6 +516,19 @@ impl Sim {
                 });
             }
             end = end.max(at + dur);
+        }
+        if self.cfg.restart_requests && extra.chance(50) {
+            let first = self.cfg.bootstrap_ms() / TICK_MS;
+            for _ in 0..extra.range(1, 2) {
+                let at = extra.range(first, end / TICK_MS + 1) * TICK_MS;
+                self.events.push(Event {
+                    at,
+                    node: extra.below(3) as usize,
+                    fault: Fault::RestartRequest,
+                    start: true,
+                    stale_ms: 0,
+                });
+            }
         }
         self.faults_end = end;
         self.events.sort_by_key(|e| (e.at, !e.start));
@@ -609,6 +633,7 @@ impl Sim {
                 n.pg.stop(StopMode::Immediate);
                 n.task = None;
                 n.pending.clear();
+                n.requests.clear();
                 n.lease = None;
                 n.view = None;
             }
@@ -650,6 +675,15 @@ impl Sim {
             (Fault::Delay, true) => n.stale_ms = e.stale_ms,
             (Fault::Delay, false) => n.stale_ms = 0,
             (Fault::Blind, start) => n.blind = start,
+            (Fault::RestartRequest, _) => {
+                if n.agent != Agent::Fatal {
+                    let id = n.requests.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+                    n.requests.push(pgkeel_ha::ha::Request {
+                        id,
+                        kind: pgkeel_ha::ha::RequestKind::Restart(Default::default()),
+                    });
+                }
+            }
             (Fault::TtlChange, start) => {
                 let ttl = self.cfg.ttl_s + if start { TTL_CHANGE_S } else { 0 };
                 if let Some(c) = &mut self.dcs.config {
@@ -914,7 +948,7 @@ impl Sim {
             task: n.task.as_ref().map(|(k, _)| k.clone()),
             outcomes,
             peers,
-            requests: Vec::new(),
+            requests: self.nodes[i].requests.clone(),
         }
     }
 
@@ -937,6 +971,13 @@ impl Sim {
                 let _ = self.execute(i, &Action::ReleaseLeader);
             }
             let d = self.nodes[i].ha.step(&obs);
+            // Answered requests leave the queue (the API's caller has its answer).
+            self.nodes[i]
+                .requests
+                .retain(|r| !d.answers.iter().any(|(id, _)| *id == r.id));
+            if !d.answers.is_empty() {
+                self.log(|| format!("n{} answers {:?}", i + 1, d.answers));
+            }
             self.nodes[i].gc = self.nodes[i].ha.global_config(None);
             self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
             self.nodes[i].last_status = d.status.clone();
@@ -1135,6 +1176,10 @@ impl Sim {
                     TaskKind::Start { .. } | TaskKind::Restart { .. } => self.rng.range(2, 5),
                     TaskKind::Rewind { .. } => 6,
                 };
+                if matches!(kind, TaskKind::Restart { .. }) {
+                    // The restart's first step: a fast stop, at once.
+                    self.nodes[i].pg.stop(StopMode::Fast);
+                }
                 self.nodes[i].task = Some((kind.clone(), now + ticks * TICK_MS));
                 Ok(None)
             }

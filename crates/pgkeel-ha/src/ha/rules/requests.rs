@@ -6,6 +6,9 @@
 use super::{Ctx, Verdict, verdict};
 use crate::ha::{Action, Answer, Ha, RequestKind, RestartConditions, Role, TaskKind};
 
+/// Why a running primary that does not hold the leader key is not restarted.
+pub(crate) const NOT_LEADING: &str = "restart refused: this primary does not hold the leader lock";
+
 /// Patroni's answer when a restart's conditions do not hold.
 pub(crate) const RESTART_CONDITIONS: &str = "restart conditions are not satisfied";
 
@@ -49,6 +52,12 @@ impl Ha {
         } else {
             Role::Replica
         };
+        // A primary restarts as a primary: only while it provably leads. A primary without the
+        // key (its lease lapsed, the cluster races) must be left to the race and the fencing
+        // rules, or it would come back writable next to the new leader (found by the simulator).
+        if role == Role::Primary && !(ctx.i_hold_key && ctx.key_on_my_lease && ctx.lease_valid) {
+            return Some(Answer::Refused(NOT_LEADING.to_string()));
+        }
         let role_differs = conditions.role.is_some_and(|wanted| wanted != role);
         // pgkeel does not track pending restarts yet: "only if pending" never holds.
         let not_pending = conditions.only_if_pending;
