@@ -809,6 +809,25 @@ fn e2e_failover_primary_that_fails_to_restart_releases_the_key() {
 
     let killed = Instant::now();
     c.kill_postmaster(old).expect("kill the postmaster");
+    // Freeze the old agent once it has given up the key, so the repair below lands before it
+    // tries to rejoin: its rewind first runs crash recovery, which fails with the broken file,
+    // and a failed rewind is remembered (without remove_data_directory_on_rewind_failure the
+    // node then waits for an operator, as Patroni's does). Without the freeze the test raced
+    // its own repair.
+    if let Err(e) =
+        pgkeel_testkit::eventually(Duration::from_secs(30), Duration::from_millis(10), || {
+            if c.logs(old)
+                .contains("removed leader key after trying and failing to start postgres")
+            {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        })
+    {
+        fail(&c, format!("{old_name} did not give up the key: {e}"));
+    }
+    c.stop_agent(old).expect("freeze the old agent");
     let new = wait_new_leader(&c, &old_name, Duration::from_secs(30));
     println!(
         "(h) {} promoted {:.2?} after the primary's postmaster was killed",
@@ -824,6 +843,7 @@ fn e2e_failover_primary_that_fails_to_restart_releases_the_key() {
     }
 
     std::fs::write(&auto_conf, original).expect("repair postgresql.auto.conf");
+    c.cont_agent(old).expect("thaw the old agent");
     wait_streaming(&c, old, new, Duration::from_secs(60));
     insert(&c, new, 2, "after").expect("write on the new primary");
     wait_row(&c, old, 2, "after");

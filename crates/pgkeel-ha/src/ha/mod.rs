@@ -231,23 +231,13 @@ impl Ha {
         let (state, role) = match &obs.task {
             Some(TaskKind::Bootstrap) => (PgState::InitializingNewCluster, Role::Uninitialized),
             Some(TaskKind::Clone { .. }) => (PgState::CreatingReplica, Role::Uninitialized),
-            Some(TaskKind::Start { as_primary, .. }) => (
-                PgState::Starting,
-                if *as_primary {
-                    Role::Primary
-                } else {
-                    Role::Replica
-                },
-            ),
+            Some(TaskKind::Start { as_primary, .. }) => {
+                (PgState::Starting, Role::running_as(*as_primary))
+            }
             Some(TaskKind::Rewind { .. }) => (PgState::Stopped, Role::Replica),
-            Some(TaskKind::Restart { as_primary, .. }) => (
-                PgState::Restarting,
-                if *as_primary {
-                    Role::Primary
-                } else {
-                    Role::Replica
-                },
-            ),
+            Some(TaskKind::Restart { as_primary, .. }) => {
+                (PgState::Restarting, Role::running_as(*as_primary))
+            }
             None if obs.local.running && obs.local.accepting_connections => (
                 PgState::Running,
                 role_of(obs.local.role.or(self.mem.last_role)),

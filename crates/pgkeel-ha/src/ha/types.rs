@@ -406,6 +406,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role of a server that runs (or is about to run) as a primary or not.
+    pub fn running_as(primary: bool) -> Role {
+        if primary {
+            Role::Primary
+        } else {
+            Role::Replica
+        }
+    }
+
     /// Patroni's word for the role.
     pub fn as_str(self) -> &'static str {
         match self {

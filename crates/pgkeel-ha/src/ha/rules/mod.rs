@@ -292,11 +292,7 @@ impl Ha {
                         },
                     ));
                 }
-                let role = if ctx.obs.local.is_running_primary() {
-                    Role::Primary
-                } else {
-                    Role::Replica
-                };
+                let role = Role::running_as(ctx.obs.local.is_running_primary());
                 // A failed restart leaves PostgreSQL stopped: the next step's rules start it
                 // again as any crashed server (a primary within primary_start_timeout).
                 Some(verdict(
@@ -385,11 +381,7 @@ impl Ha {
                 ))
             }
             (TaskKind::Start { .. }, true) => {
-                let role = if ctx.obs.local.is_running_primary() {
-                    Role::Primary
-                } else {
-                    Role::Replica
-                };
+                let role = Role::running_as(ctx.obs.local.is_running_primary());
                 self.mem.primary_restart_since = None;
                 Some(verdict(
                     vec![Action::Callback {

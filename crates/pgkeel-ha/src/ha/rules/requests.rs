@@ -47,11 +47,7 @@ impl Ha {
         if !local.running || local.role.is_none() {
             return Some(Answer::Refused("postgres is not running".to_string()));
         }
-        let role = if local.is_running_primary() {
-            Role::Primary
-        } else {
-            Role::Replica
-        };
+        let role = Role::running_as(local.is_running_primary());
         // A primary restarts as a primary: only while it provably leads. A primary without the
         // key (its lease lapsed, the cluster races) must be left to the race and the fencing
         // rules, or it would come back writable next to the new leader (found by the simulator).
