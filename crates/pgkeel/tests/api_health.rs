@@ -922,7 +922,8 @@ proptest::proptest! {
                 .is_some_and(|m| GlobalConfig::check(m).is_ok());
             let pause = body
                 .get("pause")
-                .is_some_and(|v| GlobalConfig::from_map(&serde_json::Map::from_iter([("pause".to_string(), v.clone())])).pause);
+                .and_then(pgkeel_ha::cluster::bool_value)
+                == Some(true);
             let expected = match (accepted, pause) {
                 (false, _) => 400,
                 (true, true) => 501,

@@ -196,8 +196,9 @@ fn int_value(v: &Value, k: &IntKey) -> Result<u64, IntProblem> {
     }
 }
 
-/// Reads a boolean value: JSON booleans, the integers 1 and 0, and Patroni's strings.
-fn bool_value(v: &Value) -> Option<bool> {
+/// Reads a boolean value as Patroni's `parse_bool` does: JSON booleans, the integers 1 and 0,
+/// and the strings true/on/yes/1 and false/off/no/0; anything else is not a boolean.
+pub fn bool_value(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {

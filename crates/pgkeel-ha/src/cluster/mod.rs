@@ -9,7 +9,7 @@ mod history;
 
 pub use global_config::{
     BOOL_KEYS, ConfigRejected, GlobalConfig, INT_KEYS, IntKey, MAX_LAG_BYTES, MAX_SECONDS,
-    MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, PG_BOOL_KEYS, QUOTE_LIMIT, Timeouts,
+    MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, PG_BOOL_KEYS, QUOTE_LIMIT, Timeouts, bool_value,
 };
 pub use history::{HistoryEntry, merge_timeline_history, parse_timeline_history_file};
 

@@ -6,7 +6,7 @@ use super::{ApiState, json_response, text_response};
 use crate::dcs::{Dcs, DcsError};
 use axum::http::StatusCode;
 use axum::response::Response;
-use pgkeel_ha::cluster::GlobalConfig;
+use pgkeel_ha::cluster::{GlobalConfig, bool_value};
 use pgkeel_ha::keys::KeyLayout;
 use serde_json::{Map, Value};
 
@@ -154,9 +154,7 @@ pub const PAUSE_NOT_SUPPORTED: &str = "pause (maintenance mode) is not supported
 
 /// The write sets `pause` to a true value (`pause: false` and `null` are accepted).
 fn asks_for_pause(m: &Map<String, Value>) -> bool {
-    m.get("pause").filter(|v| !v.is_null()).is_some_and(|v| {
-        GlobalConfig::from_map(&Map::from_iter([("pause".to_string(), v.clone())])).pause
-    })
+    m.get("pause").and_then(bool_value) == Some(true)
 }
 
 /// 413 when the configuration to store is larger than [`CONFIG_LIMIT`].
