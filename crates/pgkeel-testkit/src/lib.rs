@@ -7,15 +7,18 @@
 //! * [`procs`]: PID helpers: signals, `postmaster.pid`, ownership checks, RSS.
 //! * [`nodeconf`]: renders one Patroni-style YAML config per node.
 //! * [`cluster`]: [`cluster::PgkeelCluster`], a whole test cluster (etcd + agents + PostgreSQL).
+//! * [`flood`]: a REST connection flood with a health checker beside it.
 //! * [`snapshot`]: normalises `pgkeelctl list` output so it can be compared with a snapshot.
 //!
-//! Binaries: `pgkeel-demo` (the README demo cluster) and `pgkeel-bench-bootstrap` (bootstrap timing
-//! and agent RSS). Both use the same [`cluster::PgkeelCluster`] as the end-to-end tests.
+//! Binaries: `pgkeel-demo` (the README demo cluster), `pgkeel-bench-bootstrap` (bootstrap timing
+//! and agent RSS), `pgkeel-bench-failover` (write gaps) and `pgkeel-bench-flood` (`/health` under a
+//! REST flood). All use the same [`cluster::PgkeelCluster`] as the end-to-end tests.
 
 pub mod bench;
 pub mod cluster;
 pub mod etcd;
 pub mod eventually;
+pub mod flood;
 pub mod nodeconf;
 pub mod ports;
 pub mod procs;
