@@ -9,7 +9,7 @@ use super::{
     tasks::{TaskError, TaskSlot},
 };
 use crate::config::ShellCommand;
-use crate::postgres::{ManagedConfig, PostgresControl, Recovery, StopMode as PgStop, Upstream};
+use crate::postgres::{ManagedConfig, Recovery, StopMode as PgStop, Upstream};
 use pgkeel_ha::Decision;
 use pgkeel_ha::cluster::{
     Cluster, GlobalConfig, merge_timeline_history, parse_timeline_history_file,

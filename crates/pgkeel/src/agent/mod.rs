@@ -20,6 +20,7 @@ mod tasks;
 use crate::config::Config;
 use crate::dcs::Dcs;
 use crate::postgres::{PgNode, PostgresControl};
+
 use lease::Clock;
 use pgkeel_ha::cluster::{Cluster, GlobalConfig};
 use pgkeel_ha::ha::{DcsUnavailable, HaConfig, LeaseView, Observation, Outcome, TaskKind};
@@ -75,7 +76,7 @@ impl AgentError {
 pub(crate) struct Agent {
     pub cfg: Arc<Config>,
     pub dcs: Arc<dyn Dcs>,
-    pub pg: Arc<PgNode>,
+    pub pg: Arc<dyn PostgresControl>,
     pub layout: KeyLayout,
     pub clock: Clock,
     pub http: reqwest::Client,
@@ -121,17 +122,29 @@ pub fn ha_config(cfg: &Config) -> HaConfig {
     }
 }
 
-/// Runs the agent until `shutdown` resolves (then stops PostgreSQL and releases the leader key,
-/// as Patroni does on SIGTERM) or a fatal decision is made. A returned error is not logged
-/// here: the caller logs it, at CRITICAL when [`AgentError::is_critical`].
+/// Runs the agent on the local PostgreSQL of `cfg` until `shutdown` resolves (then stops
+/// PostgreSQL and releases the leader key, as Patroni does on SIGTERM) or a fatal decision is
+/// made. A returned error is not logged here: the caller logs it, at CRITICAL when
+/// [`AgentError::is_critical`].
 pub async fn run(
     cfg: Config,
     dcs: Arc<dyn Dcs>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
+    let pg = Arc::new(PgNode::new(&cfg.postgresql, &cfg.scope, &cfg.name));
+    run_with(cfg, dcs, pg, shutdown).await
+}
+
+/// [`run`] on any PostgreSQL seam: the in-process agent tests drive the real loop on a
+/// `MemoryDcs` and a fake PostgreSQL through this.
+pub async fn run_with(
+    cfg: Config,
+    dcs: Arc<dyn Dcs>,
+    pg: Arc<dyn PostgresControl>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
     let cfg = Arc::new(cfg);
     let layout = KeyLayout::new(&cfg.namespace, &cfg.scope);
-    let pg = Arc::new(PgNode::new(&cfg.postgresql, &cfg.scope, &cfg.name));
     let clock = Clock::new();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
@@ -215,7 +228,7 @@ pub async fn run(
         layout: layout.clone(),
         auth: cfg.restapi.authentication.clone(),
         wake_agent: wake.clone(),
-        live_wal: Some(Arc::new(pg.live_wal())),
+        live_wal: pg.live_wal().map(Arc::new),
         requests: Some(request_tx),
         restart_wait: Duration::from_secs(cfg.postgresql.pg_ctl_timeout.saturating_mul(2))
             .saturating_add(Duration::from_secs(10)),
@@ -242,8 +255,10 @@ pub async fn run(
     // configuration changes, not on every cycle.
     let mut reported_config_warnings: Vec<String> = Vec::new();
 
+    let mut lease_changes = lease_rx.clone();
     loop {
         let cycle_start = Instant::now();
+        let lease_seen = lease_rx.borrow().map(|l| l.id);
         let gc = ha.global_config(last_cluster.as_ref());
         if gc.warnings != reported_config_warnings {
             for w in &gc.warnings {
@@ -297,12 +312,28 @@ pub async fn run(
             _ = wake.notified() => {}
             () = requests.arrived() => {}
             _ = tasks.finished() => {}
+            // A lease granted (the first one, at start: the loop must not wait a loop_wait
+            // for it before it can bootstrap or race), lost or replaced; renewals do not wake.
+            () = lease_replaced(&mut lease_changes, lease_seen) => {}
             _ = &mut shutdown => {
                 tracing::info!("shutting down");
                 agent.shutdown(&lease_rx).await;
                 let _ = stop_tx.send(true);
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Resolves when the lease's id is no longer `seen` (granted, lost or replaced), not when it
+/// is merely renewed; never, once the lease keeper has stopped.
+async fn lease_replaced(rx: &mut watch::Receiver<Option<LeaseView>>, seen: Option<i64>) {
+    loop {
+        if rx.borrow_and_update().map(|l| l.id) != seen {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
         }
     }
 }
@@ -344,7 +375,7 @@ impl ReplicaStartWatch {
 /// Writes `patroni.dynamic.json` when the `/config` the core goes by changed since it was last
 /// written, once the data directory exists (as Patroni does after each cycle).
 async fn cache_dynamic_config(
-    pg: &Arc<PgNode>,
+    pg: &Arc<dyn PostgresControl>,
     ha: &Ha,
     status: &watch::Sender<Arc<NodeStatus>>,
     cached: &mut Option<serde_json::Map<String, serde_json::Value>>,
@@ -667,7 +698,10 @@ impl Agent {
             .dcs
             .delete_if_value(&self.layout.leader(), self.cfg.name.as_bytes())
             .await;
-        if let Some(l) = *lease_rx.borrow() {
+        // Copied out first: the watch's read guard must not be held across the await (it
+        // would block the lease keeper, and makes the agent's future not `Send`).
+        let lease = *lease_rx.borrow();
+        if let Some(l) = lease {
             let _ = self.dcs.revoke_lease(l.id).await;
         }
     }

@@ -307,4 +307,31 @@ pub trait PostgresControl: Send + Sync {
     /// A counter bumped each time a postmaster pgkeel started or adopted exits, so the agent
     /// notices a crash at once instead of one HA loop later.
     fn postmaster_exits(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Merges the user's `postgresql.parameters` with the GUCs pgkeel manages (Patroni's
+    /// defaults and derived settings) into the config to write, following `recovery`.
+    fn managed_config(&self, recovery: Option<Recovery>) -> ManagedConfig;
+
+    /// The superuser's connection string for the local server, as Patroni hands it to
+    /// `post_bootstrap` (password left out: it comes from `PGPASSFILE`).
+    fn local_dsn(&self) -> String;
+
+    /// The extra fields `GET /patroni` shows about a running server. Best effort: a failed
+    /// query gives the empty default.
+    async fn status_details(&self) -> StatusDetails;
+
+    /// The cached dynamic configuration of the data directory (`patroni.dynamic.json`), if any.
+    fn load_dynamic_cache(
+        &self,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, dynamic_cache::CacheError>;
+
+    /// Caches `config` as `patroni.dynamic.json` in the data directory.
+    fn save_dynamic_cache(
+        &self,
+        config: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), PgError>;
+
+    /// A reader of the live WAL positions for the REST API, on a connection of its own;
+    /// `None` when this server has none (the API then shows the published positions).
+    fn live_wal(&self) -> Option<LiveWal>;
 }

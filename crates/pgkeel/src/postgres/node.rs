@@ -844,6 +844,36 @@ fn default_socket_dir() -> PathBuf {
 
 #[async_trait::async_trait]
 impl PostgresControl for PgNode {
+    fn managed_config(&self, recovery: Option<Recovery>) -> ManagedConfig {
+        PgNode::managed_config(self, recovery)
+    }
+
+    fn local_dsn(&self) -> String {
+        PgNode::local_dsn(self)
+    }
+
+    async fn status_details(&self) -> StatusDetails {
+        PgNode::status_details(self).await
+    }
+
+    fn load_dynamic_cache(
+        &self,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, super::dynamic_cache::CacheError>
+    {
+        PgNode::load_dynamic_cache(self)
+    }
+
+    fn save_dynamic_cache(
+        &self,
+        config: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), PgError> {
+        PgNode::save_dynamic_cache(self, config)
+    }
+
+    fn live_wal(&self) -> Option<super::LiveWal> {
+        Some(PgNode::live_wal(self))
+    }
+
     async fn probe(&self) -> LocalPostgres {
         let mut lp = LocalPostgres::empty();
         let (data_dir, cd) = self.data_dir_state().await;
