@@ -376,3 +376,43 @@ async fn a_primary_cut_off_from_the_dcs_stops_writing_before_its_lease_ends() {
     );
     c.dcs.set_unavailable(false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_pause_mode_shutdown_leaves_postgres_running_and_the_key_in_place() {
+    let c = TestCluster::new("pause-shutdown");
+    let a = c.start("a");
+    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
+        .await;
+    // `PATCH /config {"pause": true}` is refused until pause mode is built (issue 8); the
+    // key written in the DCS directly is what the core goes by.
+    let mut config = c
+        .read()
+        .await
+        .config
+        .map(|cfg| cfg.data)
+        .unwrap_or_default();
+    config.insert("pause".into(), serde_json::json!(true));
+    let text = serde_json::Value::Object(config).to_string();
+    if let Err(e) = c.dcs.put(&c.layout.config(), text.as_bytes(), None).await {
+        panic!("put: {e}");
+    }
+    // The loop has seen it once /patroni says so.
+    let t0 = std::time::Instant::now();
+    while a.get("/patroni").await.1["pause"] != serde_json::json!(true) {
+        assert!(t0.elapsed() < SOON, "the agent never saw the pause");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pg = a.pg.clone();
+    assert!(a.shutdown().await.is_ok());
+    assert_eq!(
+        pg.state().running,
+        Some(ServerRole::Primary),
+        "left running"
+    );
+    assert_eq!(pg.count("stop"), 0, "{:?}", pg.calls());
+    assert_eq!(
+        c.leader().await.as_deref(),
+        Some("a"),
+        "the key stays until its lease ends"
+    );
+}

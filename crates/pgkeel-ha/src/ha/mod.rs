@@ -57,11 +57,26 @@ impl HaConfig {
     }
 }
 
+/// How far a shutdown got: each stage is decided on a fresh observation of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownStage {
+    /// PostgreSQL is being stopped; it ran in this role when the shutdown began (for
+    /// `on_stop`), or did not run.
+    Stopping {
+        /// Its role then, `None` when it was not running.
+        was_running: Option<Role>,
+    },
+    /// PostgreSQL is down; the leader key and the lease are being given up.
+    Releasing,
+}
+
 /// What a node remembers between cycles. Each field says why it must be remembered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HaMemory {
     /// The restart request being carried out (answered `Done` when its task ends).
     pub restart_request: Option<u64>,
+    /// How far a shutdown got (see `rules/shutdown.rs`).
+    pub shutdown: Option<ShutdownStage>,
     /// The role PostgreSQL had the last time it was seen running: a primary that crashed is
     /// restarted in place, a former primary must be checked for divergence before following.
     pub last_role: Option<ServerRole>,

@@ -160,6 +160,9 @@ pub struct Request {
 pub enum RequestKind {
     /// Restart PostgreSQL in place (Patroni's `POST /restart` without `schedule`).
     Restart(RestartConditions),
+    /// Stop the agent (SIGTERM, Ctrl-C): stop PostgreSQL and release the leader key, or, in
+    /// pause mode, leave both as they are. Nobody waits for its answer.
+    Shutdown,
 }
 
 /// The conditions of a restart request (Patroni's `restart_matches`); `None`/false: any.
@@ -341,6 +344,11 @@ pub enum Action {
         /// Role argument.
         role: Role,
     },
+    /// Revoke this node's lease: its member key, and a leader key on it, vanish at once, so
+    /// the others need not wait for the TTL (shutdown).
+    RevokeLease,
+    /// The agent ends normally (a shutdown finished); nothing runs after it.
+    Exit,
     /// Stop the agent with this error (it must not go on).
     Fatal {
         /// Why.

@@ -79,6 +79,10 @@ pub struct SimConfig {
     /// core answers, and the restart task stops PostgreSQL at once and starts it again in its
     /// role when it ends. Drawn from the second generator too.
     pub restart_requests: bool,
+    /// In about a third of the seeds one node's agent is shut down (SIGTERM) at a random
+    /// moment and started again a while later, from a generator of its own (the other
+    /// schedules of a seed are unchanged).
+    pub shutdowns: bool,
     /// Sim variant whose core-facing agent releases the key the moment it cannot see its data
     /// directory (the behaviour before the hostile-input fix): invariant (a4) must catch it.
     pub release_when_blind: bool,
@@ -96,6 +100,7 @@ impl Default for SimConfig {
             ttl_changes: true,
             blindness: true,
             restart_requests: true,
+            shutdowns: true,
             release_when_blind: false,
             trace: false,
         }
@@ -323,6 +328,8 @@ enum Agent {
     Crashed,
     Frozen,
     Fatal,
+    /// The agent ended after a shutdown; it is started again when the fault ends.
+    Exited,
 }
 
 #[derive(Debug, Clone)]
@@ -339,6 +346,8 @@ struct Node {
     next_cycle: u64,
     /// The fencing wake-up already ran for this lease deadline.
     woke_for: u64,
+    /// The shutdown fault ended before the agent had exited: it starts again once it has.
+    restart_after_exit: bool,
     task: Option<(TaskKind, u64)>,
     pending: Vec<Outcome>,
     /// Requests not answered yet by the node's core.
@@ -370,6 +379,8 @@ pub enum Fault {
     Blind,
     /// An operator asks the node for a restart (see [`SimConfig::restart_requests`]).
     RestartRequest,
+    /// The node's agent is shut down (SIGTERM), and started again when the fault ends.
+    Shutdown,
 }
 
 #[derive(Debug, Clone)]
@@ -379,6 +390,20 @@ struct Event {
     fault: Fault,
     start: bool,
     stale_ms: u64,
+}
+
+impl Node {
+    /// A stopped agent starts again with fresh memory (systemd's restart); its first cycle
+    /// and keep-alive are due at `at`.
+    fn start_again(&mut self, at: u64) {
+        self.agent = Agent::Up;
+        self.restart_after_exit = false;
+        self.ha = Ha::new(self.cfg.clone());
+        self.gc = self.ha.global_config(None);
+        self.requests.clear();
+        self.next_cycle = at;
+        self.next_keepalive = at;
+    }
 }
 
 /// One simulated cluster.
@@ -422,6 +447,7 @@ impl Sim {
                     next_keepalive: 0,
                     next_cycle: phase,
                     woke_for: 0,
+                    restart_after_exit: false,
                     task: None,
                     pending: vec![],
                     requests: vec![],
@@ -529,6 +555,23 @@ impl Sim {
                     stale_ms: 0,
                 });
             }
+        }
+        let mut third = Rng::new(self.seed ^ 0x5d0c_7e11_0f3a);
+        if self.cfg.shutdowns && third.chance(33) {
+            let first = self.cfg.bootstrap_ms() / TICK_MS;
+            let at = third.range(first, end / TICK_MS + 1) * TICK_MS;
+            let dur = third.range(5, 2 * ttl / TICK_MS + 10) * TICK_MS;
+            let node = third.below(3) as usize;
+            for (at, start) in [(at, true), (at + dur, false)] {
+                self.events.push(Event {
+                    at,
+                    node,
+                    fault: Fault::Shutdown,
+                    start,
+                    stale_ms: 0,
+                });
+            }
+            end = end.max(at + dur);
         }
         self.faults_end = end;
         self.events.sort_by_key(|e| (e.at, !e.start));
@@ -682,6 +725,22 @@ impl Sim {
                         id,
                         kind: pgkeel_ha::ha::RequestKind::Restart(Default::default()),
                     });
+                }
+            }
+            (Fault::Shutdown, true) => {
+                if n.agent == Agent::Up || n.agent == Agent::Frozen {
+                    let id = n.requests.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+                    n.requests.push(pgkeel_ha::ha::Request {
+                        id,
+                        kind: pgkeel_ha::ha::RequestKind::Shutdown,
+                    });
+                }
+            }
+            (Fault::Shutdown, false) => {
+                if n.agent == Agent::Exited {
+                    n.start_again(now);
+                } else {
+                    n.restart_after_exit = true;
                 }
             }
             (Fault::TtlChange, start) => {
@@ -1074,6 +1133,7 @@ impl Sim {
                 | Action::Callback { .. }
                 | Action::ProbePeers
                 | Action::Fatal { .. }
+                | Action::Exit
                 | Action::SyncSlots { .. }
         );
         if needs_dcs && self.nodes[i].dcs_cut {
@@ -1261,6 +1321,33 @@ impl Sim {
                 let pg = &mut self.nodes[i].pg;
                 pg.stop(StopMode::Immediate);
                 pg.data = None;
+                Ok(None)
+            }
+            Action::RevokeLease => {
+                if let Some(l) = lease {
+                    let held = self.dcs.leader.as_ref().is_some_and(|(_, kl, _)| *kl == l);
+                    if held && self.nodes[i].pg.writable() {
+                        self.violate(format!(
+                            "(a4) {name} revoked the leader key's lease while its primary accepts writes"
+                        ));
+                    }
+                    self.dcs.leases.remove(&l);
+                    self.dcs.expire(now);
+                }
+                Ok(None)
+            }
+            Action::Exit => {
+                // The process ends: its lease keeper, tasks and queue with it.
+                let n = &mut self.nodes[i];
+                n.agent = Agent::Exited;
+                n.lease = None;
+                n.task = None;
+                n.pending.clear();
+                n.requests.clear();
+                n.view = None;
+                if n.restart_after_exit {
+                    n.start_again(now + TICK_MS);
+                }
                 Ok(None)
             }
             Action::Fatal { message, .. } => {

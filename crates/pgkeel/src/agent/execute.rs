@@ -23,7 +23,15 @@ use pgkeel_ha::keys::codec::{
 use std::sync::Arc;
 use std::time::Duration;
 
-type Executed = (Vec<Outcome>, Option<Vec<PeerStatus>>);
+/// What executing a decision gave back to the loop.
+pub(super) struct Executed {
+    /// Outcomes for the core's next step.
+    pub outcomes: Vec<Outcome>,
+    /// The peers' answers, when the decision probed them.
+    pub peers: Option<Vec<PeerStatus>>,
+    /// The core decided the agent ends here (`Action::Exit`).
+    pub exit: bool,
+}
 
 /// Why an action failed. Reported to the core as `Outcome::ActionFailed` (with this text) and
 /// logged; the kinds keep where the failure came from.
@@ -70,6 +78,7 @@ impl Agent {
     ) -> Result<Executed, AgentError> {
         let mut outcomes = Vec::new();
         let mut peers = None;
+        let mut exit = false;
         let cluster = obs.dcs.as_ref().ok();
         let lease = obs.lease.map(|l| l.id);
         for action in &d.actions {
@@ -209,6 +218,14 @@ impl Agent {
                     self.run_callback(*event, *role).await;
                     Ok(())
                 }
+                Action::RevokeLease => match lease {
+                    None => Ok(()),
+                    Some(l) => self.dcs.revoke_lease(l).await.map_err(ActionError::from),
+                },
+                Action::Exit => {
+                    exit = true;
+                    Ok(())
+                }
                 Action::Fatal { message, critical } => {
                     return Err(AgentError::Fatal {
                         message: message.clone(),
@@ -228,7 +245,11 @@ impl Agent {
                 break;
             }
         }
-        Ok((outcomes, peers))
+        Ok(Executed {
+            outcomes,
+            peers,
+            exit,
+        })
     }
 
     /// The managed config, with the dynamic `postgresql.parameters` under the local ones.

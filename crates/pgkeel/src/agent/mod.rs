@@ -256,6 +256,7 @@ pub async fn run_with(
     let mut reported_config_warnings: Vec<String> = Vec::new();
 
     let mut lease_changes = lease_rx.clone();
+    let mut shutting_down = false;
     loop {
         let cycle_start = Instant::now();
         let lease_seen = lease_rx.borrow().map(|l| l.id);
@@ -281,10 +282,17 @@ pub async fn run_with(
                 &mut requests,
             )
             .await;
-        if let Err(e) = result {
-            // Logged once, by the caller, at the level Patroni uses (see `is_critical`).
-            let _ = stop_tx.send(true);
-            return Err(e);
+        match result {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Exit) => {
+                let _ = stop_tx.send(true);
+                return Ok(());
+            }
+            Err(e) => {
+                // Logged once, by the caller, at the level Patroni uses (see `is_critical`).
+                let _ = stop_tx.send(true);
+                return Err(e);
+            }
         }
         cache_dynamic_config(&pg, &ha, &status_tx, &mut cached_dynamic).await;
         let gc = ha.global_config(last_cluster.as_ref());
@@ -315,11 +323,12 @@ pub async fn run_with(
             // A lease granted (the first one, at start: the loop must not wait a loop_wait
             // for it before it can bootstrap or race), lost or replaced; renewals do not wake.
             () = lease_replaced(&mut lease_changes, lease_seen) => {}
-            _ = &mut shutdown => {
+            // SIGTERM: a request like any other; the core decides what shutting down means
+            // (rules/shutdown.rs: stop PostgreSQL, then release; in pause mode leave both).
+            _ = &mut shutdown, if !shutting_down => {
                 tracing::info!("shutting down");
-                agent.shutdown(&lease_rx).await;
-                let _ = stop_tx.send(true);
-                return Ok(());
+                shutting_down = true;
+                requests.push(pgkeel_ha::ha::RequestKind::Shutdown);
             }
         }
     }
@@ -336,6 +345,14 @@ async fn lease_replaced(rx: &mut watch::Receiver<Option<LeaseView>>, seen: Optio
             return std::future::pending().await;
         }
     }
+}
+
+/// Whether the loop goes on after a cycle.
+enum Flow {
+    /// Sleep until the next wake-up, then cycle again.
+    Continue,
+    /// The core decided the agent ends (a shutdown finished).
+    Exit,
 }
 
 /// A replica that has just started streams a moment later; its member key (and so `/cluster`,
@@ -410,7 +427,7 @@ impl Agent {
         status_tx: &watch::Sender<Arc<NodeStatus>>,
         last_cluster: &mut Option<Cluster>,
         requests: &mut requests::Requests,
-    ) -> Result<(), AgentError> {
+    ) -> Result<Flow, AgentError> {
         let mut outcomes: Vec<Outcome> = tasks.take_finished().into_iter().collect();
         let mut peers = None;
         let mut decision: Option<Decision> = None;
@@ -442,9 +459,13 @@ impl Agent {
             // The executor acts on the core's view of the dynamic configuration (which keeps
             // the last good value of a bad key), not on its own reading of the snapshot.
             let config = ha.global_config(o.dcs.as_ref().ok());
-            let (more, probed) = self.execute(&d, &o, tasks, &config).await?;
-            outcomes = more;
-            peers = probed;
+            let executed = self.execute(&d, &o, tasks, &config).await?;
+            if executed.exit {
+                tracing::info!("{}", d.status);
+                return Ok(Flow::Exit);
+            }
+            outcomes = executed.outcomes;
+            peers = executed.peers;
             let restep = d.restep || !outcomes.is_empty() || peers.is_some();
             if restep && !d.actions.is_empty() {
                 // An intermediate decision that acted (a fencing stop, a won race) is logged
@@ -458,12 +479,12 @@ impl Agent {
             }
         }
         let (Some(d), Some(o)) = (decision, obs) else {
-            return Ok(());
+            return Ok(Flow::Continue);
         };
         tracing::info!("{}", d.status);
         self.publish(ha, &d, &o, lease_rx, status_tx, last_cluster)
             .await;
-        Ok(())
+        Ok(Flow::Continue)
     }
 
     /// Gathers one observation: DCS snapshot (read now unless `dcs_view` is given), local
@@ -686,23 +707,5 @@ impl Agent {
             return Err(AgentError::DuplicateName(self.cfg.name.clone()));
         }
         Ok(())
-    }
-
-    /// SIGTERM: stop PostgreSQL cleanly and release the leader key so others race at once.
-    async fn shutdown(&self, lease_rx: &watch::Receiver<Option<LeaseView>>) {
-        let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
-        if let Err(e) = self.pg.stop(crate::postgres::StopMode::Fast, timeout).await {
-            tracing::warn!("stopping PostgreSQL: {e}");
-        }
-        let _ = self
-            .dcs
-            .delete_if_value(&self.layout.leader(), self.cfg.name.as_bytes())
-            .await;
-        // Copied out first: the watch's read guard must not be held across the await (it
-        // would block the lease keeper, and makes the agent's future not `Send`).
-        let lease = *lease_rx.borrow();
-        if let Some(l) = lease {
-            let _ = self.dcs.revoke_lease(l.id).await;
-        }
     }
 }

@@ -12,10 +12,11 @@ use tokio::sync::mpsc;
 /// Requests queued for the loop at most; more are refused at once as "busy".
 const QUEUE: usize = 16;
 
-/// One request on its way to the loop, with where its answers go.
+/// One request on its way to the loop, with where its answers go (`None`: nobody waits, as
+/// for the loop's own requests from signals).
 struct Incoming {
     kind: RequestKind,
-    answers: mpsc::Sender<Answer>,
+    answers: Option<mpsc::Sender<Answer>>,
 }
 
 /// Why a request got no answer from the core.
@@ -46,7 +47,10 @@ impl RequestSender {
     ) -> Result<Answer, RequestError> {
         let (tx, mut rx) = mpsc::channel(2);
         self.queue
-            .try_send(Incoming { kind, answers: tx })
+            .try_send(Incoming {
+                kind,
+                answers: Some(tx),
+            })
             .map_err(|_| RequestError::NoLoop)?;
         let first = tokio::time::timeout(accept_within, rx.recv())
             .await
@@ -100,10 +104,25 @@ impl Requests {
         }
     }
 
+    /// Queues a request of the loop's own (a signal: SIGTERM is `Shutdown`) that nobody
+    /// waits for; it is handed to the core until the core answers it for good.
+    pub fn push(&mut self, kind: RequestKind) {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.waiting.insert(
+            id,
+            Incoming {
+                kind,
+                answers: None,
+            },
+        );
+    }
+
     /// The requests the core has not answered yet; those whose sender stopped waiting are
     /// dropped first.
     pub fn pending(&mut self) -> Vec<Request> {
-        self.waiting.retain(|_, r| !r.answers.is_closed());
+        self.waiting
+            .retain(|_, r| r.answers.as_ref().is_none_or(|a| !a.is_closed()));
         self.waiting
             .iter()
             .map(|(id, r)| Request {
@@ -117,7 +136,11 @@ impl Requests {
     pub fn deliver(&mut self, answers: &[(u64, Answer)]) {
         for (id, answer) in answers {
             let to = match self.waiting.remove(id) {
-                Some(r) => r.answers,
+                Some(Incoming {
+                    answers: Some(to), ..
+                }) => to,
+                // The loop's own request: answered, nobody to tell.
+                Some(Incoming { answers: None, .. }) => continue,
                 None => match self.accepted.remove(id) {
                     Some(to) => to,
                     None => continue,
@@ -179,6 +202,19 @@ mod tests {
             loop_end.deliver(&[(id, answer.clone())]);
             assert_eq!(asking.await.unwrap(), Ok(answer));
         }
+    }
+
+    /// A signal's request stays pending, with nobody waiting, until the core answers it.
+    #[test]
+    fn the_loops_own_request_stays_until_answered() {
+        let (_tx, mut loop_end) = channel();
+        loop_end.push(RequestKind::Shutdown);
+        let pending = loop_end.pending();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].kind, RequestKind::Shutdown);
+        assert_eq!(loop_end.pending().len(), 1, "still there on the next step");
+        loop_end.deliver(&[(pending[0].id, Answer::Accepted("stopping".into()))]);
+        assert_eq!(loop_end.pending().len(), 0, "answered");
     }
 
     #[tokio::test]

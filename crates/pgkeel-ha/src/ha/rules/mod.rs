@@ -6,6 +6,7 @@ mod leader;
 mod race;
 mod recovery;
 mod requests;
+mod shutdown;
 mod stale_leader;
 
 use super::{
@@ -92,6 +93,10 @@ impl Ha {
     }
 
     pub(crate) fn decide(&mut self, obs: &Observation) -> Verdict {
+        // A shutdown goes before everything, DCS or not (see `shutdown.rs`).
+        if let Some(v) = self.shutdown(obs) {
+            return v;
+        }
         let cluster = match &obs.dcs {
             Ok(c) => c,
             Err(e) => return self.dcs_unreachable(obs, e),

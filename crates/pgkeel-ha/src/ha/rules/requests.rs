@@ -18,6 +18,8 @@ impl Ha {
         let mut accepted: Option<Verdict> = None;
         for request in &ctx.obs.requests {
             let answer = match &request.kind {
+                // Answered by the shutdown rule, which goes before this one.
+                RequestKind::Shutdown => continue,
                 RequestKind::Restart(conditions) => match accepted {
                     Some(_) => Answer::Busy("restart already in progress".to_string()),
                     None => match self.restart_refusal(ctx, conditions) {

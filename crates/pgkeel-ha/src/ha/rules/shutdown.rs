@@ -1,0 +1,89 @@
+//! Shutting the agent down (SIGTERM, Ctrl-C), step 0 of `decide`: before every other rule, and
+//! whether the DCS answers or not. As Patroni's `Ha.shutdown`:
+//!
+//! * paused: PostgreSQL is left running and the leader key in place; the agent just exits.
+//! * otherwise PostgreSQL is stopped (fast) first. Once it is down, `on_stop` runs, the leader
+//!   key is released and the lease revoked (the member key goes with it), so the others race
+//!   at once instead of waiting for the TTL; then the agent exits. A server still running after
+//!   the stop keeps the key: a replica must not promote next to a server that may take writes.
+//!
+//! The stages live in `HaMemory::shutdown`; each step observes the server again, so the core
+//! sees whether the stop worked rather than trusting the action.
+
+use super::{Verdict, verdict};
+use crate::ha::{
+    Action, Answer, CallbackEvent, Ha, Observation, RequestKind, Role, ShutdownStage, StopMode,
+};
+
+/// Patroni's message when a paused node's agent stops.
+pub(crate) const PAUSED: &str =
+    "Leader key is not deleted and Postgresql is not stopped due paused state";
+/// Patroni's message when PostgreSQL could not be stopped on shutdown.
+pub(crate) const STOP_FAILED: &str = "PostgreSQL shutdown failed, leader key not removed.";
+/// The release or the revocation failed (the DCS does not answer): the key and the member
+/// expire with the lease.
+pub(crate) const NOT_RELEASED: &str =
+    "shutting down: the leader key could not be released; it expires with the lease";
+
+impl Ha {
+    /// The verdict for a pending shutdown request, if there is one.
+    pub(crate) fn shutdown(&mut self, obs: &Observation) -> Option<Verdict> {
+        let id = obs
+            .requests
+            .iter()
+            .find(|r| r.kind == RequestKind::Shutdown)?
+            .id;
+        let paused = self.global_config(obs.dcs.as_ref().ok()).pause;
+        let (actions, status, finished): (Vec<Action>, String, bool) = if paused {
+            (vec![Action::Exit], PAUSED.to_string(), true)
+        } else {
+            match self.mem.shutdown {
+                None => {
+                    let was_running = obs
+                        .local
+                        .running
+                        .then(|| Role::running_as(self.may_accept_writes(&obs.local)));
+                    self.mem.shutdown = Some(ShutdownStage::Stopping { was_running });
+                    self.mem.expect_running = false;
+                    (
+                        vec![Action::Stop(StopMode::Fast)],
+                        "shutting down: stopping PostgreSQL".to_string(),
+                        false,
+                    )
+                }
+                Some(ShutdownStage::Stopping { .. }) if obs.local.running => {
+                    (vec![Action::Exit], STOP_FAILED.to_string(), true)
+                }
+                Some(ShutdownStage::Stopping { was_running }) => {
+                    self.mem.shutdown = Some(ShutdownStage::Releasing);
+                    let mut actions = Vec::new();
+                    if let Some(role) = was_running {
+                        actions.push(Action::Callback {
+                            event: CallbackEvent::OnStop,
+                            role,
+                        });
+                    }
+                    actions.extend([Action::ReleaseLeader, Action::RevokeLease, Action::Exit]);
+                    (
+                        actions,
+                        "shutting down: PostgreSQL stopped, releasing the leader lock".to_string(),
+                        true,
+                    )
+                }
+                Some(ShutdownStage::Releasing) => {
+                    (vec![Action::Exit], NOT_RELEASED.to_string(), true)
+                }
+            }
+        };
+        if finished {
+            self.answers.push((
+                id,
+                Answer::Done {
+                    ok: true,
+                    message: status.clone(),
+                },
+            ));
+        }
+        Some(verdict(actions, status))
+    }
+}
