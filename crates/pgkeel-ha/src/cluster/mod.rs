@@ -138,9 +138,16 @@ pub fn forbids_failover(nofailover: Option<&Value>, priority: Option<&Value>) ->
     tag_is_true(nofailover) || matches!(priority.and_then(value_as_i64), Some(p) if p <= 0)
 }
 
-/// The `failover_priority` tag (an integer or a string holding one), default 1.
+/// `failover_priority` of a member whose tags do not set it (Patroni's default). One value for
+/// member keys, peers' `/patroni` documents and the agent's local configuration.
+pub const DEFAULT_FAILOVER_PRIORITY: i64 = 1;
+
+/// The `failover_priority` tag (an integer or a string holding one), default
+/// [`DEFAULT_FAILOVER_PRIORITY`].
 pub fn failover_priority(priority: Option<&Value>) -> i64 {
-    priority.and_then(value_as_i64).unwrap_or(1)
+    priority
+        .and_then(value_as_i64)
+        .unwrap_or(DEFAULT_FAILOVER_PRIORITY)
 }
 
 /// Whether a tag value reads as true the way Patroni reads `nofailover`, `noloadbalance` and

@@ -15,7 +15,7 @@ mod types;
 
 pub use types::*;
 
-use crate::cluster::{Cluster, GlobalConfig};
+use crate::cluster::{Cluster, DEFAULT_FAILOVER_PRIORITY, GlobalConfig};
 use crate::pg::ServerRole;
 use crate::time::MonoTime;
 use serde_json::{Map, Value};
@@ -47,7 +47,7 @@ impl HaConfig {
         HaConfig {
             name: name.to_string(),
             nofailover: false,
-            failover_priority: 1,
+            failover_priority: DEFAULT_FAILOVER_PRIORITY,
             replicatefrom: None,
             bootstrap_dcs: Map::new(),
             use_pg_rewind: true,

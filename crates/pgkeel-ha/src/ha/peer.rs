@@ -3,7 +3,7 @@
 //! unreadable reads as "unreachable" rather than failing the race.
 
 use super::PeerStatus;
-use crate::cluster::{failover_priority, forbids_failover};
+use crate::cluster::{DEFAULT_FAILOVER_PRIORITY, failover_priority, forbids_failover};
 use serde_json::Value;
 
 impl PeerStatus {
@@ -16,7 +16,7 @@ impl PeerStatus {
             in_recovery: true,
             lsn: 0,
             nofailover: false,
-            failover_priority: 1,
+            failover_priority: DEFAULT_FAILOVER_PRIORITY,
         };
         let Some(doc) = doc else { return unreachable };
         let Some(xlog) = doc.get("xlog").or_else(|| doc.get("wal")) else {

@@ -22,7 +22,7 @@ use crate::dcs::Dcs;
 use crate::postgres::{PgNode, PostgresControl};
 
 use lease::Clock;
-use pgkeel_ha::cluster::{Cluster, GlobalConfig};
+use pgkeel_ha::cluster::{Cluster, DEFAULT_FAILOVER_PRIORITY, GlobalConfig};
 use pgkeel_ha::ha::{DcsUnavailable, HaConfig, LeaseView, Observation, Outcome, TaskKind};
 use pgkeel_ha::keys::KeyLayout;
 use pgkeel_ha::keys::codec::MemberData;
@@ -109,7 +109,10 @@ pub fn ha_config(cfg: &Config) -> HaConfig {
     HaConfig {
         name: cfg.name.clone(),
         nofailover: cfg.tags.nofailover || cfg.tags.failover_priority.is_some_and(|p| p <= 0),
-        failover_priority: cfg.tags.failover_priority.unwrap_or(1),
+        failover_priority: cfg
+            .tags
+            .failover_priority
+            .unwrap_or(DEFAULT_FAILOVER_PRIORITY),
         replicatefrom: cfg.tags.replicatefrom.clone(),
         bootstrap_dcs: cfg.bootstrap.dcs.clone(),
         use_pg_rewind: cfg.postgresql.use_pg_rewind,

@@ -1,8 +1,10 @@
 //! Typed pgkeel configuration, read from Patroni-compatible YAML plus `PATRONI_*` overrides.
 //!
 //! This module owns the *shape* of the local configuration. Loading (`load.rs`), environment
-//! overrides (`env.rs`) and cross-field checks (`validate.rs`) live beside it. Everything else in
-//! the agent reads these structs and never the raw YAML.
+//! overrides (`env.rs`), the typed build (`build.rs`, one builder per section in `sections/`,
+//! known keys in `keys.rs`, value readers in `read.rs`, defaults in `defaults.rs`) and
+//! cross-field checks (`validate.rs`) live beside it. Everything else in the agent reads these
+//! structs and never the raw YAML.
 //!
 //! Dynamic settings (`ttl`, `loop_wait`, ... from `bootstrap.dcs` or the DCS `/config` key) are
 //! kept as raw JSON here and interpreted by `pgkeel_ha::cluster::GlobalConfig`, so that the agent
@@ -13,19 +15,24 @@ use std::path::PathBuf;
 
 mod build;
 mod command;
+mod defaults;
 mod env;
 mod error;
+mod keys;
 mod load;
 mod origin;
+mod read;
+mod sections;
 mod tls;
 mod validate;
 
 pub use command::{ShellCommand, SplitError};
+pub use defaults::{MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL};
 pub use error::{ConfigError, ConfigWarning};
 pub use load::{
     LoadedConfig, load_config, load_config_from_env_only, load_config_from_str, load_ctl_settings,
 };
-pub use validate::{MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, validate_filesystem};
+pub use validate::validate_filesystem;
 
 /// The whole local configuration of one pgkeel node.
 #[derive(Debug, Clone, PartialEq)]

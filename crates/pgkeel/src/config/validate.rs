@@ -6,16 +6,12 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::Config;
-use super::build::{scalar_string, value_i64};
 use super::error::ConfigError;
 use super::origin::{Ctx, Origins, index, join};
+use super::read::{scalar_string, value_i64};
 use pgkeel_ha::cluster::{GlobalConfig, Timeouts};
 
 type R<T> = Result<T, ConfigError>;
-
-/// The floors are the HA core's, so that the file and the running agent agree (see
-/// docs/configuration.md): `ttl` 5 (Patroni: 20), `loop_wait` 1, `retry_timeout` 1 (Patroni: 3).
-pub use pgkeel_ha::cluster::{MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL};
 
 /// initdb options pgkeel sets itself (Patroni's list).
 const INITDB_FORBIDDEN: &[&str] = &["pgdata", "nosync", "pwfile", "sync-only", "version"];
