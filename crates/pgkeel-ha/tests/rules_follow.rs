@@ -698,3 +698,28 @@ fn a_node_that_was_primary_since_its_last_rewind_checks_for_divergence_again() {
         "running pg_rewind from n2 (timeline 2 is not in the leader's history)",
     );
 }
+
+/// `Follow` reports settings that need a restart; the core restarts as a task, in the
+/// replica role, following the leader (issue 7 point 2: no stop and start hidden in Follow).
+#[test]
+fn recovery_settings_that_need_a_restart_start_a_restart_task() {
+    use pgkeel_ha::ha::{Outcome, TaskKind};
+    let mut n2 = ha("n2");
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+        .fresh_lease("n2")
+        .local(local_replica_of("n1"))
+        .outcome(Outcome::RestartNeeded {
+            leader: "n1".into(),
+        })
+        .build();
+    let d = n2.step(&o);
+    assert_decision(
+        &d,
+        &[Action::StartTask(TaskKind::Restart {
+            as_primary: false,
+            follow: Some("n1".into()),
+        })],
+        "restarting postgres: the new recovery settings need a restart",
+    );
+}

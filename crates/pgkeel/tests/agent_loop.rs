@@ -416,3 +416,32 @@ async fn in_pause_mode_shutdown_leaves_postgres_running_and_the_key_in_place() {
         "the key stays until its lease ends"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_recovery_settings_that_need_a_restart_get_a_restart_task() {
+    let c = TestCluster::new("follow-restart");
+    let _a = c.start("a");
+    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
+        .await;
+    let b = c.start("b");
+    c.until("b replicates", SOON, |cl| {
+        role_of(cl, "b") == running("replica")
+    })
+    .await;
+    let stops = b.pg.count("stop");
+    b.pg.follow_elsewhere_needing_restart("nobody");
+    // The next cycle points b at a again; the write needs a restart, which the core runs as
+    // a restart task (a fast stop, a start as a replica) instead of a hidden stop and start.
+    until("b restarted", SOON, || b.pg.count("stop") > stops).await;
+    until("b follows a again, running", SOON, || {
+        b.pg.state().running == Some(ServerRole::Replica)
+            && b.pg.following().as_deref() == Some("a")
+    })
+    .await;
+    assert_eq!(b.pg.count("promote"), 0);
+    assert!(
+        b.pg.calls().iter().any(|c| c == "stop Fast"),
+        "{:?}",
+        b.pg.calls()
+    );
+}

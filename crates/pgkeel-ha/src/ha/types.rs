@@ -134,6 +134,13 @@ pub enum Outcome {
         /// Whose fault a failure was (`Local` when it succeeded).
         cause: FailureCause,
     },
+    /// `Follow` wrote recovery settings that take effect only after a restart (a parameter of
+    /// postmaster context changed, or standby mode was switched); nothing was restarted: the
+    /// core decides (a restart task, following `leader`).
+    RestartNeeded {
+        /// The member the new settings follow.
+        leader: String,
+    },
     /// An action failed; the rest of that decision's actions were skipped.
     ActionFailed {
         /// The action that failed.

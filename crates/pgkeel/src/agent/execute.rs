@@ -194,7 +194,16 @@ impl Agent {
                 }
                 Action::Promote => self.promote().await,
                 Action::Stop(mode) => self.stop(*mode).await,
-                Action::Follow { leader } => self.follow(leader, cluster, config.use_slots).await,
+                Action::Follow { leader } => self
+                    .follow(leader, cluster, config.use_slots)
+                    .await
+                    .map(|needs_restart| {
+                        if needs_restart {
+                            outcomes.push(Outcome::RestartNeeded {
+                                leader: leader.clone(),
+                            });
+                        }
+                    }),
                 Action::SyncSlots { wanted } => self.sync_slots(wanted).await,
                 Action::WriteStatus => self.write_status(obs).await,
                 Action::UpdateHistory => self.update_history(obs).await,
@@ -334,26 +343,24 @@ impl Agent {
             .map_err(ActionError::from)
     }
 
+    /// Points the running replica at `leader`: rewrites the recovery settings and reloads.
+    /// `Ok(true)` when the new settings need a restart, which the core decides on.
     async fn follow(
         &self,
         leader: &str,
         cluster: Option<&Cluster>,
         use_slots: bool,
-    ) -> Result<(), ActionError> {
+    ) -> Result<bool, ActionError> {
         let rec = self.recovery_for(leader, cluster, use_slots)?;
         let mc = self.managed_config(Some(rec), cluster);
         let change = self.pg.write_config(&mc).await.map_err(ActionError::from)?;
         if change.needs_restart {
-            let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
-            self.pg
-                .stop(PgStop::Fast, timeout)
-                .await
-                .map_err(ActionError::from)?;
-            self.pg.start(timeout).await.map_err(ActionError::from)?;
-        } else if change.changed {
+            return Ok(true);
+        }
+        if change.changed {
             self.pg.reload().await.map_err(ActionError::from)?;
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn sync_slots(&self, wanted: &[String]) -> Result<(), ActionError> {

@@ -59,6 +59,8 @@ pub struct State {
     pub dynamic_cache: Option<serde_json::Map<String, serde_json::Value>>,
     /// Every operation performed, in order (`initdb`, `start`, `stop Fast`, ...).
     pub calls: Vec<String>,
+    /// The next configuration write changes a parameter only a restart applies.
+    pub next_write_needs_restart: bool,
 }
 
 /// An in-memory PostgreSQL (see the module docs).
@@ -155,6 +157,21 @@ impl FakePostgres {
         s.timeline = 1;
     }
 
+    /// The server forgets whom it follows (its recovery settings name `other`), and the next
+    /// configuration write needs a restart: the agent must point it at the leader again.
+    pub fn follow_elsewhere_needing_restart(&self, other: &str) {
+        let mut s = lock(&self.state);
+        s.next_write_needs_restart = true;
+        if let Some(u) = s
+            .config
+            .as_mut()
+            .and_then(|c| c.recovery.as_mut())
+            .and_then(|r| r.upstream.as_mut())
+        {
+            u.leader_name = other.to_owned();
+        }
+    }
+
     /// The member this server follows, from the recovery settings last written.
     pub fn following(&self) -> Option<String> {
         let s = lock(&self.state);
@@ -243,9 +260,10 @@ impl PostgresControl for FakePostgres {
         let changed = old.as_ref() != Some(config);
         let mode_changed =
             old.as_ref().map(|o| o.recovery.is_some()) != Some(config.recovery.is_some());
+        let postmaster_parameter = std::mem::take(&mut s.next_write_needs_restart);
         Ok(ConfigChange {
             changed,
-            needs_restart: s.running.is_some() && mode_changed,
+            needs_restart: s.running.is_some() && (mode_changed || postmaster_parameter),
             changed_parameters: vec![],
         })
     }

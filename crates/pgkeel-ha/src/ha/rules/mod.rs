@@ -131,6 +131,22 @@ impl Ha {
         if let Some(v) = self.requests(&ctx) {
             return v;
         }
+        // 1c. New recovery settings that need a restart: the restart is a task of its own
+        //     (state "restarting", on_restart), not a stop and start hidden in `Follow`.
+        if obs.task.is_none()
+            && let Some(leader) = obs.outcomes.iter().find_map(|o| match o {
+                Outcome::RestartNeeded { leader } => Some(leader.clone()),
+                _ => None,
+            })
+        {
+            return verdict(
+                vec![Action::StartTask(TaskKind::Restart {
+                    as_primary: false,
+                    follow: Some(leader),
+                })],
+                "restarting postgres: the new recovery settings need a restart",
+            );
+        }
         // 2. A background task is running: only lease upkeep happens meanwhile.
         if let Some(task) = &obs.task {
             return self.task_in_progress(&ctx, task);
@@ -283,7 +299,12 @@ impl Ha {
                 let (done, status) = if ok {
                     (
                         "restarted successfully",
-                        "postgres restarted on request".to_string(),
+                        if self.mem.restart_request.is_some() {
+                            "postgres restarted on request"
+                        } else {
+                            "postgres restarted"
+                        }
+                        .to_string(),
                     )
                 } else {
                     ("restart failed", format!("restart failed: {message}"))
