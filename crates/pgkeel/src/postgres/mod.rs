@@ -8,7 +8,18 @@
 //! # Layout
 //! * `conf`: pure rendering of `postgresql.conf`, `pgpass`, conninfo strings, slot names.
 //! * `os`: OS helpers: which user PostgreSQL runs as, running tools, pid files, atomic files.
-//! * `node`: [`PgNode`], the implementation of [`PostgresControl`].
+//! * `node`: [`PgNode`], the implementation of [`PostgresControl`]: the struct, its paths and the
+//!   trait implementation in `node.rs`, the work in one submodule per concern:
+//!   * `node/lifecycle`: the postmaster process: start, stop with escalation, reload, promote,
+//!     adoption and exit watching, stale locks and orphaned backends.
+//!   * `node/sql`: the local connection, bounded queries, redaction, `CHECKPOINT`.
+//!   * `node/probe`: data directory state, `pg_controldata`, `probe()`, `status_details()`.
+//!   * `node/slots`: replication slots.
+//!   * `node/roles`: role DDL after bootstrap (passwords, grants).
+//!   * `node/clone`: `initdb`, `pg_basebackup`, `pg_rewind` and single-user crash recovery.
+//!   * `node/datadir`: creating, syncing and removing the data directory; the dynamic cache.
+//!   * `node/config_files`: `managed_config()`, `postgresql.conf`, `pg_hba.conf`,
+//!     `standby.signal`, pgpass.
 //! * `live`: [`LiveWal`], WAL positions read when a REST client asks (`/patroni`).
 //! * `dynamic_cache`: `patroni.dynamic.json`, the last `/config` seen, in the data directory.
 //!
