@@ -249,6 +249,20 @@ async fn primary_replica_crash_escalation_promote_rewind() {
     let slots = node1.list_slots().await.expect("slots");
     assert_eq!(slots.len(), 1, "{slots:?}");
     assert!(slots[0].restart_lsn.is_some(), "slot reserves WAL at once");
+    // Exhausting max_replication_slots is told apart by its SQLSTATE, not by its text.
+    let mut extra = Vec::new();
+    let exhausted = loop {
+        let name = format!("fill_{}", extra.len());
+        match node1.create_physical_slot(&name).await {
+            Ok(_) if extra.len() < 64 => extra.push(name),
+            Ok(_) => panic!("64 slots created: max_replication_slots not enforced?"),
+            Err(e) => break e,
+        }
+    };
+    assert!(exhausted.is_configuration_limit(), "{exhausted}");
+    for name in &extra {
+        assert!(node1.drop_slot(name).await.expect("drop a filler slot"));
+    }
 
     // --- replica
     let cfg2 = pg_config(base.path(), "node2", p2);

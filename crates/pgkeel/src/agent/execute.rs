@@ -375,7 +375,7 @@ impl Agent {
                     }
                     // PostgreSQL's "all replication slots are in use": nothing this cycle can
                     // fix, and it must not skip the `status` write that follows.
-                    Err(e) if e.to_string().contains("replication slots are in use") => {
+                    Err(e) if e.is_configuration_limit() => {
                         if !self.slot_shortage_logged.swap(true, Ordering::Relaxed) {
                             tracing::warn!(
                                 "cannot create replication slot {name}: {e}; raise max_replication_slots \

@@ -86,6 +86,8 @@ pub enum PgError {
         what: String,
         /// The server's (redacted) error.
         message: String,
+        /// The server's SQLSTATE, when the server answered with an error.
+        sqlstate: Option<String>,
     },
     /// The postmaster exited while pgkeel waited for it to start.
     #[error("postgres exited during start ({status}); log tail: {log_tail}")]
@@ -234,6 +236,15 @@ pub struct SlotInfo {
     pub active: bool,
     /// Oldest WAL the slot retains (None when not reserved yet).
     pub restart_lsn: Option<Lsn>,
+}
+
+impl PgError {
+    /// The server refused because a configured limit is reached (SQLSTATE 53400,
+    /// `configuration_limit_exceeded`: "all replication slots are in use" when
+    /// `max_replication_slots` is exhausted). Nothing a retry in the same cycle can fix.
+    pub fn is_configuration_limit(&self) -> bool {
+        matches!(self, PgError::Query { sqlstate: Some(code), .. } if code == "53400")
+    }
 }
 
 /// The operations the HA agent performs on its local PostgreSQL. Every method is bounded in

@@ -70,6 +70,7 @@ impl PgNode {
         PgError::Query {
             what: what.to_string(),
             message: self.redact(message),
+            sqlstate: e.code().map(|c| c.code().to_string()),
         }
     }
 
