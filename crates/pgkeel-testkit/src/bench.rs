@@ -25,6 +25,27 @@ pub fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem} RAM, Linux {}", kernel.trim())
 }
 
+/// The 1-minute load average, for the header and each round (other work on the machine skews
+/// the figures).
+pub fn load() -> String {
+    read("/proc/loadavg")
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// A binary's exit: success, or the error with its causes on stderr after the program's name.
+pub fn exit_code(program: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Min, median, max of a slice; `None` when empty.
 pub fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
     let mut s = v.to_vec();

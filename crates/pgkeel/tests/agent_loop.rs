@@ -24,6 +24,25 @@ fn running(role: &str) -> Option<(String, String)> {
     Some((role.to_owned(), "running".to_owned()))
 }
 
+/// Node `a`, once it leads.
+async fn leader_a(c: &TestCluster) -> support::TestNode {
+    let a = c.start("a");
+    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
+        .await;
+    a
+}
+
+/// Node `a` leading and `b` replicating from it.
+async fn leader_a_and_replica_b(c: &TestCluster) -> (support::TestNode, support::TestNode) {
+    let a = leader_a(c).await;
+    let b = c.start("b");
+    c.until("b replicates", SOON, |cl| {
+        role_of(cl, "b") == running("replica")
+    })
+    .await;
+    (a, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_agent_bootstraps_takes_the_key_and_publishes_itself() {
     // Patroni's default timing: a loop that waited one loop_wait anywhere in the bootstrap
@@ -109,14 +128,7 @@ async fn three_agents_racing_on_an_empty_cluster_run_initdb_once_and_the_others_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_creates_a_slot_for_each_replica() {
     let c = TestCluster::new("slots");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
-    let _b = c.start("b");
-    c.until("b replicates", SOON, |cl| {
-        role_of(cl, "b") == running("replica")
-    })
-    .await;
+    let (a, _b) = leader_a_and_replica_b(&c).await;
     until("a slot for b on a", SOON, || {
         a.pg.state().slots.contains_key("b")
     })
@@ -130,9 +142,7 @@ async fn the_leader_creates_a_slot_for_each_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_primary_is_started_again_at_once_and_keeps_the_key() {
     let c = TestCluster::new("crash-primary");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let a = leader_a(&c).await;
     let lease = c.read().await.leader.map(|l| l.lease);
     let starts = a.pg.count("start");
     a.pg.crash();
@@ -155,14 +165,7 @@ async fn a_crashed_primary_is_started_again_at_once_and_keeps_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_replica_is_started_again_as_a_replica() {
     let c = TestCluster::new("crash-replica");
-    let _a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
-    let b = c.start("b");
-    c.until("b replicates", SOON, |cl| {
-        role_of(cl, "b") == running("replica")
-    })
-    .await;
+    let (_a, b) = leader_a_and_replica_b(&c).await;
     let starts = b.pg.count("start");
     b.pg.crash();
     until("b started again", SOON, || b.pg.count("start") > starts).await;
@@ -178,9 +181,7 @@ async fn a_crashed_replica_is_started_again_as_a_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_postgres_releases_the_key_and_revokes_the_lease() {
     let c = TestCluster::new("shutdown");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let a = leader_a(&c).await;
     let pg = a.pg.clone();
     let ended = a.shutdown().await;
     assert!(ended.is_ok(), "shutdown ended with {ended:?}");
@@ -201,14 +202,7 @@ async fn shutdown_stops_postgres_releases_the_key_and_revokes_the_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_takes_over_at_once_when_the_leader_shuts_down() {
     let c = TestCluster::new("handover");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
-    let b = c.start("b");
-    c.until("b replicates", SOON, |cl| {
-        role_of(cl, "b") == running("replica")
-    })
-    .await;
+    let (a, b) = leader_a_and_replica_b(&c).await;
     let t0 = std::time::Instant::now();
     assert!(a.shutdown().await.is_ok());
     c.until("b leads", SOON, |cl| {
@@ -228,9 +222,7 @@ async fn a_replica_takes_over_at_once_when_the_leader_shuts_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_seeing_another_node_hold_the_key_stops_writing() {
     let c = TestCluster::new("demote");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let a = leader_a(&c).await;
     // Another live node holds the key on its own lease (an operator's or a split's doing).
     let lease = match c.dcs.grant_lease(30).await {
         Ok(l) => l,
@@ -294,9 +286,7 @@ async fn an_agent_whose_data_belongs_to_another_cluster_stops_and_leaves_it_alon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_agent_with_the_same_name_refuses_to_start() {
     let c = TestCluster::new("dup");
-    let _a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let _a = leader_a(&c).await;
     let twin = c.start("a");
     match twin.ended(SOON).await {
         Err(AgentError::DuplicateName(name)) => assert_eq!(name, "a"),
@@ -311,18 +301,14 @@ async fn garbage_in_the_config_key_does_not_stop_a_bootstrap() {
     if let Err(e) = c.dcs.put(&c.layout.config(), b"{not json", None).await {
         panic!("put: {e}");
     }
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let a = leader_a(&c).await;
     assert_eq!(a.pg.count("initdb"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_restart_goes_through_the_loop_and_keeps_the_role() {
     let c = TestCluster::new("restart");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let a = leader_a(&c).await;
     let stops = a.pg.count("stop");
     let (status, body) = a
         .http(
@@ -344,9 +330,7 @@ async fn post_restart_goes_through_the_loop_and_keeps_the_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rest_api_reports_what_the_loop_published() {
     let c = TestCluster::new("api");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let a = leader_a(&c).await;
     let (code, _) = a.get("/primary").await;
     assert_eq!(code, 200);
     let (code, doc) = a.get("/patroni").await;
@@ -361,9 +345,7 @@ async fn the_rest_api_reports_what_the_loop_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_cut_off_from_the_dcs_stops_writing_before_its_lease_ends() {
     let c = TestCluster::new("fence");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let a = leader_a(&c).await;
     let lease_ends = std::time::Instant::now() + Duration::from_secs(u64::from(c.ttl));
     c.dcs.set_unavailable(true);
     until("a stops accepting writes", Duration::from_secs(10), || {
@@ -380,9 +362,7 @@ async fn a_primary_cut_off_from_the_dcs_stops_writing_before_its_lease_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_pause_mode_shutdown_leaves_postgres_running_and_the_key_in_place() {
     let c = TestCluster::new("pause-shutdown");
-    let a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
+    let a = leader_a(&c).await;
     // `PATCH /config {"pause": true}` is refused until pause mode is built (issue 8); the
     // key written in the DCS directly is what the core goes by.
     let mut config = c
@@ -420,14 +400,7 @@ async fn in_pause_mode_shutdown_leaves_postgres_running_and_the_key_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_recovery_settings_that_need_a_restart_get_a_restart_task() {
     let c = TestCluster::new("follow-restart");
-    let _a = c.start("a");
-    c.until("a leads", SOON, |cl| role_of(cl, "a") == running("primary"))
-        .await;
-    let b = c.start("b");
-    c.until("b replicates", SOON, |cl| {
-        role_of(cl, "b") == running("replica")
-    })
-    .await;
+    let (_a, b) = leader_a_and_replica_b(&c).await;
     let stops = b.pg.count("stop");
     b.pg.follow_elsewhere_needing_restart("nobody");
     // The next cycle points b at a again; the write needs a restart, which the core runs as

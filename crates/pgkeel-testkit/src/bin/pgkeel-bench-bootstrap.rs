@@ -103,13 +103,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pgkeel-bench-bootstrap: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    pgkeel_testkit::bench::exit_code("pgkeel-bench-bootstrap", run())
 }
 
 #[cfg(test)]

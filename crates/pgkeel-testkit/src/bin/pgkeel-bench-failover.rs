@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
-use pgkeel_testkit::bench::{machine, read, stats};
+use pgkeel_testkit::bench::{load, machine, stats};
 use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, nodeconf, procs};
 
 /// The client tries one write this often.
@@ -48,14 +48,6 @@ const USAGE: &str = "usage: pgkeel-bench-failover [--rounds N] [--profile fast|p
 [--ttl S] [--loop-wait S] [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--logs]";
 
 // ---------------------------------------------------------------------------------------------
-/// The 1-minute load average (other work on the machine skews the figures).
-fn load() -> String {
-    read("/proc/loadavg")
-        .split_whitespace()
-        .next()
-        .unwrap_or("?")
-        .to_owned()
-}
 
 /// A tiny xorshift64* generator for the random fault delays (no crate needed for that).
 struct Rng(u64);
@@ -704,13 +696,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pgkeel-bench-failover: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    pgkeel_testkit::bench::exit_code("pgkeel-bench-failover", run())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use pgkeel_testkit::bench::{machine, read, stats};
+use pgkeel_testkit::bench::{load, machine, stats};
 use pgkeel_testkit::flood::{self, Flood};
 use pgkeel_testkit::{ClusterOptions, PgkeelCluster};
 
@@ -60,14 +60,6 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         }
     }
     Ok(a)
-}
-
-fn load() -> String {
-    read("/proc/loadavg")
-        .split_whitespace()
-        .next()
-        .unwrap_or("?")
-        .to_owned()
 }
 
 fn run() -> anyhow::Result<()> {
@@ -163,13 +155,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pgkeel-bench-flood: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    pgkeel_testkit::bench::exit_code("pgkeel-bench-flood", run())
 }
 
 #[cfg(test)]

@@ -180,13 +180,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pgkeel-demo: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    pgkeel_testkit::bench::exit_code("pgkeel-demo", run())
 }
 
 #[cfg(test)]

@@ -178,6 +178,16 @@ impl FakePostgres {
         following(&s)
     }
 
+    /// The state of the running server at `port` in this world, as a tool connecting to it
+    /// would find it; `None` when nothing runs there.
+    fn running_server_at(&self, port: u16) -> Option<State> {
+        self.world
+            .upgrade()
+            .and_then(|w| w.at(port))
+            .map(|pg| pg.state())
+            .filter(|src| src.running.is_some())
+    }
+
     fn record(&self, call: String) -> MutexGuard<'_, State> {
         let mut s = lock(&self.state);
         s.calls.push(call);
@@ -334,18 +344,12 @@ impl PostgresControl for FakePostgres {
         _extra_args: &[String],
         _timeout: Duration,
     ) -> Result<(), PgError> {
-        let source = self
-            .world
-            .upgrade()
-            .and_then(|w| w.at(from_port))
-            .map(|pg| pg.state());
+        let source = self.running_server_at(from_port);
         let mut s = self.record(format!("basebackup {from_port}"));
         if s.data.is_some() {
             return Err(failed("pg_basebackup: data directory not empty"));
         }
-        let Some(source) = source.filter(|src| src.running.is_some()) else {
-            return Err(failed("pg_basebackup: could not connect"));
-        };
+        let source = source.ok_or_else(|| failed("pg_basebackup: could not connect"))?;
         s.data = source.data.map(|d| Data { clean: true, ..d });
         s.timeline = source.timeline;
         s.wal = source.wal;
@@ -358,15 +362,9 @@ impl PostgresControl for FakePostgres {
         from_port: u16,
         _timeout: Duration,
     ) -> Result<(), PgError> {
-        let source = self
-            .world
-            .upgrade()
-            .and_then(|w| w.at(from_port))
-            .map(|pg| pg.state());
+        let source = self.running_server_at(from_port);
         let mut s = self.record(format!("rewind {from_port}"));
-        let Some(source) = source.filter(|src| src.running.is_some()) else {
-            return Err(failed("pg_rewind: could not connect"));
-        };
+        let source = source.ok_or_else(|| failed("pg_rewind: could not connect"))?;
         s.timeline = source.timeline;
         if let Some(d) = &mut s.data {
             d.clean = true;
