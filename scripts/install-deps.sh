@@ -13,6 +13,10 @@
 #     /usr/bin/etcdctl, as pgkeel_testkit::etcd reads them) report version 3.4 or newer;
 #   * the `postgres` OS user exists (the tests and the demo run PostgreSQL as it);
 #   * cargo is at least the workspace's rust-version (not installable from Debian: use rustup).
+#   * Patroni's own patronictl 4.1 (the reference client the end-to-end tests drive a pgkeel cluster
+#     with), in a Python venv at $PGKEEL_PATRONI_VENV (default /opt/pgkeel/patroni-venv, as
+#     pgkeel_testkit::patroni reads it), checked by `patronictl version`; installed with pip from
+#     the Python package registry (python3 with its venv module comes from Debian's python3-venv).
 # Optional (reported, never installed): cargo-nextest (scripts/test.sh falls back to cargo test);
 # protoc with the well-known types, needed only by scripts/regen-etcd-proto.sh: a plain
 # `cargo build` needs no protoc, because the etcd gRPC code is generated once and committed.
@@ -39,6 +43,8 @@ esac
 pg_bin_dir=/usr/lib/postgresql/15/bin
 etcd_bin="${PGKEEL_ETCD_BIN:-/usr/bin/etcd}"
 etcdctl_bin="${PGKEEL_ETCDCTL_BIN:-/usr/bin/etcdctl}"
+patroni_venv="${PGKEEL_PATRONI_VENV:-/opt/pgkeel/patroni-venv}"
+patroni_spec='patroni[etcd3]>=4.1,<4.2'
 rust_version=$(sed -n 's/^rust-version = "\([0-9.]*\)"/\1/p' Cargo.toml)
 
 missing=()  # names of the failed checks
@@ -132,6 +138,45 @@ check_cargo() {
   ok "cargo $version ($(command -v cargo))"
 }
 
+# python3 with a working venv module (ensurepip), to hold patronictl.
+check_python_venv() {
+  local out
+  if ! out=$(python3 -c 'import venv, ensurepip; print("ok")' 2>&1); then
+    fail python3-venv python3-venv "\`python3 -c 'import venv, ensurepip'\` failed: ${out##*$'\n'}"
+    return
+  fi
+  ok "python3 venv ($(command -v python3))"
+}
+
+# Patroni's patronictl 4.1 in $patroni_venv. Sets patronictl_missing instead of failing: pip, not
+# apt, installs it, after the Debian packages (python3-venv) are in place.
+patronictl_missing=false
+check_patronictl() {
+  local out
+  if [ ! -x "$patroni_venv/bin/patronictl" ]; then
+    note "Patroni's patronictl is not installed in $patroni_venv"
+    patronictl_missing=true
+  elif out=$("$patroni_venv/bin/patronictl" version 2>&1) && [[ "$out" == "patronictl version 4.1."* ]]; then
+    ok "${out%%$'\n'*} ($patroni_venv/bin/patronictl)"
+    patronictl_missing=false
+  else
+    note "$patroni_venv/bin/patronictl is not patronictl 4.1 (\`patronictl version\`: ${out%%$'\n'*})"
+    patronictl_missing=true
+  fi
+}
+
+install_patronictl() {
+  echo "install-deps: installing $patroni_spec and psycopg2-binary into $patroni_venv"
+  mkdir -p "$(dirname "$patroni_venv")"
+  python3 -m venv "$patroni_venv"
+  "$patroni_venv/bin/pip" install --quiet "$patroni_spec" psycopg2-binary
+  check_patronictl
+  if $patronictl_missing; then
+    echo "install-deps: patronictl still missing after installing it into $patroni_venv" >&2
+    exit 1
+  fi
+}
+
 check_optional() {
   local out
   if out=$(cargo nextest --version 2>/dev/null); then
@@ -161,17 +206,25 @@ run_checks() {
   check_etcd etcdctl "$etcdctl_bin" etcd-client "etcdctl version:" version
   check_postgres_user
   check_cargo
+  check_python_venv
+  check_patronictl
 }
 
 run_checks
 check_optional
-if [ "${#missing[@]}" -eq 0 ]; then
+if [ "${#missing[@]}" -eq 0 ] && ! $patronictl_missing; then
   echo "install-deps: all prerequisites present"
   exit 0
 fi
 if $check_only; then
+  $patronictl_missing && missing+=(patronictl)
   echo "install-deps: missing: ${missing[*]}" >&2
   exit 1
+fi
+if [ "${#missing[@]}" -eq 0 ]; then
+  install_patronictl
+  echo "install-deps: all prerequisites present"
+  exit 0
 fi
 if [ "${#packages[@]}" -eq 0 ]; then
   echo "install-deps: missing: ${missing[*]}; no Debian package provides it (see the FAIL lines)" >&2
@@ -195,4 +248,5 @@ if [ "${#missing[@]}" -ne 0 ]; then
   echo "install-deps: still missing after installing: ${missing[*]} (see the FAIL lines)" >&2
   exit 1
 fi
+$patronictl_missing && install_patronictl
 echo "install-deps: all prerequisites present"

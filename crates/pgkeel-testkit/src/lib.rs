@@ -8,6 +8,7 @@
 //! * [`nodeconf`]: renders one Patroni-style YAML config per node.
 //! * [`cluster`]: [`cluster::PgkeelCluster`], a whole test cluster (etcd + agents + PostgreSQL).
 //! * [`flood`]: a REST connection flood with a health checker beside it.
+//! * [`patroni`]: Patroni's own `patronictl`, the reference client.
 //! * [`snapshot`]: normalises `pgkeelctl list` output so it can be compared with a snapshot.
 //!
 //! Binaries: `pgkeel-demo` (the README demo cluster), `pgkeel-bench-bootstrap` (bootstrap timing
@@ -20,6 +21,7 @@ pub mod etcd;
 pub mod eventually;
 pub mod flood;
 pub mod nodeconf;
+pub mod patroni;
 pub mod ports;
 pub mod procs;
 pub mod snapshot;
