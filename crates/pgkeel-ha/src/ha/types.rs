@@ -268,6 +268,8 @@ pub enum CallbackEvent {
     OnRoleChange,
     /// `on_restart`: after a requested restart in the same role.
     OnRestart,
+    /// `on_reload`: after PostgreSQL's configuration was reloaded.
+    OnReload,
 }
 
 impl CallbackEvent {
@@ -278,6 +280,7 @@ impl CallbackEvent {
             CallbackEvent::OnStop => "on_stop",
             CallbackEvent::OnRoleChange => "on_role_change",
             CallbackEvent::OnRestart => "on_restart",
+            CallbackEvent::OnReload => "on_reload",
         }
     }
 }

@@ -14,9 +14,7 @@ use pgkeel_ha::Decision;
 use pgkeel_ha::cluster::{
     Cluster, GlobalConfig, merge_timeline_history, parse_timeline_history_file,
 };
-use pgkeel_ha::ha::{
-    Action, CallbackEvent, Observation, Outcome, PeerStatus, Role, StopMode, TaskKind,
-};
+use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, StopMode, TaskKind};
 use pgkeel_ha::keys::codec::{
     encode_history, encode_status, slot_name_from_member_name, status_is_current,
 };
@@ -224,7 +222,7 @@ impl Agent {
                         })
                 }
                 Action::Callback { event, role } => {
-                    self.run_callback(*event, *role).await;
+                    self.callbacks.submit(*event, *role);
                     Ok(())
                 }
                 Action::RevokeLease => match lease {
@@ -502,42 +500,6 @@ impl Agent {
             });
         futures_util::future::join_all(futs).await
     }
-
-    async fn run_callback(&self, event: CallbackEvent, role: Role) {
-        let callbacks = &self.cfg.postgresql.callbacks;
-        let cmd = match event {
-            CallbackEvent::OnStart => &callbacks.on_start,
-            CallbackEvent::OnStop => &callbacks.on_stop,
-            CallbackEvent::OnRoleChange => &callbacks.on_role_change,
-            CallbackEvent::OnRestart => &callbacks.on_restart,
-        };
-        let Some(cmd) = cmd else { return };
-        let (event, role) = (event.as_str(), role.as_str());
-        let mut guard = self.callback.lock().await;
-        if let Some(mut old) = guard.take() {
-            let _ = old.start_kill();
-        }
-        // Patroni: `shlex.split(cmd) + [cb_type, role, scope]`, the words split at load time.
-        let scope = self.cfg.scope.as_str();
-        match tokio::process::Command::new(cmd.program())
-            .args(cmd.args())
-            .args([event, role, scope])
-            .kill_on_drop(false)
-            .spawn()
-        {
-            Ok(child) => *guard = Some(child),
-            // Patroni logs this with `logger.exception`, i.e. at ERROR.
-            Err(e) => tracing::error!(
-                "callback {} '{event}' {role} {scope} failed: {e}",
-                python_list(
-                    cmd.argv()
-                        .iter()
-                        .map(String::as_str)
-                        .chain([event, role, scope])
-                )
-            ),
-        }
-    }
 }
 
 /// pg_rewind could not connect to its source server (refused, unknown host, authentication,
@@ -551,13 +513,6 @@ fn source_unreachable(err: &crate::postgres::PgError) -> bool {
         }
         _ => false,
     }
-}
-
-/// Renders words the way Python prints a list of strings (`['a', 'b']`), as Patroni's log
-/// messages show commands.
-fn python_list<'a>(words: impl Iterator<Item = &'a str>) -> String {
-    let items: Vec<String> = words.map(|w| format!("'{w}'")).collect();
-    format!("[{}]", items.join(", "))
 }
 
 /// Records the answer of a yes/no DCS call the core is waiting for (the outcome is fed back on

@@ -19,6 +19,7 @@
 
 #![deny(clippy::arithmetic_side_effects)]
 
+pub mod callbacks;
 mod cycle;
 mod error;
 mod execute;
@@ -64,8 +65,8 @@ pub(crate) struct Agent {
     pub last_member: std::sync::Mutex<Option<WrittenMember>>,
     /// Slot positions seen by the last `SyncSlots`, for the `status` key.
     pub slot_lsns: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
-    /// The running callback process, killed when a new callback starts (as Patroni does).
-    pub callback: tokio::sync::Mutex<Option<tokio::process::Child>>,
+    /// Runs the user callbacks one at a time, in order, each bounded (see `callbacks.rs`).
+    pub callbacks: callbacks::CallbackRunner,
     /// Unreadable DCS values already reported, so each is logged once rather than every cycle.
     pub reported_unreadable: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
 }

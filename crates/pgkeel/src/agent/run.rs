@@ -57,7 +57,10 @@ pub async fn run_with(
         slot_shortage_logged: Default::default(),
         last_member: Default::default(),
         slot_lsns: Default::default(),
-        callback: Default::default(),
+        callbacks: super::callbacks::CallbackRunner::new(
+            cfg.postgresql.callbacks.clone(),
+            &cfg.scope,
+        ),
         reported_unreadable: Default::default(),
     });
     agent.ensure_unique_name().await?;
@@ -183,6 +186,14 @@ pub async fn run_with(
             Ok(Flow::Continue) => {}
             Ok(Flow::Exit) => {
                 let _ = stop_tx.send(true);
+                // The shutdown's on_stop is queued: let it run before the process ends.
+                if !agent
+                    .callbacks
+                    .drain(super::callbacks::CALLBACK_TIMEOUT)
+                    .await
+                {
+                    tracing::warn!("exiting before every callback has finished");
+                }
                 return Ok(());
             }
             Err(e) => {
