@@ -61,6 +61,9 @@ pub struct ClusterOptions {
     pub dcs_parameters: BTreeMap<String, Value>,
     /// `bootstrap.post_bootstrap` (default none).
     pub post_bootstrap: Option<String>,
+    /// One command for every `postgresql.callbacks` entry; `{node}` in it becomes the node's
+    /// name (default none).
+    pub callback: Option<String>,
     /// Where to put everything; `None` = a fresh temp dir under `/tmp`, removed on drop.
     pub base_dir: Option<PathBuf>,
     /// Fixed ports; `None` = free loopback ports.
@@ -90,6 +93,7 @@ impl Default for ClusterOptions {
             tags: Vec::new(),
             dcs_parameters: nodeconf::default_dcs_parameters(),
             post_bootstrap: None,
+            callback: None,
             base_dir: None,
             ports: None,
             pgkeel_bin: None,
@@ -329,6 +333,11 @@ impl PgkeelCluster {
                 tags: self.opts.tags.get(i).cloned().unwrap_or_default(),
                 dcs_parameters: self.opts.dcs_parameters.clone(),
                 post_bootstrap: self.opts.post_bootstrap.clone(),
+                callback: self
+                    .opts
+                    .callback
+                    .as_ref()
+                    .map(|c| c.replace("{node}", &name)),
             };
             let config_path = node_dir.join("pgkeel.yml");
             fs::write(&config_path, conf.render())

@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub dcs_parameters: BTreeMap<String, serde_json::Value>,
     /// `bootstrap.post_bootstrap`, the command run once after initdb.
     pub post_bootstrap: Option<String>,
+    /// One command for every `postgresql.callbacks` entry (on_start, on_stop, on_restart,
+    /// on_reload, on_role_change).
+    pub callback: Option<String>,
 }
 
 /// The cluster-wide PostgreSQL parameters every test cluster starts with (`bootstrap.dcs`).
@@ -79,6 +82,16 @@ impl NodeConfig {
             .post_bootstrap
             .as_deref()
             .map(|c| format!("  post_bootstrap: {}\n", q(c)))
+            .unwrap_or_default();
+        let callbacks = self
+            .callback
+            .as_deref()
+            .map(|c| {
+                let c = q(c);
+                format!(
+                    "  callbacks:\n    on_start: {c}\n    on_stop: {c}\n    on_restart: {c}\n    on_reload: {c}\n    on_role_change: {c}\n"
+                )
+            })
             .unwrap_or_default();
         let node_dir = self.node_dir.to_string_lossy();
         let data_dir = self.data_dir.to_string_lossy();
@@ -141,7 +154,7 @@ postgresql:
     - host replication replicator 127.0.0.1/32 md5
   use_unix_socket: true
   use_pg_rewind: true
-
+{callbacks}
 tags: {tags}
 "#,
             scope = q(&self.scope),
@@ -163,6 +176,7 @@ tags: {tags}
             tags = tags,
             dcs_parameters = dcs_parameters,
             post_bootstrap = post_bootstrap,
+            callbacks = callbacks,
         )
     }
 }
@@ -188,6 +202,7 @@ mod tests {
             tags: BTreeMap::from([("nofailover".to_owned(), serde_json::Value::Bool(false))]),
             dcs_parameters: default_dcs_parameters(),
             post_bootstrap: Some(r#"psql -c "SELECT 1""#.into()),
+            callback: None,
         };
         let y = c.render();
         for needle in [

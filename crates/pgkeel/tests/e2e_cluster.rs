@@ -516,6 +516,7 @@ fn e2e_generated_configs_pass_validate_config() {
         tags: Default::default(),
         dcs_parameters: nodeconf::default_dcs_parameters(),
         post_bootstrap: None,
+        callback: None,
     };
     let path = dir.path().join("pgkeel.yml");
     std::fs::write(&path, conf.render()).expect("write config");

@@ -73,6 +73,9 @@ pub enum ShutdownStage {
 /// What a node remembers between cycles. Each field says why it must be remembered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HaMemory {
+    /// A callback (on_start, on_stop, on_restart, on_role_change) has run since the agent
+    /// started (Patroni's `cb_called`); until then the first healthy cycle runs `on_start`.
+    pub callback_called: bool,
     /// The restart request being carried out (answered `Done` when its task ends).
     pub restart_request: Option<u64>,
     /// How far a shutdown got (see `rules/shutdown.rs`).
@@ -131,6 +134,16 @@ impl Ha {
         Ha {
             cfg,
             mem: HaMemory::default(),
+            answers: Vec::new(),
+        }
+    }
+
+    /// A node that resumes with this memory: tests that start a node in the middle of its life
+    /// (one that has run its first callback, say) rather than at its first cycle.
+    pub fn with_memory(cfg: HaConfig, mem: HaMemory) -> Ha {
+        Ha {
+            cfg,
+            mem,
             answers: Vec::new(),
         }
     }
@@ -207,11 +220,13 @@ impl Ha {
                 self.mem.divergence_checked_for = None;
             }
         }
+        let mut verdict = self.decide(obs);
+        self.first_callback(obs, &mut verdict);
         let rules::Verdict {
             actions,
             status,
             restep,
-        } = self.decide(obs);
+        } = verdict;
         for a in &actions {
             match a {
                 Action::Stop(_) | Action::RemoveDataDir | Action::MoveDataDirAside => {

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use pgkeel_ha::cluster::Cluster;
+use pgkeel_ha::ha::HaMemory;
 use pgkeel_ha::ha::{LeaseView, Outcome, PeerStatus, TaskKind};
 use pgkeel_ha::keys::KeyLayout;
 use pgkeel_ha::keys::codec::{RawKv, parse_cluster};
@@ -28,14 +29,24 @@ pub fn lease_of(name: &str) -> i64 {
 
 /// A node with default settings.
 pub fn ha(name: &str) -> Ha {
-    Ha::new(HaConfig::named(name))
+    Ha::with_memory(HaConfig::named(name), running_since_a_while())
+}
+
+/// The memory of a node past its first cycle: its first callback ran (see
+/// `rules_callbacks.rs` for the first cycle itself), so the rules' own actions are asserted
+/// without the one-off `on_start`.
+pub fn running_since_a_while() -> HaMemory {
+    HaMemory {
+        callback_called: true,
+        ..HaMemory::default()
+    }
 }
 
 /// A node with adjusted settings.
 pub fn ha_with(name: &str, f: impl FnOnce(&mut HaConfig)) -> Ha {
     let mut c = HaConfig::named(name);
     f(&mut c);
-    Ha::new(c)
+    Ha::with_memory(c, running_since_a_while())
 }
 
 /// One member's JSON, as Patroni's `touch_member` writes it.

@@ -75,6 +75,7 @@ impl TestCluster {
             tags: Default::default(),
             dcs_parameters: default_dcs_parameters(),
             post_bootstrap: None,
+            callback: None,
         }
         .render();
         match pgkeel::config::load_config_from_str(&text, Path::new("agent-loop.yml"), &[]) {

@@ -1,6 +1,7 @@
 //! The rules, one file per situation. `decide` is the only entry point and fixes their order.
 
 mod bootstrap;
+mod first_callback;
 mod follow;
 mod leader;
 mod race;
