@@ -58,6 +58,18 @@ pub enum ServerRole {
     Replica,
 }
 
+/// A parameter whose new value PostgreSQL read from its configuration files but applies only
+/// after a restart (`pg_settings.pending_restart`), in Patroni's `pending_restart_reason` terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRestart {
+    /// The GUC's name.
+    pub name: String,
+    /// The value the server runs with.
+    pub old_value: String,
+    /// The value in the configuration files.
+    pub new_value: String,
+}
+
 /// One observation of the local PostgreSQL server, taken at the start of an HA cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalPostgres {
@@ -89,6 +101,26 @@ pub struct LocalPostgres {
     /// location`, or `Minimum recovery ending location` for a replica), used to decide whether a
     /// former primary diverged from the new leader's timeline.
     pub checkpoint_lsn: Option<Lsn>,
+    /// Parameters changed in the configuration files that need a restart to take effect.
+    #[serde(default)]
+    pub pending_restart: Vec<PendingRestart>,
+}
+
+impl PendingRestart {
+    /// Patroni's `pending_restart_reason`: `{"<guc>": {"old_value": .., "new_value": ..}}`.
+    pub fn reasons(
+        pending: &[PendingRestart],
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        pending
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    serde_json::json!({"old_value": p.old_value, "new_value": p.new_value}),
+                )
+            })
+            .collect()
+    }
 }
 
 impl LocalPostgres {
@@ -108,6 +140,7 @@ impl LocalPostgres {
             cluster_state: None,
             server_version: None,
             checkpoint_lsn: None,
+            pending_restart: Vec::new(),
         }
     }
 

@@ -195,6 +195,7 @@ fn pg(role: Option<ServerRole>) -> LocalPostgres {
         cluster_state: None,
         server_version: role.map(|_| 160004),
         checkpoint_lsn: None,
+        pending_restart: Vec::new(),
     }
 }
 

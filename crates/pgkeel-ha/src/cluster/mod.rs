@@ -57,6 +57,8 @@ pub struct Member {
     pub tags: BTreeMap<String, Value>,
     /// A restart is needed to apply settings.
     pub pending_restart: bool,
+    /// Why, as published: `{"<guc>": {"old_value": .., "new_value": ..}}`.
+    pub pending_restart_reason: BTreeMap<String, Value>,
     /// The lease the key is attached to.
     pub lease: i64,
     /// The key's mod_revision.

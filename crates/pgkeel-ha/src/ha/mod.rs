@@ -76,6 +76,9 @@ pub struct HaMemory {
     /// A callback (on_start, on_stop, on_restart, on_role_change) has run since the agent
     /// started (Patroni's `cb_called`); until then the first healthy cycle runs `on_start`.
     pub callback_called: bool,
+    /// The `postgresql` part of `/config` changed and the running server has not been given
+    /// the new settings yet (see `rules/reload.rs`).
+    pub config_reload_pending: bool,
     /// The restart request being carried out (answered `Done` when its task ends).
     pub restart_request: Option<u64>,
     /// How far a shutdown got (see `rules/shutdown.rs`).
@@ -198,6 +201,14 @@ impl Ha {
             && !config.data.is_empty()
             && self.mem.dynamic_config.as_ref() != Some(&config.data)
         {
+            if self
+                .mem
+                .dynamic_config
+                .as_ref()
+                .is_some_and(|seen| seen.get("postgresql") != config.data.get("postgresql"))
+            {
+                self.mem.config_reload_pending = true;
+            }
             self.mem.dynamic_global = Some(self.global_config(Some(cluster)));
             self.mem.dynamic_config = Some(config.data.clone());
         }
@@ -221,6 +232,7 @@ impl Ha {
             }
         }
         let mut verdict = self.decide(obs);
+        self.reload_on_config_change(obs, &mut verdict);
         self.first_callback(obs, &mut verdict);
         let rules::Verdict {
             actions,

@@ -332,6 +332,13 @@ pub enum Action {
         /// Member to stream from.
         leader: String,
     },
+    /// Rewrite PostgreSQL's configuration files from the current local and dynamic settings
+    /// (as a replica of `follow`, or as a primary when `None`) and reload the server if they
+    /// changed. Parameters that need a restart then show up as `pending_restart`.
+    ReloadConfig {
+        /// The member the running replica streams from; `None` for a primary.
+        follow: Option<String>,
+    },
     /// Leader: keep exactly these member slots (create missing, drop other inactive physical ones).
     SyncSlots {
         /// Slot names wanted.

@@ -192,6 +192,9 @@ pub fn parse_member(name: &str, text: &str, lease: i64, mod_revision: i64) -> Me
         m.tags = t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     }
     m.pending_restart = matches!(o.get("pending_restart"), Some(Value::Bool(true)));
+    if let Some(Value::Object(r)) = o.get("pending_restart_reason") {
+        m.pending_restart_reason = r.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    }
     m
 }
 
@@ -286,6 +289,9 @@ pub struct MemberData {
     /// Present (true) only when a restart is pending.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_restart: Option<bool>,
+    /// Why: `{"<guc>": {"old_value": .., "new_value": ..}}`, omitted when nothing is pending.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_restart_reason: BTreeMap<String, Value>,
     /// Primary: current LSN; replica: max(receive, replay).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub xlog_location: Option<u64>,
@@ -523,6 +529,7 @@ mod tests {
             version: "4.1.4".into(),
             tags: BTreeMap::new(),
             pending_restart: None,
+            pending_restart_reason: BTreeMap::new(),
             xlog_location: Some(1),
             replay_lsn: Some(1),
             receive_lsn: Some(1),

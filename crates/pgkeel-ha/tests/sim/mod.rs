@@ -981,6 +981,7 @@ impl Sim {
             cluster_state: pg.data.as_ref().map(|d| d.state.to_string()),
             server_version: Some(170_000),
             checkpoint_lsn: pg.data.as_ref().map(|d| Lsn(d.lsn)),
+            pending_restart: Vec::new(),
         };
         let local = if n.blind {
             LocalPostgres {
@@ -1128,6 +1129,7 @@ impl Sim {
                 | Action::Promote
                 | Action::Stop(_)
                 | Action::Follow { .. }
+                | Action::ReloadConfig { .. }
                 | Action::RemoveDataDir
                 | Action::MoveDataDirAside
                 | Action::Callback { .. }
@@ -1146,6 +1148,7 @@ impl Sim {
             Action::StartTask(_)
                 | Action::Promote
                 | Action::Follow { .. }
+                | Action::ReloadConfig { .. }
                 | Action::RemoveDataDir
                 | Action::MoveDataDirAside
                 | Action::ProbePeers
@@ -1304,6 +1307,12 @@ impl Sim {
                     return Err("postgres is not running".into());
                 }
                 pg.following = Some(leader.clone());
+                Ok(None)
+            }
+            Action::ReloadConfig { .. } => {
+                if !self.nodes[i].pg.running {
+                    return Err("cannot reload: postgres is not running".into());
+                }
                 Ok(None)
             }
             Action::SyncSlots { .. } | Action::Callback { .. } | Action::ProbePeers => Ok(None),

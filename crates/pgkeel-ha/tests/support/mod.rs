@@ -224,6 +224,7 @@ pub fn local_primary() -> LocalPostgres {
         cluster_state: Some("in production".into()),
         server_version: Some(170_000),
         checkpoint_lsn: None,
+        pending_restart: Vec::new(),
     }
 }
 

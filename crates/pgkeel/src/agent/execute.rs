@@ -202,6 +202,10 @@ impl Agent {
                             });
                         }
                     }),
+                Action::ReloadConfig { follow } => {
+                    self.reload_config(follow.as_deref(), cluster, config.use_slots)
+                        .await
+                }
                 Action::SyncSlots { wanted } => self.sync_slots(wanted).await,
                 Action::WriteStatus => self.write_status(obs).await,
                 Action::UpdateHistory => self.update_history(obs).await,
@@ -359,6 +363,31 @@ impl Agent {
             self.pg.reload().await.map_err(ActionError::from)?;
         }
         Ok(false)
+    }
+
+    /// Rewrites the configuration files with the current settings (a replica keeps streaming
+    /// from `follow`) and reloads the server if they changed. A parameter that needs a restart
+    /// is not restarted for: PostgreSQL reports it as pending, and the operator decides.
+    async fn reload_config(
+        &self,
+        follow: Option<&str>,
+        cluster: Option<&Cluster>,
+        use_slots: bool,
+    ) -> Result<(), ActionError> {
+        let rec = match follow {
+            Some(member) => Some(self.recovery_for(member, cluster, use_slots)?),
+            None => None,
+        };
+        let mc = self.managed_config(rec, cluster);
+        let change = self.pg.write_config(&mc).await.map_err(ActionError::from)?;
+        if change.changed {
+            tracing::info!(
+                "Reloading PostgreSQL configuration (changed: {})",
+                change.changed_parameters.join(", ")
+            );
+            self.pg.reload().await.map_err(ActionError::from)?;
+        }
+        Ok(())
     }
 
     async fn sync_slots(&self, wanted: &[String]) -> Result<(), ActionError> {

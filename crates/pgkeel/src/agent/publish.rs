@@ -8,7 +8,7 @@ use pgkeel_ha::Ha;
 use pgkeel_ha::cluster::{Cluster, GlobalConfig};
 use pgkeel_ha::ha::{LeaseView, Observation};
 use pgkeel_ha::keys::codec::MemberData;
-use pgkeel_ha::pg::ServerRole;
+use pgkeel_ha::pg::{PendingRestart, ServerRole};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -94,7 +94,8 @@ impl Agent {
             role: d.node.role.to_string(),
             version: PUBLISHED_VERSION.into(),
             tags: self.cfg.tags.published.clone(),
-            pending_restart: None,
+            pending_restart: (!local.pending_restart.is_empty()).then_some(true),
+            pending_restart_reason: PendingRestart::reasons(&local.pending_restart),
             xlog_location: if running {
                 local.wal_position.map(|l| l.0)
             } else {

@@ -58,6 +58,12 @@ pub struct PatroniStatus {
     /// `Database system identifier`, when the data directory is initialized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_system_identifier: Option<String>,
+    /// Present (true) when a changed parameter waits for a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_restart: Option<bool>,
+    /// `{"<guc>": {"old_value": .., "new_value": ..}}`, omitted when nothing is pending.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_restart_reason: BTreeMap<String, Value>,
     /// Agent identity.
     pub patroni: PatroniInfo,
 }
@@ -183,6 +189,9 @@ pub struct ClusterMember {
     /// Present (true) when a restart is pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_restart: Option<bool>,
+    /// Why, as the member published it; omitted when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_restart_reason: BTreeMap<String, Value>,
     /// Tags, omitted when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, Value>,
@@ -288,6 +297,7 @@ fn member_json(cluster: &Cluster, m: &Member, optime: u64) -> ClusterMember {
         port,
         timeline: m.timeline,
         pending_restart: m.pending_restart.then_some(true),
+        pending_restart_reason: m.pending_restart_reason.clone(),
         tags: m.tags.clone(),
         receive_lsn: None,
         receive_lag: None,

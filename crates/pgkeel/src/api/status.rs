@@ -75,6 +75,8 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
             .unwrap_or(0),
         tags: s.tags.clone(),
         database_system_identifier: pg.sysid().map(str::to_string),
+        pending_restart: (!pg.pending_restart.is_empty()).then_some(true),
+        pending_restart_reason: pgkeel_ha::pg::PendingRestart::reasons(&pg.pending_restart),
         patroni: PatroniInfo {
             version: s.version.clone(),
             scope: s.scope.clone(),

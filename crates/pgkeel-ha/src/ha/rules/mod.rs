@@ -6,6 +6,7 @@ mod follow;
 mod leader;
 mod race;
 mod recovery;
+mod reload;
 mod requests;
 mod shutdown;
 mod stale_leader;

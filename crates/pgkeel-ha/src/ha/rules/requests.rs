@@ -57,8 +57,7 @@ impl Ha {
             return Some(Answer::Refused(NOT_LEADING.to_string()));
         }
         let role_differs = conditions.role.is_some_and(|wanted| wanted != role);
-        // pgkeel does not track pending restarts yet: "only if pending" never holds.
-        let not_pending = conditions.only_if_pending;
+        let not_pending = conditions.only_if_pending && local.pending_restart.is_empty();
         let new_enough = conditions
             .below_version
             .is_some_and(|v| local.server_version.is_none_or(|running| v <= running));

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ServerRole};
+use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, PendingRestart, ServerRole};
 
 use super::{PgNode, QUERY_TIMEOUT};
 use crate::postgres::{PgError, ReplicationRow, StatusDetails, conf, os};
@@ -226,6 +226,33 @@ impl PgNode {
                 .or(checkpoint_tli)
                 .or(lp.timeline);
         }
+        lp.pending_restart = self.pending_restart().await;
         lp
+    }
+
+    /// Parameters the configuration files changed that apply only after a restart: the value
+    /// the server runs with and the one in the files (the last line that sets it). Empty when
+    /// the query fails (reading `pg_file_settings` needs the superuser pgkeel connects as).
+    async fn pending_restart(&self) -> Vec<PendingRestart> {
+        const SQL: &str = "SELECT s.name, pg_catalog.current_setting(s.name), \
+            COALESCE((SELECT f.setting FROM pg_catalog.pg_file_settings f \
+                      WHERE f.name = s.name ORDER BY f.seqno DESC LIMIT 1), '') \
+            FROM pg_catalog.pg_settings s WHERE s.pending_restart ORDER BY s.name";
+        match self.query("pending restart", SQL, &[], QUERY_TIMEOUT).await {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|row| {
+                    Some(PendingRestart {
+                        name: row.try_get(0).ok()?,
+                        old_value: row.try_get(1).ok()?,
+                        new_value: row.try_get(2).ok()?,
+                    })
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the parameters pending a restart");
+                Vec::new()
+            }
+        }
     }
 }

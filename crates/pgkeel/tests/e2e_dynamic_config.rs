@@ -1,0 +1,129 @@
+//! End-to-end: a change to the `postgresql.parameters` of `/config` reaches every member of a
+//! real cluster (3 etcd + 3 PostgreSQL 15 + 3 agents on 127.0.0.1) within a cycle or two: a
+//! reloadable parameter is in effect everywhere without a restart; a restart-only one is
+//! reported as `pending_restart` with Patroni's `pending_restart_reason` in `/patroni` and
+//! `/cluster` until `POST /restart {"restart_pending": true}` restarts each member for it.
+
+use std::time::Duration;
+
+use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, require_tools};
+use serde_json::{Value, json};
+
+fn show(c: &PgkeelCluster, i: usize, guc: &str) -> String {
+    c.psql(i, &format!("SHOW {guc}")).unwrap_or_default()
+}
+
+#[test]
+fn e2e_dynamic_parameters_are_reloaded_or_left_pending_until_restart_pending() {
+    require_tools();
+    let c = PgkeelCluster::start(ClusterOptions {
+        scope: "e2e-dynconf".to_owned(),
+        ttl: 6,
+        loop_wait: 1,
+        retry_timeout: 2,
+        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
+        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
+        ..ClusterOptions::default()
+    })
+    .expect("start the cluster");
+    let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    let before_max = show(&c, leader, "max_connections");
+    let wanted_max = (before_max.parse::<u32>().expect("max_connections") + 17).to_string();
+    let pids: Vec<Option<u32>> = (0..c.len()).map(|i| c.postmaster_pid(i)).collect();
+
+    let patch = json!({"postgresql": {"parameters": {
+        "work_mem": "7MB",
+        "max_connections": wanted_max.parse::<u32>().expect("number"),
+    }}});
+    let (code, body) = c
+        .api_request(leader, "PATCH", "/config", &patch.to_string())
+        .expect("PATCH /config");
+    assert_eq!(code, 200, "{body}");
+
+    // Reloadable: in effect on every member, nobody restarted.
+    for i in 0..c.len() {
+        eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || match show(&c, i, "work_mem") {
+                v if v == "7MB" => Ok(()),
+                v => Err(format!("node {i}: work_mem = {v:?}")),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+    }
+    let after: Vec<Option<u32>> = (0..c.len()).map(|i| c.postmaster_pid(i)).collect();
+    assert_eq!(pids, after, "a reload restarted a server");
+
+    // Restart-only: pending everywhere, with the old and new values.
+    let reason = json!({"max_connections": {"old_value": before_max, "new_value": wanted_max}});
+    for i in 0..c.len() {
+        eventually(Duration::from_secs(20), Duration::from_millis(100), || {
+            let (_, status) = c.api_json(i, "/patroni").map_err(|e| e.to_string())?;
+            if status["pending_restart"] == Value::Bool(true)
+                && status["pending_restart_reason"] == reason
+            {
+                Ok(())
+            } else {
+                Err(format!("node {i}: {status}"))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+    }
+    eventually(Duration::from_secs(20), Duration::from_millis(100), || {
+        let view = c.cluster_view()?;
+        let members = view["members"].as_array().cloned().unwrap_or_default();
+        if members.len() == 3
+            && members.iter().all(|m| {
+                m["pending_restart"] == Value::Bool(true) && m["pending_restart_reason"] == reason
+            })
+        {
+            Ok(())
+        } else {
+            Err(view.to_string())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+
+    // restart --pending: replicas first (a standby needs max_connections >= the primary's),
+    // then the leader; each comes back with the new value and nothing pending.
+    let mut order: Vec<usize> = (0..c.len()).filter(|&i| i != leader).collect();
+    order.push(leader);
+    for i in order {
+        let (code, body) = c
+            .api_request(i, "POST", "/restart", r#"{"restart_pending": true}"#)
+            .expect("POST /restart");
+        assert_eq!(
+            (code, body.as_str()),
+            (200, "restarted successfully"),
+            "node {i}"
+        );
+        c.wait_healthy(Duration::from_secs(30))
+            .expect("healthy after the restart");
+        assert_eq!(show(&c, i, "max_connections"), wanted_max, "node {i}");
+        eventually(Duration::from_secs(20), Duration::from_millis(100), || {
+            let (_, status) = c.api_json(i, "/patroni").map_err(|e| e.to_string())?;
+            if status.get("pending_restart").is_none()
+                && status.get("pending_restart_reason").is_none()
+            {
+                Ok(())
+            } else {
+                Err(format!("node {i}: {status}"))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+        // Nothing pending any more: a second restart --pending is refused.
+        let (code, body) = c
+            .api_request(i, "POST", "/restart", r#"{"restart_pending": true}"#)
+            .expect("POST /restart");
+        assert_eq!(
+            (code, body.as_str()),
+            (503, "restart conditions are not satisfied"),
+            "node {i}"
+        );
+    }
+    assert_eq!(
+        c.wait_healthy(Duration::from_secs(30)).expect("healthy"),
+        leader
+    );
+}
