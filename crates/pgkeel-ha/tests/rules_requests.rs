@@ -245,3 +245,128 @@ fn a_primary_without_the_leader_key_is_not_restarted() {
         d.actions
     );
 }
+
+fn reinit(from_leader: bool) -> RequestKind {
+    RequestKind::Reinitialize {
+        force: false,
+        from_leader,
+    }
+}
+
+#[test]
+fn a_replica_reinitializes_by_wiping_and_cloning_and_the_answer_comes_at_once() {
+    let mut n2 = ha("n2");
+    let d = n2.step(
+        &obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .local(local_replica_of("n1"))
+            .request(3, reinit(false))
+            .build(),
+    );
+    assert_decision(
+        &d,
+        &[
+            Action::Stop(StopMode::Immediate),
+            Action::RemoveDataDir,
+            Action::StartTask(TaskKind::Clone { from: "n1".into() }),
+        ],
+        "reinitializing: trying to bootstrap from leader 'n1'",
+    );
+    assert_eq!(
+        d.answers,
+        [(
+            3,
+            Answer::Done {
+                ok: true,
+                message: "reinitialize started".into()
+            }
+        )]
+    );
+}
+
+#[test]
+fn reinitialize_clones_from_a_clonefrom_member_unless_from_leader() {
+    let cluster = || {
+        ClusterBuilder::initialized()
+            .three_nodes_led_by("n1")
+            .member("n3", |m| m.tag("clonefrom", serde_json::json!(true)))
+    };
+    let mut n2 = ha("n2");
+    let d = n2.step(
+        &obs()
+            .cluster(cluster())
+            .local(local_replica_of("n1"))
+            .request(1, reinit(false))
+            .build(),
+    );
+    assert!(
+        d.actions
+            .contains(&Action::StartTask(TaskKind::Clone { from: "n3".into() })),
+        "{d:?}"
+    );
+    let mut n2 = ha("n2");
+    let d = n2.step(
+        &obs()
+            .cluster(cluster())
+            .local(local_replica_of("n1"))
+            .request(1, reinit(true))
+            .build(),
+    );
+    assert!(
+        d.actions
+            .contains(&Action::StartTask(TaskKind::Clone { from: "n1".into() })),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn reinitialize_is_refused_on_the_leader_without_a_leader_and_while_busy() {
+    let mut n1 = ha("n1");
+    let d = n1.step(&healthy_leader_obs().request(1, reinit(false)).build());
+    assert_eq!(
+        d.answers,
+        [(
+            1,
+            Answer::Refused("I am the leader, can not reinitialize".into())
+        )]
+    );
+    assert!(!d.actions.contains(&Action::RemoveDataDir), "{d:?}");
+
+    let mut n2 = ha("n2");
+    let d = n2.step(
+        &obs()
+            .cluster(
+                ClusterBuilder::initialized()
+                    .member("n1", |m| m)
+                    .member("n2", |m| m),
+            )
+            .local(local_replica_of("n1"))
+            .request(2, reinit(false))
+            .build(),
+    );
+    assert_eq!(
+        d.answers,
+        [(
+            2,
+            Answer::Refused("Cluster has no leader, can not reinitialize".into())
+        )]
+    );
+    assert!(!d.actions.contains(&Action::RemoveDataDir), "{d:?}");
+
+    let mut n2 = ha("n2");
+    let d = n2.step(
+        &obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .local(local_replica_of("n1"))
+            .task(TaskKind::Restart {
+                as_primary: false,
+                follow: Some("n1".into()),
+            })
+            .request(3, reinit(false))
+            .build(),
+    );
+    assert_eq!(
+        d.answers,
+        [(3, Answer::Busy("restart already in progress".into()))]
+    );
+}

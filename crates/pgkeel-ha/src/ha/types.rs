@@ -167,6 +167,16 @@ pub struct Request {
 pub enum RequestKind {
     /// Restart PostgreSQL in place (Patroni's `POST /restart` without `schedule`).
     Restart(RestartConditions),
+    /// Throw the local data away and clone it again (Patroni's `POST /reinitialize`): a replica
+    /// only, while a leader exists. Answered `Done("reinitialize started")` when the clone
+    /// starts, as Patroni answers before the copy ends.
+    Reinitialize {
+        /// Patroni's `force`: also when a task is running (pgkeel cannot cancel a running task
+        /// yet, so the answer is still "busy" then).
+        force: bool,
+        /// Clone from the leader even when a `clonefrom` member exists.
+        from_leader: bool,
+    },
     /// Stop the agent (SIGTERM, Ctrl-C): stop PostgreSQL and release the leader key, or, in
     /// pause mode, leave both as they are. Nobody waits for its answer.
     Shutdown,

@@ -15,6 +15,7 @@
 //! * `cluster`: `/cluster`, `/history`.
 //! * `config`: `/config` GET/PATCH/PUT.
 //! * `restart`: `POST /restart`, a request into the HA loop.
+//! * `reinitialize`: `POST /reinitialize`, a request into the HA loop.
 //! * `auth`: basic auth for write methods.
 //! * `server`: connection cap, timeouts and eviction, so no client starves the agent.
 
@@ -23,6 +24,7 @@ mod cluster;
 mod config;
 pub mod health;
 pub mod model;
+mod reinitialize;
 mod restart;
 pub mod server;
 pub mod status;
@@ -130,10 +132,36 @@ async fn dispatch(
             Ok(()) => restart::post(&state, &body).await,
             Err(r) => r,
         },
+        (&Method::POST, "reinitialize") => match auth::check(state.auth.as_ref(), &headers) {
+            Ok(()) => reinitialize::post(&state, &body).await,
+            Err(r) => r,
+        },
         _ => text_response(
             StatusCode::NOT_IMPLEMENTED,
             format!("Unsupported method ({:?})", bounded(method.as_str())),
         ),
+    }
+}
+
+/// An optional JSON object body (Patroni's `_read_json_content(body_is_optional=True)`): empty
+/// reads as `{}`; anything but an object is 400 with the reason.
+#[allow(clippy::result_large_err)]
+pub(crate) fn optional_json_object(
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(text_response(
+            StatusCode::BAD_REQUEST,
+            "body is not a JSON object",
+        )),
+        Err(e) => Err(text_response(
+            StatusCode::BAD_REQUEST,
+            format!("body is not valid JSON: {e}"),
+        )),
     }
 }
 

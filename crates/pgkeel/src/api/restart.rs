@@ -44,15 +44,7 @@ pub(super) async fn post(state: &ApiState, body: &[u8]) -> Response {
 #[allow(clippy::result_large_err)]
 fn parse(body: &[u8]) -> Result<(RestartConditions, Option<Duration>), Response> {
     let bad = |message: String| text_response(StatusCode::BAD_REQUEST, message);
-    let request: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => return Err(bad("body is not a JSON object".into())),
-            Err(e) => return Err(bad(format!("body is not valid JSON: {e}"))),
-        }
-    };
+    let request: Map<String, Value> = super::optional_json_object(body)?;
     let mut conditions = RestartConditions::default();
     let mut timeout = None;
     for (key, value) in &request {

@@ -5,35 +5,44 @@ use super::{Ctx, Verdict, verdict};
 use crate::ha::{Action, CallbackEvent, Ha, Outcome, Role, TaskKind};
 
 impl Ha {
+    /// The member to clone from and what it is (`leader` / `replica`): a running member tagged
+    /// `clonefrom` (unless `from_leader`), else the leader; `None` while it has no `conn_url`.
+    pub(crate) fn clone_source(
+        &self,
+        ctx: &Ctx<'_>,
+        from_leader: bool,
+    ) -> Option<(String, &'static str)> {
+        let c = ctx.cluster;
+        let leader = c.leader.as_ref()?;
+        let source = c
+            .members
+            .iter()
+            .find(|m| {
+                !from_leader
+                    && m.clonefrom()
+                    && m.is_running()
+                    && m.name != leader.name
+                    && m.name != self.cfg.name
+            })
+            .or_else(|| c.member(&leader.name))
+            .filter(|m| m.conn_url.is_some())?;
+        let what = if source.name == leader.name {
+            "leader"
+        } else {
+            "replica"
+        };
+        Some((source.name.clone(), what))
+    }
+
     pub(crate) fn bootstrap(&mut self, ctx: &Ctx<'_>) -> Verdict {
         let c = ctx.cluster;
         if let Some(leader) = &c.leader {
-            // Clone from a running member tagged clonefrom, else from the leader.
-            let source = c
-                .members
-                .iter()
-                .find(|m| {
-                    m.clonefrom()
-                        && m.is_running()
-                        && m.name != leader.name
-                        && m.name != self.cfg.name
-                })
-                .or_else(|| c.member(&leader.name));
-            return match source {
-                Some(m) if m.conn_url.is_some() => {
-                    let what = if m.name == leader.name {
-                        "leader"
-                    } else {
-                        "replica"
-                    };
-                    verdict(
-                        vec![Action::StartTask(TaskKind::Clone {
-                            from: m.name.clone(),
-                        })],
-                        format!("trying to bootstrap from {what} '{}'", m.name),
-                    )
-                }
-                _ => verdict(
+            return match self.clone_source(ctx, false) {
+                Some((from, what)) => verdict(
+                    vec![Action::StartTask(TaskKind::Clone { from: from.clone() })],
+                    format!("trying to bootstrap from {what} '{from}'"),
+                ),
+                None => verdict(
                     vec![],
                     format!(
                         "waiting for leader '{}' to publish its member data",

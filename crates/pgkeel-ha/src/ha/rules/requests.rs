@@ -4,7 +4,7 @@
 //! accepted restart is answered `Done` when its task ends (`task_finished`).
 
 use super::{Ctx, Verdict, verdict};
-use crate::ha::{Action, Answer, Ha, RequestKind, RestartConditions, Role, TaskKind};
+use crate::ha::{Action, Answer, Ha, RequestKind, RestartConditions, Role, StopMode, TaskKind};
 
 /// Why a running primary that does not hold the leader key is not restarted.
 pub(crate) const NOT_LEADING: &str = "restart refused: this primary does not hold the leader lock";
@@ -20,6 +20,19 @@ impl Ha {
             let answer = match &request.kind {
                 // Answered by the shutdown rule, which goes before this one.
                 RequestKind::Shutdown => continue,
+                RequestKind::Reinitialize { from_leader, .. } => match accepted {
+                    Some(_) => Answer::Busy("restart already in progress".to_string()),
+                    None => match self.reinitialize(ctx, *from_leader) {
+                        Ok(v) => {
+                            accepted = Some(v);
+                            Answer::Done {
+                                ok: true,
+                                message: "reinitialize started".to_string(),
+                            }
+                        }
+                        Err(refusal) => refusal,
+                    },
+                },
                 RequestKind::Restart(conditions) => match accepted {
                     Some(_) => Answer::Busy("restart already in progress".to_string()),
                     None => match self.restart_refusal(ctx, conditions) {
@@ -63,6 +76,51 @@ impl Ha {
             .is_some_and(|v| local.server_version.is_none_or(|running| v <= running));
         (role_differs || not_pending || new_enough)
             .then(|| Answer::Refused(RESTART_CONDITIONS.to_string()))
+    }
+
+    /// Stops the server, empties the data directory and clones it again (Patroni's
+    /// `_do_reinitialize`), or why not, in Patroni's words.
+    fn reinitialize(&mut self, ctx: &Ctx<'_>, from_leader: bool) -> Result<Verdict, Answer> {
+        if ctx.cluster.leader.is_none() {
+            return Err(Answer::Refused(
+                "Cluster has no leader, can not reinitialize".to_string(),
+            ));
+        }
+        if ctx.i_hold_key {
+            return Err(Answer::Refused(
+                "I am the leader, can not reinitialize".to_string(),
+            ));
+        }
+        if let Some(task) = &ctx.obs.task {
+            return Err(Answer::Busy(format!(
+                "{} already in progress",
+                task.action_name()
+            )));
+        }
+        // A server that may still take writes is left to the fencing rules, never wiped.
+        if self.may_accept_writes(&ctx.obs.local) {
+            return Err(Answer::Refused(
+                "reinitialize refused: this node runs a primary".to_string(),
+            ));
+        }
+        let Some((from, what)) = self.clone_source(ctx, from_leader) else {
+            return Err(Answer::Refused(
+                "reinitialize refused: the leader has not published its member data".to_string(),
+            ));
+        };
+        // What was remembered about the old data no longer applies.
+        self.mem.rewind_failed = false;
+        self.mem.divergence_checked_for = None;
+        self.mem.last_role = None;
+        self.mem.streamed_timeline = None;
+        Ok(verdict(
+            vec![
+                Action::Stop(StopMode::Immediate),
+                Action::RemoveDataDir,
+                Action::StartTask(TaskKind::Clone { from: from.clone() }),
+            ],
+            format!("reinitializing: trying to bootstrap from {what} '{from}'"),
+        ))
     }
 
     /// The restart task for this node's current role: a primary restarts as a primary (it
