@@ -409,6 +409,14 @@ impl PostgresControl for FakePostgres {
         Ok(())
     }
 
+    async fn move_data_dir_aside(&self) -> Result<(), PgError> {
+        let mut s = self.record("move_data_dir_aside".into());
+        if s.data.take().is_none() {
+            return Err(failed("moving the data directory aside: no data directory"));
+        }
+        Ok(())
+    }
+
     fn postmaster_exits(&self) -> watch::Receiver<u64> {
         self.exits.subscribe()
     }

@@ -8,6 +8,7 @@ mod recovery;
 mod requests;
 mod shutdown;
 mod stale_leader;
+mod unique_name;
 
 use super::{
     Action, Answer, CallbackEvent, FailureCause, Ha, Observation, Outcome, Role, StopMode, TaskKind,
@@ -55,6 +56,7 @@ pub(crate) fn verdict(actions: Vec<Action>, status: impl Into<String>) -> Verdic
                 | Action::DeleteStaleLeader { .. }
                 | Action::RemoveDataDir
                 | Action::TakeLeader
+                | Action::CheckUniqueName { .. }
         )
     });
     Verdict {
@@ -93,6 +95,10 @@ impl Ha {
     }
 
     pub(crate) fn decide(&mut self, obs: &Observation) -> Verdict {
+        // The start check for a duplicate name is a cycle of its own, before anything else.
+        if let Some(v) = self.unique_name(obs) {
+            return v;
+        }
         // A shutdown goes before everything, DCS or not (see `shutdown.rs`).
         if let Some(v) = self.shutdown(obs) {
             return v;
