@@ -503,3 +503,30 @@ async fn a_failed_bootstrap_moves_the_data_directory_aside_through_the_seam() {
         "the initialize key was removed for the next attempt"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_core_drops_unknown_inactive_slots_and_creates_member_slots_through_the_fake() {
+    let c = TestCluster::new("slot-policy");
+    let a = leader_a(&c).await;
+    a.pg.add_slot("ghost", false);
+    a.pg.add_slot("busy", true);
+    let _b = c.start("b");
+    until("b's slot created, the unknown one dropped", SOON, || {
+        let slots = a.pg.state().slots;
+        slots.contains_key("b") && !slots.contains_key("ghost")
+    })
+    .await;
+    let calls = a.pg.calls();
+    assert!(calls.iter().any(|c| c == "create_slot b"), "{calls:?}");
+    assert!(calls.iter().any(|c| c == "drop_slot ghost"), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c == "drop_slot busy"),
+        "an active slot is never dropped: {calls:?}"
+    );
+    assert!(a.pg.state().slots.contains_key("busy"));
+    // The status key carries the kept slot's position.
+    c.until("status lists b's slot", SOON, |cl| {
+        cl.status.slots.contains_key("b")
+    })
+    .await;
+}

@@ -2,7 +2,7 @@
 
 use crate::cluster::Cluster;
 use crate::keys::codec::MemberData;
-use crate::pg::LocalPostgres;
+use crate::pg::{LocalPostgres, LocalSlot};
 use crate::time::MonoTime;
 use std::fmt;
 
@@ -255,6 +255,9 @@ pub struct Observation {
     pub peers: Option<Vec<PeerStatus>>,
     /// Requests not answered yet (see [`Request`]).
     pub requests: Vec<Request>,
+    /// The local server's replication slots, when the agent listed them (a running primary
+    /// with `use_slots`); `None`: not listed, or the listing failed.
+    pub slots: Option<Vec<LocalSlot>>,
 }
 
 /// How to stop PostgreSQL.
@@ -338,10 +341,23 @@ pub enum Action {
         /// Member to stream from.
         leader: String,
     },
-    /// Leader: keep exactly these member slots (create missing, drop other inactive physical ones).
+    /// Leader: the member slots kept: their positions (from the observed slots) go into the
+    /// `status` key. Creating the missing ones and dropping the others are the actions
+    /// before it (`CreateSlot`, `DropSlot`); without an observed slot list it fails, and the
+    /// `status` write after it is skipped.
     SyncSlots {
         /// Slot names wanted.
         wanted: Vec<String>,
+    },
+    /// Leader: create this physical member slot (missing in the observed slots).
+    CreateSlot {
+        /// Slot name.
+        name: String,
+    },
+    /// Leader: drop this inactive physical slot no member wants (Patroni's "unknown" slot).
+    DropSlot {
+        /// Slot name.
+        name: String,
     },
     /// Leader: write `status` (optime, slots).
     WriteStatus,

@@ -1010,6 +1010,7 @@ impl Sim {
             outcomes,
             peers,
             requests: self.nodes[i].requests.clone(),
+            slots: None,
         }
     }
 
@@ -1138,6 +1139,8 @@ impl Sim {
                 | Action::Fatal { .. }
                 | Action::Exit
                 | Action::SyncSlots { .. }
+                | Action::CreateSlot { .. }
+                | Action::DropSlot { .. }
                 | Action::CheckUniqueName { .. }
                 | Action::DuplicateName
         );
@@ -1155,6 +1158,8 @@ impl Sim {
                 | Action::MoveDataDirAside
                 | Action::ProbePeers
                 | Action::SyncSlots { .. }
+                | Action::CreateSlot { .. }
+                | Action::DropSlot { .. }
         );
         if needs_files && self.nodes[i].blind {
             return Err("Too many open files (os error 24)".into());
@@ -1311,7 +1316,11 @@ impl Sim {
                 pg.following = Some(leader.clone());
                 Ok(None)
             }
-            Action::SyncSlots { .. } | Action::Callback { .. } | Action::ProbePeers => Ok(None),
+            Action::SyncSlots { .. }
+            | Action::CreateSlot { .. }
+            | Action::DropSlot { .. }
+            | Action::Callback { .. }
+            | Action::ProbePeers => Ok(None),
             Action::WriteStatus => {
                 self.dcs.optime = Some(self.nodes[i].pg.lsn());
                 Ok(None)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::published::NodeStatus;
+use pgkeel_ha::pg::{LocalSlot, SlotType};
 
 /// Whether the loop goes on after a cycle.
 pub(super) enum Flow {
@@ -61,8 +62,17 @@ impl Agent {
                         (Some(_), Some(prev)) => Some(prev.dcs.clone()),
                         _ => None,
                     };
+                    // Slots are listed only where the core may want them (use_slots).
+                    let list_slots = config.use_slots;
                     let mut o = self
-                        .observe(lease_rx, tasks.running(), outcomes, peers, dcs_view)
+                        .observe(
+                            lease_rx,
+                            tasks.running(),
+                            outcomes,
+                            peers,
+                            dcs_view,
+                            list_slots,
+                        )
                         .await;
                     o.requests = requests.pending();
                     if let Ok(c) = &o.dcs {
@@ -114,6 +124,7 @@ impl Agent {
         outcomes: Vec<Outcome>,
         peers: Option<Vec<pgkeel_ha::ha::PeerStatus>>,
         dcs_view: Option<Result<Cluster, DcsUnavailable>>,
+        list_slots: bool,
     ) -> Observation {
         let read_dcs = async {
             match dcs_view {
@@ -122,6 +133,12 @@ impl Agent {
             }
         };
         let (dcs, local) = tokio::join!(read_dcs, self.pg.probe());
+        // A leader's member slots are the core's decision: it sees the local ones.
+        let slots = if list_slots && local.is_running_primary() {
+            self.local_slots().await
+        } else {
+            None
+        };
         Observation {
             now: self.clock.now(),
             dcs,
@@ -131,6 +148,33 @@ impl Agent {
             outcomes,
             peers,
             requests: Vec::new(),
+            slots,
+        }
+    }
+
+    /// The local server's replication slots; `None` when they cannot be listed (the core then
+    /// changes none, and the `status` write waits).
+    async fn local_slots(&self) -> Option<Vec<LocalSlot>> {
+        match self.pg.list_slots().await {
+            Ok(slots) => Some(
+                slots
+                    .into_iter()
+                    .map(|s| LocalSlot {
+                        slot_type: if s.slot_type == "physical" {
+                            SlotType::Physical
+                        } else {
+                            SlotType::Logical
+                        },
+                        name: s.name,
+                        active: s.active,
+                        restart_lsn: s.restart_lsn,
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!("could not list the replication slots: {e}");
+                None
+            }
         }
     }
 

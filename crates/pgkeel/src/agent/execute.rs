@@ -181,7 +181,12 @@ impl Agent {
                         Ran::Done
                     }
                 }),
-            Action::SyncSlots { wanted } => self.sync_slots(wanted).await.map(|()| Ran::Done),
+            Action::CreateSlot { name } => self.create_slot(name).await.map(|()| Ran::Done),
+            Action::DropSlot { name } => {
+                self.drop_slot(name).await;
+                Ok(Ran::Done)
+            }
+            Action::SyncSlots { wanted } => self.sync_slots(wanted, obs).map(|()| Ran::Done),
             Action::WriteStatus => self.write_status(obs).await.map(|()| Ran::Done),
             Action::UpdateHistory => self.update_history(obs).await.map(|()| Ran::Done),
             Action::ProbePeers => Ok(Ran::Peers(self.probe_peers(cluster).await)),
@@ -338,44 +343,47 @@ impl Agent {
         Ok(false)
     }
 
-    async fn sync_slots(&self, wanted: &[String]) -> Result<(), ActionError> {
-        let existing = self.pg.list_slots().await.map_err(ActionError::from)?;
+    async fn create_slot(&self, name: &str) -> Result<(), ActionError> {
         use std::sync::atomic::Ordering;
-        for name in wanted {
-            if !existing.iter().any(|s| &s.name == name) {
-                match self.pg.create_physical_slot(name).await {
-                    Ok(_) => {
-                        tracing::info!("created replication slot {name}");
-                        self.slot_shortage_logged.store(false, Ordering::Relaxed);
-                    }
-                    // PostgreSQL's "all replication slots are in use": nothing this cycle can
-                    // fix, and it must not skip the `status` write that follows.
-                    Err(e) if e.is_configuration_limit() => {
-                        if !self.slot_shortage_logged.swap(true, Ordering::Relaxed) {
-                            tracing::warn!(
-                                "cannot create replication slot {name}: {e}; raise max_replication_slots \
-                                 (logged once until a slot can be created)"
-                            );
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        match self.pg.create_physical_slot(name).await {
+            Ok(_) => {
+                tracing::info!("created replication slot {name}");
+                self.slot_shortage_logged.store(false, Ordering::Relaxed);
+                Ok(())
             }
-        }
-        for s in &existing {
-            if s.slot_type == "physical" && !s.active && !wanted.contains(&s.name) {
-                // Patroni's messages and levels (`SlotsHandler._drop_replication_slot`).
-                tracing::info!("Trying to drop unknown replication slot '{}'", s.name);
-                match self.pg.drop_slot(&s.name).await {
-                    Ok(true) => tracing::info!("Dropped replication slot '{}'", s.name),
-                    Ok(false) => tracing::warn!(
-                        "Unable to drop replication slot '{}', slot is active",
-                        s.name
-                    ),
-                    Err(e) => tracing::error!("Failed to drop replication slot '{}': {e}", s.name),
+            // PostgreSQL's "all replication slots are in use": nothing this cycle can fix, and
+            // it must not skip the `status` write that follows.
+            Err(e) if e.is_configuration_limit() => {
+                if !self.slot_shortage_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "cannot create replication slot {name}: {e}; raise max_replication_slots \
+                         (logged once until a slot can be created)"
+                    );
                 }
+                Ok(())
             }
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// Drops a slot the core found unknown; never fails the decision (Patroni's messages and
+    /// levels, `SlotsHandler._drop_replication_slot`).
+    async fn drop_slot(&self, name: &str) {
+        tracing::info!("Trying to drop unknown replication slot '{name}'");
+        match self.pg.drop_slot(name).await {
+            Ok(true) => tracing::info!("Dropped replication slot '{name}'"),
+            Ok(false) => {
+                tracing::warn!("Unable to drop replication slot '{name}', slot is active")
+            }
+            Err(e) => tracing::error!("Failed to drop replication slot '{name}': {e}"),
+        }
+    }
+
+    /// Keeps the observed positions of the wanted slots for the `status` key.
+    fn sync_slots(&self, wanted: &[String], obs: &Observation) -> Result<(), ActionError> {
+        let Some(existing) = &obs.slots else {
+            return Err("the replication slots could not be listed".into());
+        };
         if let Ok(mut m) = self.slot_lsns.lock() {
             *m = existing
                 .iter()

@@ -174,6 +174,11 @@ impl FakePostgres {
         }
     }
 
+    /// A physical replication slot `name` appears on the server (`active`: a walsender uses it).
+    pub fn add_slot(&self, name: &str, active: bool) {
+        lock(&self.state).slots.insert(name.to_owned(), active);
+    }
+
     /// From now on every `start` fails, as for a server whose configuration it refuses.
     pub fn fail_starts(&self) {
         lock(&self.state).starts_fail = true;

@@ -7,6 +7,7 @@ mod race;
 mod recovery;
 mod requests;
 mod shutdown;
+mod slots;
 mod stale_leader;
 mod unique_name;
 
