@@ -35,6 +35,28 @@ impl std::str::FromStr for Lsn {
     }
 }
 
+/// The kind of a replication slot (`pg_replication_slots.slot_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotType {
+    /// A physical slot (a standby's).
+    Physical,
+    /// A logical slot (or any other kind): never dropped by the member-slot policy.
+    Logical,
+}
+
+/// One replication slot of the local server, as the agent observed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSlot {
+    /// `slot_name`.
+    pub name: String,
+    /// `slot_type`.
+    pub slot_type: SlotType,
+    /// A walsender uses it right now.
+    pub active: bool,
+    /// Oldest WAL it retains (`None` until reserved).
+    pub restart_lsn: Option<Lsn>,
+}
+
 /// State of the data directory, as far as the agent can tell without starting PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataDir {

@@ -166,3 +166,13 @@ fn shutdown_goes_before_every_other_rule_even_without_the_dcs() {
         [Action::ReleaseLeader, Action::RevokeLease, Action::Exit]
     );
 }
+
+#[test]
+fn a_failed_stop_is_logged_at_error_as_patroni_does() {
+    let mut n1 = ha("n1");
+    let d = n1.step(&leader_obs().request(1, RequestKind::Shutdown).build());
+    assert_eq!(d.level, pgkeel_ha::ha::StatusLevel::Info);
+    let d = n1.step(&leader_obs().request(1, RequestKind::Shutdown).build());
+    assert_eq!(d.actions, [Action::Exit]);
+    assert_eq!(d.level, pgkeel_ha::ha::StatusLevel::Error);
+}

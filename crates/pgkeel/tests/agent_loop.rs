@@ -418,3 +418,115 @@ async fn new_recovery_settings_that_need_a_restart_get_a_restart_task() {
         b.pg.calls()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_member_key_is_the_cores_decision_and_follows_the_wal_position() {
+    let c = TestCluster::new("member");
+    let a = leader_a(&c).await;
+    let first = c.read().await.member("a").and_then(|m| m.xlog_location);
+    assert_eq!(first, Some(a.pg.state().wal), "the current WAL position");
+    a.pg.write();
+    let moved = a.pg.state().wal;
+    assert_ne!(Some(moved), first);
+    // Positions alone are republished at most once per loop_wait (1 s here): within a few.
+    c.until("the new position is published", SOON, |cl| {
+        cl.member("a").and_then(|m| m.xlog_location) == Some(moved)
+    })
+    .await;
+    let cl = c.read().await;
+    let Some(me) = cl.member("a") else {
+        panic!("no member key")
+    };
+    assert_eq!(
+        (me.role.as_str(), me.state.as_str()),
+        ("primary", "running")
+    );
+    assert_eq!(
+        Some(me.lease),
+        cl.leader.as_ref().map(|l| l.lease),
+        "on the agent's lease"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_name_ends_the_twin_with_patronis_message_before_it_touches_anything() {
+    let c = TestCluster::new("dup-message");
+    let _a = leader_a(&c).await;
+    let before = c.read().await.member("a").cloned();
+    let twin_pg = c.world.server(pgkeel_testkit::ports::free_port());
+    let twin = c.start_on("a", twin_pg.clone());
+    match twin.ended(SOON).await {
+        Err(e) => {
+            assert_eq!(
+                e.to_string(),
+                "Can't start; there is already a node named 'a' running"
+            );
+            assert!(e.is_critical(), "CRITICAL, as Patroni");
+        }
+        Ok(()) => panic!("the twin went on"),
+    }
+    assert!(
+        twin_pg.calls().is_empty(),
+        "the twin ran {:?} on its server",
+        twin_pg.calls()
+    );
+    assert_eq!(
+        c.read().await.member("a").map(|m| m.api_url.clone()),
+        before.map(|m| m.api_url),
+        "the running agent's member key stays its own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bootstrap_moves_the_data_directory_aside_through_the_seam() {
+    let c = TestCluster::new("boot-fail");
+    let pg = c.world.server(pgkeel_testkit::ports::free_port());
+    pg.fail_starts();
+    let a = c.start_on("a", pg.clone());
+    match a.ended(SOON).await {
+        Err(e @ AgentError::Fatal { .. }) => assert!(
+            e.to_string().starts_with("Failed to bootstrap cluster: "),
+            "{e}"
+        ),
+        other => panic!("expected a fatal stop, got {other:?}"),
+    }
+    assert_eq!(pg.count("initdb"), 1);
+    assert_eq!(
+        pg.count("move_data_dir_aside"),
+        1,
+        "moved aside through PostgresControl: {:?}",
+        pg.calls()
+    );
+    assert_eq!(pg.probe_sysid(), None, "the next start begins empty");
+    assert!(
+        c.read().await.initialize.is_none(),
+        "the initialize key was removed for the next attempt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_core_drops_unknown_inactive_slots_and_creates_member_slots_through_the_fake() {
+    let c = TestCluster::new("slot-policy");
+    let a = leader_a(&c).await;
+    a.pg.add_slot("ghost", false);
+    a.pg.add_slot("busy", true);
+    let _b = c.start("b");
+    until("b's slot created, the unknown one dropped", SOON, || {
+        let slots = a.pg.state().slots;
+        slots.contains_key("b") && !slots.contains_key("ghost")
+    })
+    .await;
+    let calls = a.pg.calls();
+    assert!(calls.iter().any(|c| c == "create_slot b"), "{calls:?}");
+    assert!(calls.iter().any(|c| c == "drop_slot ghost"), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c == "drop_slot busy"),
+        "an active slot is never dropped: {calls:?}"
+    );
+    assert!(a.pg.state().slots.contains_key("busy"));
+    // The status key carries the kept slot's position.
+    c.until("status lists b's slot", SOON, |cl| {
+        cl.status.slots.contains_key("b")
+    })
+    .await;
+}

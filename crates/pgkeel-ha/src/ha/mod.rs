@@ -9,10 +9,14 @@
 //! * a data directory that may have diverged from the leader is never started as a replica
 //!   without pg_rewind (or a re-clone).
 
+mod cycle;
+mod member;
 mod peer;
 mod rules;
 mod types;
 
+pub use cycle::{Cycle, Next, Ran};
+pub use member::MemberIdentity;
 pub use types::*;
 
 use crate::cluster::{Cluster, DEFAULT_FAILOVER_PRIORITY, GlobalConfig};
@@ -39,6 +43,12 @@ pub struct HaConfig {
     pub remove_data_directory_on_rewind_failure: bool,
     /// Wipe and re-clone when the timeline diverged and rewind is off.
     pub remove_data_directory_on_diverged_timelines: bool,
+    /// What the member key says of this node; `None`: the core decides no member key writes
+    /// (the simulator writes its own).
+    pub member: Option<MemberIdentity>,
+    /// Start with Patroni's `ensure_unique_name`: the first cycle only checks that no live
+    /// agent answers at the address of a member key of this name (`rules/unique_name.rs`).
+    pub check_unique_name: bool,
 }
 
 impl HaConfig {
@@ -53,6 +63,8 @@ impl HaConfig {
             use_pg_rewind: true,
             remove_data_directory_on_rewind_failure: false,
             remove_data_directory_on_diverged_timelines: false,
+            member: None,
+            check_unique_name: false,
         }
     }
 }
@@ -120,6 +132,11 @@ pub struct HaMemory {
     /// `dynamic_config` as read. A key the DCS later holds garbage for keeps its value from
     /// here (the last good one) instead of falling back to the default.
     pub dynamic_global: Option<GlobalConfig>,
+    /// The member key as last written (fed back by `Outcome::MemberWritten`): a write that
+    /// would change nothing, or only WAL positions within `loop_wait`, is not decided again.
+    pub published_member: Option<Box<MemberUpdate>>,
+    /// The start check for a duplicate member name is done (see `rules/unique_name.rs`).
+    pub unique_name_checked: bool,
 }
 
 /// The HA state machine of one node: pure, deterministic, replayable.
@@ -129,6 +146,8 @@ pub struct Ha {
     mem: HaMemory,
     /// Answers collected during the current step (moved into its [`Decision`]).
     answers: Vec<(u64, Answer)>,
+    /// The level of the current step's status (a rule raises it; moved into its [`Decision`]).
+    level: StatusLevel,
 }
 
 impl Ha {
@@ -138,6 +157,7 @@ impl Ha {
             cfg,
             mem: HaMemory::default(),
             answers: Vec::new(),
+            level: StatusLevel::Info,
         }
     }
 
@@ -145,9 +165,8 @@ impl Ha {
     /// (one that has run its first callback, say) rather than at its first cycle.
     pub fn with_memory(cfg: HaConfig, mem: HaMemory) -> Ha {
         Ha {
-            cfg,
             mem,
-            answers: Vec::new(),
+            ..Ha::new(cfg)
         }
     }
 
@@ -196,6 +215,12 @@ impl Ha {
     /// Decides what this node does next. Same memory + observation gives the same decision.
     pub fn step(&mut self, obs: &Observation) -> Decision {
         self.answers.clear();
+        self.level = StatusLevel::Info;
+        for o in &obs.outcomes {
+            if let Outcome::MemberWritten(update) = o {
+                self.mem.published_member = Some(update.clone());
+            }
+        }
         if let Ok(cluster) = &obs.dcs
             && let Some(config) = &cluster.config
             && !config.data.is_empty()
@@ -261,6 +286,8 @@ impl Ha {
             restep,
             node,
             answers: std::mem::take(&mut self.answers),
+            member: self.member_update(obs, node),
+            level: self.level,
         }
     }
 

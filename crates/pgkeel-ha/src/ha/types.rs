@@ -1,7 +1,8 @@
 //! The inputs and outputs of one HA step: what the agent observed, what it must do.
 
 use crate::cluster::Cluster;
-use crate::pg::LocalPostgres;
+use crate::keys::codec::MemberData;
+use crate::pg::{LocalPostgres, LocalSlot};
 use crate::time::MonoTime;
 use std::fmt;
 
@@ -141,6 +142,14 @@ pub enum Outcome {
         /// The member the new settings follow.
         leader: String,
     },
+    /// `CheckUniqueName` ran: whether something answered at the member's address.
+    UniqueNameChecked {
+        /// An agent answered there: this name is taken.
+        taken: bool,
+    },
+    /// `WriteMember` succeeded (carried into the next cycle's first step): what the member
+    /// key holds now, so the core knows what is published.
+    MemberWritten(Box<MemberUpdate>),
     /// An action failed; the rest of that decision's actions were skipped.
     ActionFailed {
         /// The action that failed.
@@ -256,6 +265,9 @@ pub struct Observation {
     pub peers: Option<Vec<PeerStatus>>,
     /// Requests not answered yet (see [`Request`]).
     pub requests: Vec<Request>,
+    /// The local server's replication slots, when the agent listed them (a running primary
+    /// with `use_slots`); `None`: not listed, or the listing failed.
+    pub slots: Option<Vec<LocalSlot>>,
 }
 
 /// How to stop PostgreSQL.
@@ -349,10 +361,23 @@ pub enum Action {
         /// The member the running replica streams from; `None` for a primary.
         follow: Option<String>,
     },
-    /// Leader: keep exactly these member slots (create missing, drop other inactive physical ones).
+    /// Leader: the member slots kept: their positions (from the observed slots) go into the
+    /// `status` key. Creating the missing ones and dropping the others are the actions
+    /// before it (`CreateSlot`, `DropSlot`); without an observed slot list it fails, and the
+    /// `status` write after it is skipped.
     SyncSlots {
         /// Slot names wanted.
         wanted: Vec<String>,
+    },
+    /// Leader: create this physical member slot (missing in the observed slots).
+    CreateSlot {
+        /// Slot name.
+        name: String,
+    },
+    /// Leader: drop this inactive physical slot no member wants (Patroni's "unknown" slot).
+    DropSlot {
+        /// Slot name.
+        name: String,
     },
     /// Leader: write `status` (optime, slots).
     WriteStatus,
@@ -362,6 +387,19 @@ pub enum Action {
     ProbePeers,
     /// Empty the data directory (before a re-clone).
     RemoveDataDir,
+    /// Ask `liveness_url` (the `GET /liveness` of the agent a member key of this node's name
+    /// points at) whether an agent answers there (Patroni's `ensure_unique_name`, at start).
+    /// Yields `UniqueNameChecked`.
+    CheckUniqueName {
+        /// The member's `api_url` with `/patroni` replaced by `/liveness`.
+        liveness_url: String,
+    },
+    /// Another agent of this name runs: the agent ends with Patroni's CRITICAL `Can't start;
+    /// there is already a node named '%s' running` (exit code 1).
+    DuplicateName,
+    /// Write this node's member key (`members/<name>`) on the lease. Decided by the core
+    /// ([`Decision::member`]) and run by the cycle driver after a cycle's last step.
+    WriteMember(Box<MemberUpdate>),
     /// Move the data directory aside to `<data_dir>.failed` (failed bootstrap).
     MoveDataDirAside,
     /// Run a user callback.
@@ -476,6 +514,28 @@ pub struct NodeState {
     pub role: Role,
 }
 
+/// A member key to write: the value, the lease it goes on, and when the core decided it (the
+/// WAL positions alone are republished at most once per `loop_wait` after that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberUpdate {
+    /// The member key's value.
+    pub member: MemberData,
+    /// The lease id it is attached to.
+    pub lease: i64,
+    /// The observation's time when it was decided.
+    pub decided_at: MonoTime,
+}
+
+/// The level the agent logs a decision's status at (Patroni's level for that message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusLevel {
+    /// The ordinary `INFO` status line.
+    #[default]
+    Info,
+    /// Patroni logs this one with `logger.error`.
+    Error,
+}
+
 /// The result of one HA step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -490,4 +550,9 @@ pub struct Decision {
     /// Answers to requests of the observation (and to requests accepted earlier whose work
     /// ended), by request id.
     pub answers: Vec<(u64, Answer)>,
+    /// The member key to write if this is the cycle's last decision (`None`: what is published
+    /// is current, or it cannot be written now). See [`crate::ha::Cycle`].
+    pub member: Option<Box<MemberUpdate>>,
+    /// The level to log `status` at.
+    pub level: StatusLevel,
 }

@@ -271,7 +271,7 @@ fn parse_failover(text: &str, mod_revision: i64) -> Option<Failover> {
 }
 
 /// What this node publishes in `members/<name>`, in Patroni's field order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemberData {
     /// `postgres://<connect_address>/postgres`.
     pub conn_url: String,

@@ -11,7 +11,9 @@
 use pgkeel_ha::cluster::{
     Cluster, ClusterConfig, GlobalConfig, HistoryEntry, Leader, Member, Status,
 };
-use pgkeel_ha::ha::{Action, FailureCause, LeaseView, Outcome, PeerStatus, StopMode, TaskKind};
+use pgkeel_ha::ha::{
+    Action, Cycle, FailureCause, LeaseView, Next, Outcome, PeerStatus, Ran, StopMode, TaskKind,
+};
 use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ServerRole};
 use pgkeel_ha::time::MonoTime;
 use pgkeel_ha::{Ha, HaConfig, Observation};
@@ -1009,73 +1011,75 @@ impl Sim {
             outcomes,
             peers,
             requests: self.nodes[i].requests.clone(),
+            slots: None,
         }
     }
 
-    /// One HA cycle under the agent contract.
+    /// One HA cycle under the agent contract: the core's own [`Cycle`], the driver the agent
+    /// runs, so this model cannot drift from it.
     fn cycle(&mut self, i: usize) {
-        let mut outcomes = std::mem::take(&mut self.nodes[i].pending);
-        let mut peers = None;
-        let mut node_state = None;
-        for _step in 0..4 {
-            let obs = self.observe(i, outcomes, peers.clone());
-            if self.cfg.release_when_blind
-                && matches!(obs.local.data_dir, DataDir::Inaccessible(_))
-                && self
-                    .dcs
-                    .leader
-                    .as_ref()
-                    .is_some_and(|(n, _, _)| *n == self.nodes[i].name)
-            {
-                // The old rule: "data directory is not accessible" -> ReleaseLeader.
-                let _ = self.execute(i, &Action::ReleaseLeader);
-            }
-            let d = self.nodes[i].ha.step(&obs);
-            // Answered requests leave the queue (the API's caller has its answer).
-            self.nodes[i]
-                .requests
-                .retain(|r| !d.answers.iter().any(|(id, _)| *id == r.id));
-            if !d.answers.is_empty() {
-                self.log(|| format!("n{} answers {:?}", i + 1, d.answers));
-            }
-            self.nodes[i].gc = self.nodes[i].ha.global_config(None);
-            self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
-            self.nodes[i].last_status = d.status.clone();
-            node_state = Some(d.node);
-            outcomes = vec![];
-            let mut failed = false;
-            for a in &d.actions {
-                if self.cfg.break_fencing
-                    && matches!(a, Action::Stop(_))
-                    && d.status.contains("demot")
-                {
-                    continue; // the broken variant: fencing stops are ignored
+        let mut cycle = Cycle::new(std::mem::take(&mut self.nodes[i].pending));
+        loop {
+            match cycle.next_move() {
+                Next::Step => {
+                    let (outcomes, peers) = cycle.take_inputs();
+                    let obs = self.observe(i, outcomes, peers);
+                    if self.cfg.release_when_blind
+                        && matches!(obs.local.data_dir, DataDir::Inaccessible(_))
+                        && self
+                            .dcs
+                            .leader
+                            .as_ref()
+                            .is_some_and(|(n, _, _)| *n == self.nodes[i].name)
+                    {
+                        // The old rule: "data directory is not accessible" -> ReleaseLeader.
+                        let _ = self.execute(i, &Action::ReleaseLeader);
+                    }
+                    let d = self.nodes[i].ha.step(&obs);
+                    // Answered requests leave the queue (the API's caller has its answer).
+                    self.nodes[i]
+                        .requests
+                        .retain(|r| !d.answers.iter().any(|(id, _)| *id == r.id));
+                    if !d.answers.is_empty() {
+                        self.log(|| format!("n{} answers {:?}", i + 1, d.answers));
+                    }
+                    self.nodes[i].gc = self.nodes[i].ha.global_config(None);
+                    self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
+                    self.nodes[i].last_status = d.status.clone();
+                    cycle.decided(d);
                 }
-                match self.execute(i, a) {
-                    Ok(Some(Outcome::TaskFinished { .. })) => {}
-                    Ok(Some(o)) => outcomes.push(o),
-                    Ok(None) => {}
-                    Err(e) => {
-                        self.log(|| format!("n{} action {a:?} failed: {e}", i + 1));
-                        outcomes.push(Outcome::ActionFailed {
-                            action: Box::new(a.clone()),
-                            error: e,
-                        });
-                        failed = true;
-                        break;
+                Next::Run(a) => {
+                    let fencing_stop = matches!(a, Action::Stop(_))
+                        && cycle.decision().is_some_and(|d| d.status.contains("demot"));
+                    if self.cfg.break_fencing && fencing_stop {
+                        // The broken variant: fencing stops are ignored.
+                        cycle.report(Ran::Done);
+                        continue;
+                    }
+                    let ran = match self.execute(i, &a) {
+                        Ok(Some(Outcome::TaskFinished { .. })) | Ok(None) => Ran::Done,
+                        Ok(Some(o)) => Ran::Outcome(o),
+                        Err(e) => {
+                            self.log(|| format!("n{} action {a:?} failed: {e}", i + 1));
+                            Ran::Failed(e)
+                        }
+                    };
+                    let ran = if a == Action::ProbePeers && ran == Ran::Done {
+                        Ran::Peers(self.probe(i))
+                    } else {
+                        ran
+                    };
+                    cycle.report(ran);
+                    if self.nodes[i].agent != Agent::Up {
+                        return; // Fatal or Exit
                     }
                 }
-                if a == &Action::ProbePeers {
-                    peers = Some(self.probe(i));
-                }
-                if self.nodes[i].agent != Agent::Up {
-                    return; // Fatal
-                }
-            }
-            if !(d.restep || failed) {
-                break;
+                Next::Exit => return,
+                Next::Finished => break,
             }
         }
+        self.nodes[i].pending.extend(cycle.carry());
+        let node_state = cycle.decision().map(|d| d.node);
         self.touch_member(i, node_state);
     }
 
@@ -1137,6 +1141,10 @@ impl Sim {
                 | Action::Fatal { .. }
                 | Action::Exit
                 | Action::SyncSlots { .. }
+                | Action::CreateSlot { .. }
+                | Action::DropSlot { .. }
+                | Action::CheckUniqueName { .. }
+                | Action::DuplicateName
         );
         if needs_dcs && self.nodes[i].dcs_cut {
             return Err("etcd: connection refused".into());
@@ -1153,6 +1161,8 @@ impl Sim {
                 | Action::MoveDataDirAside
                 | Action::ProbePeers
                 | Action::SyncSlots { .. }
+                | Action::CreateSlot { .. }
+                | Action::DropSlot { .. }
         );
         if needs_files && self.nodes[i].blind {
             return Err("Too many open files (os error 24)".into());
@@ -1315,7 +1325,11 @@ impl Sim {
                 }
                 Ok(None)
             }
-            Action::SyncSlots { .. } | Action::Callback { .. } | Action::ProbePeers => Ok(None),
+            Action::SyncSlots { .. }
+            | Action::CreateSlot { .. }
+            | Action::DropSlot { .. }
+            | Action::Callback { .. }
+            | Action::ProbePeers => Ok(None),
             Action::WriteStatus => {
                 self.dcs.optime = Some(self.nodes[i].pg.lsn());
                 Ok(None)
@@ -1357,6 +1371,15 @@ impl Sim {
                 if n.restart_after_exit {
                     n.start_again(now + TICK_MS);
                 }
+                Ok(None)
+            }
+            // The simulated nodes leave the start check and the member key to the model
+            // (`HaConfig::named`: no member identity, no check); should the core still ask:
+            Action::CheckUniqueName { .. } => Ok(Some(Outcome::UniqueNameChecked { taken: false })),
+            Action::WriteMember(_) => Ok(None),
+            Action::DuplicateName => {
+                self.violate(format!("{name} exited: duplicate name"));
+                self.nodes[i].agent = Agent::Fatal;
                 Ok(None)
             }
             Action::Fatal { message, .. } => {

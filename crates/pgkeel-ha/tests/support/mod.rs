@@ -276,6 +276,7 @@ pub fn obs() -> ObsBuilder {
             outcomes: vec![],
             peers: None,
             requests: vec![],
+            slots: None,
         },
     }
 }
@@ -335,6 +336,11 @@ impl ObsBuilder {
     }
     pub fn request(mut self, id: u64, kind: pgkeel_ha::ha::RequestKind) -> Self {
         self.obs.requests.push(pgkeel_ha::ha::Request { id, kind });
+        self
+    }
+    /// The local slots the agent listed.
+    pub fn slots(mut self, s: Vec<pgkeel_ha::pg::LocalSlot>) -> Self {
+        self.obs.slots = Some(s);
         self
     }
     pub fn build(self) -> Observation {

@@ -2,12 +2,15 @@
 
 use super::{Agent, AgentError, requests, tasks};
 use pgkeel_ha::cluster::Cluster;
-use pgkeel_ha::ha::{DcsUnavailable, LeaseView, Observation, Outcome, TaskKind};
+use pgkeel_ha::ha::{
+    Cycle, DcsUnavailable, LeaseView, Next, Observation, Outcome, StatusLevel, TaskKind,
+};
 use pgkeel_ha::{Decision, Ha};
 use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::published::NodeStatus;
+use pgkeel_ha::pg::{LocalSlot, SlotType};
 
 /// Whether the loop goes on after a cycle.
 pub(super) enum Flow {
@@ -28,61 +31,86 @@ impl Agent {
         last_cluster: &mut Option<Cluster>,
         requests: &mut requests::Requests,
     ) -> Result<Flow, AgentError> {
-        let mut outcomes: Vec<Outcome> = tasks.take_finished().into_iter().collect();
-        let mut peers = None;
-        let mut decision: Option<Decision> = None;
+        // The agent contract (step, act in order, stop at a failure, step again while the
+        // core asks, write the member key last) is the core's `Cycle`, which the simulator
+        // drives too; this only runs what it hands out.
+        let mut carried = self
+            .carried
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        carried.extend(tasks.take_finished());
+        let mut cycle = Cycle::new(carried);
         let mut obs: Option<Observation> = None;
-        for _ in 0..5 {
-            // The peers were probed to judge the cluster as it was: the core weighs their
-            // answers against the same DCS view (as Patroni's cycle does), so a node that
-            // stands back says why even when the winner's key appeared meanwhile. The leader
-            // CAS still guards the race.
-            let dcs_view = match (&peers, &obs) {
-                (Some(_), Some(prev)) => Some(prev.dcs.clone()),
-                _ => None,
-            };
-            let mut o = self
-                .observe(
-                    lease_rx,
-                    tasks.running(),
-                    std::mem::take(&mut outcomes),
-                    peers.take(),
-                    dcs_view,
-                )
-                .await;
-            o.requests = requests.pending();
-            if let Ok(c) = &o.dcs {
-                *last_cluster = Some(c.clone());
-            }
-            let d = ha.step(&o);
-            requests.deliver(&d.answers);
-            // The executor acts on the core's view of the dynamic configuration (which keeps
-            // the last good value of a bad key), not on its own reading of the snapshot.
-            let config = ha.global_config(o.dcs.as_ref().ok());
-            let executed = self.execute(&d, &o, tasks, &config).await?;
-            if executed.exit {
-                tracing::info!("{}", d.status);
-                return Ok(Flow::Exit);
-            }
-            outcomes = executed.outcomes;
-            peers = executed.peers;
-            let restep = d.restep || !outcomes.is_empty() || peers.is_some();
-            if restep && !d.actions.is_empty() {
-                // An intermediate decision that acted (a fencing stop, a won race) is logged
-                // too, not only the cycle's last word.
-                tracing::info!("{}", d.status);
-            }
-            obs = Some(o);
-            decision = Some(d);
-            if !restep {
-                break;
+        let mut config = ha.global_config(last_cluster.as_ref());
+        loop {
+            match cycle.next_move() {
+                Next::Step => {
+                    if let Some(d) = cycle.decision()
+                        && !d.actions.is_empty()
+                    {
+                        // An intermediate decision that acted (a fencing stop, a won race) is
+                        // logged too, not only the cycle's last word.
+                        log_status(d);
+                    }
+                    let (outcomes, peers) = cycle.take_inputs();
+                    // The peers were probed to judge the cluster as it was: the core weighs
+                    // their answers against the same DCS view (as Patroni's cycle does), so a
+                    // node that stands back says why even when the winner's key appeared
+                    // meanwhile. The leader CAS still guards the race.
+                    let dcs_view = match (&peers, &obs) {
+                        (Some(_), Some(prev)) => Some(prev.dcs.clone()),
+                        _ => None,
+                    };
+                    // Slots are listed only where the core may want them (use_slots).
+                    let list_slots = config.use_slots;
+                    let mut o = self
+                        .observe(
+                            lease_rx,
+                            tasks.running(),
+                            outcomes,
+                            peers,
+                            dcs_view,
+                            list_slots,
+                        )
+                        .await;
+                    o.requests = requests.pending();
+                    if let Ok(c) = &o.dcs {
+                        *last_cluster = Some(c.clone());
+                    }
+                    let d = ha.step(&o);
+                    requests.deliver(&d.answers);
+                    // The executor acts on the core's view of the dynamic configuration (which
+                    // keeps the last good value of a bad key), not on its own reading of the
+                    // snapshot.
+                    config = ha.global_config(o.dcs.as_ref().ok());
+                    obs = Some(o);
+                    cycle.decided(d);
+                }
+                Next::Run(action) => {
+                    let Some(o) = &obs else {
+                        return Ok(Flow::Continue);
+                    };
+                    let ran = self.execute(&action, o, tasks, &config).await?;
+                    cycle.report(ran);
+                }
+                Next::Exit => {
+                    if let Some(d) = cycle.decision() {
+                        log_status(d);
+                    }
+                    return Ok(Flow::Exit);
+                }
+                Next::Finished => break,
             }
         }
-        let (Some(d), Some(o)) = (decision, obs) else {
+        if let Ok(mut c) = self.carried.lock() {
+            *c = cycle.carry();
+        }
+        let (Some(d), Some(o)) = (cycle.decision(), obs) else {
             return Ok(Flow::Continue);
         };
-        tracing::info!("{}", d.status);
-        self.publish(ha, &d, &o, lease_rx, status_tx, last_cluster)
+        log_status(d);
+        self.publish(ha, d, &o, lease_rx, status_tx, last_cluster)
             .await;
         Ok(Flow::Continue)
     }
@@ -96,6 +124,7 @@ impl Agent {
         outcomes: Vec<Outcome>,
         peers: Option<Vec<pgkeel_ha::ha::PeerStatus>>,
         dcs_view: Option<Result<Cluster, DcsUnavailable>>,
+        list_slots: bool,
     ) -> Observation {
         let read_dcs = async {
             match dcs_view {
@@ -104,6 +133,12 @@ impl Agent {
             }
         };
         let (dcs, local) = tokio::join!(read_dcs, self.pg.probe());
+        // A leader's member slots are the core's decision: it sees the local ones.
+        let slots = if list_slots && local.is_running_primary() {
+            self.local_slots().await
+        } else {
+            None
+        };
         Observation {
             now: self.clock.now(),
             dcs,
@@ -113,6 +148,33 @@ impl Agent {
             outcomes,
             peers,
             requests: Vec::new(),
+            slots,
+        }
+    }
+
+    /// The local server's replication slots; `None` when they cannot be listed (the core then
+    /// changes none, and the `status` write waits).
+    async fn local_slots(&self) -> Option<Vec<LocalSlot>> {
+        match self.pg.list_slots().await {
+            Ok(slots) => Some(
+                slots
+                    .into_iter()
+                    .map(|s| LocalSlot {
+                        slot_type: if s.slot_type == "physical" {
+                            SlotType::Physical
+                        } else {
+                            SlotType::Logical
+                        },
+                        name: s.name,
+                        active: s.active,
+                        restart_lsn: s.restart_lsn,
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!("could not list the replication slots: {e}");
+                None
+            }
         }
     }
 
@@ -135,5 +197,18 @@ impl Agent {
             }
         }
         Ok(cluster)
+    }
+}
+
+/// Logs a decision's status at the level the core gave it (Patroni's level for that message).
+/// An empty status (the start check for a duplicate name, which Patroni does not log) is not
+/// logged.
+fn log_status(d: &Decision) {
+    if d.status.is_empty() {
+        return;
+    }
+    match d.level {
+        StatusLevel::Info => tracing::info!("{}", d.status),
+        StatusLevel::Error => tracing::error!("{}", d.status),
     }
 }

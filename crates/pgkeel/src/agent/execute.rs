@@ -1,8 +1,9 @@
 //! Executes the core's `Action`s against the DCS and PostgreSQL.
 //!
 //! The only module that performs side effects for the HA loop. It decides nothing: a new
-//! condition here belongs in `pgkeel_ha::ha::rules`. Actions run in order; the first one that
-//! fails skips the rest and is reported to the core as `Outcome::ActionFailed`.
+//! condition here belongs in `pgkeel_ha::ha::rules`. Which action runs next, and what a failure
+//! skips, is the cycle driver's (`pgkeel_ha::ha::Cycle`) business: this runs one action and
+//! says what it gave.
 
 use super::{
     Agent, AgentError,
@@ -10,26 +11,15 @@ use super::{
 };
 use crate::config::ShellCommand;
 use crate::postgres::{ManagedConfig, Recovery, StopMode as PgStop, Upstream};
-use pgkeel_ha::Decision;
 use pgkeel_ha::cluster::{
     Cluster, GlobalConfig, merge_timeline_history, parse_timeline_history_file,
 };
-use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, StopMode, TaskKind};
+use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, Ran, StopMode, TaskKind};
 use pgkeel_ha::keys::codec::{
     encode_history, encode_status, slot_name_from_member_name, status_is_current,
 };
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What executing a decision gave back to the loop.
-pub(super) struct Executed {
-    /// Outcomes for the core's next step.
-    pub outcomes: Vec<Outcome>,
-    /// The peers' answers, when the decision probed them.
-    pub peers: Option<Vec<PeerStatus>>,
-    /// The core decided the agent ends here (`Action::Exit`).
-    pub exit: bool,
-}
 
 /// Why an action failed. Reported to the core as `Outcome::ActionFailed` (with this text) and
 /// logged; the kinds keep where the failure came from.
@@ -67,200 +57,190 @@ impl From<&str> for ActionError {
 }
 
 impl Agent {
+    /// Runs one action of the core and reports what it gave (`Err`: the agent ends).
     pub(super) async fn execute(
         self: &Arc<Self>,
-        d: &Decision,
+        action: &Action,
         obs: &Observation,
         tasks: &mut TaskSlot,
         config: &GlobalConfig,
-    ) -> Result<Executed, AgentError> {
-        let mut outcomes = Vec::new();
-        let mut peers = None;
-        let mut exit = false;
+    ) -> Result<Ran, AgentError> {
         let cluster = obs.dcs.as_ref().ok();
         let lease = obs.lease.map(|l| l.id);
-        for action in &d.actions {
-            let mut stop = false;
-            let r: Result<(), ActionError> = match action {
-                Action::RaceInitialize => answer(
-                    &mut outcomes,
+        let r: Result<Ran, ActionError> = match action {
+            Action::RaceInitialize => self
+                .dcs
+                .create_if_absent(&self.layout.initialize(), b"", None)
+                .await
+                .map(|won| Ran::Outcome(Outcome::InitializeRace { won }))
+                .map_err(ActionError::from),
+            Action::WriteInitialize { sysid, create_only } => {
+                let key = self.layout.initialize();
+                if *create_only {
                     self.dcs
-                        .create_if_absent(&self.layout.initialize(), b"", None)
-                        .await,
-                    |won| Outcome::InitializeRace { won },
-                )
-                .map(|won| stop = !won),
-                Action::WriteInitialize { sysid, create_only } => {
-                    let key = self.layout.initialize();
-                    if *create_only {
-                        self.dcs
-                            .create_if_absent(&key, sysid.as_bytes(), None)
-                            .await
-                            .map(|_| ())
-                    } else {
-                        self.dcs.put(&key, sysid.as_bytes(), None).await
-                    }
-                    .map_err(ActionError::from)
-                }
-                Action::DeleteInitialize => self
-                    .dcs
-                    .delete(&self.layout.initialize())
-                    .await
-                    .map_err(ActionError::from),
-                Action::WriteConfig => {
-                    // As Patroni stores its adjusted dynamic configuration: `/config` shows the
-                    // timing values that actually run (loop_wait/retry_timeout lowered to fit ttl).
-                    let dcs = GlobalConfig::with_effective_timeouts(&self.cfg.bootstrap.dcs);
-                    let v = serde_json::Value::Object(dcs).to_string();
-                    self.dcs
-                        .create_if_absent(&self.layout.config(), v.as_bytes(), None)
+                        .create_if_absent(&key, sysid.as_bytes(), None)
                         .await
-                        .map(|_| ())
+                        .map(|_| Ran::Done)
+                } else {
+                    self.dcs
+                        .put(&key, sysid.as_bytes(), None)
+                        .await
+                        .map(|()| Ran::Done)
+                }
+                .map_err(ActionError::from)
+            }
+            Action::DeleteInitialize => done(self.dcs.delete(&self.layout.initialize()).await),
+            Action::WriteConfig => {
+                // As Patroni stores its adjusted dynamic configuration: `/config` shows the
+                // timing values that actually run (loop_wait/retry_timeout lowered to fit ttl).
+                let dcs = GlobalConfig::with_effective_timeouts(&self.cfg.bootstrap.dcs);
+                let v = serde_json::Value::Object(dcs).to_string();
+                self.dcs
+                    .create_if_absent(&self.layout.config(), v.as_bytes(), None)
+                    .await
+                    .map(|_| Ran::Done)
+                    .map_err(ActionError::from)
+            }
+            Action::AcquireLeader => match lease {
+                None => Err("no lease".into()),
+                Some(l) => self
+                    .dcs
+                    .create_if_absent(&self.layout.leader(), self.cfg.name.as_bytes(), Some(l))
+                    .await
+                    .map(|won| Ran::Outcome(Outcome::LeaderAcquired { won }))
+                    .map_err(ActionError::from),
+            },
+            Action::TakeLeader => match lease {
+                None => Err("no lease".into()),
+                Some(l) => done(
+                    self.dcs
+                        .put(&self.layout.leader(), self.cfg.name.as_bytes(), Some(l))
+                        .await,
+                ),
+            },
+            Action::RefreshLeader => match lease {
+                None => Err("no lease".into()),
+                Some(l) => {
+                    let name = self.cfg.name.as_bytes();
+                    self.dcs
+                        .put_if_value(&self.layout.leader(), name, name, Some(l))
+                        .await
+                        .map(|ok| Ran::Outcome(Outcome::LeaderRefreshed { ok }))
                         .map_err(ActionError::from)
                 }
-                Action::AcquireLeader => match lease {
-                    None => Err("no lease".into()),
-                    Some(l) => answer(
-                        &mut outcomes,
-                        self.dcs
-                            .create_if_absent(
-                                &self.layout.leader(),
-                                self.cfg.name.as_bytes(),
-                                Some(l),
-                            )
-                            .await,
-                        |won| Outcome::LeaderAcquired { won },
-                    )
-                    .map(|won| stop = !won),
-                },
-                Action::TakeLeader => match lease {
-                    None => Err("no lease".into()),
-                    Some(l) => self
-                        .dcs
-                        .put(&self.layout.leader(), self.cfg.name.as_bytes(), Some(l))
-                        .await
-                        .map_err(ActionError::from),
-                },
-                Action::RefreshLeader => match lease {
-                    None => Err("no lease".into()),
-                    Some(l) => {
-                        let name = self.cfg.name.as_bytes();
-                        answer(
-                            &mut outcomes,
-                            self.dcs
-                                .put_if_value(&self.layout.leader(), name, name, Some(l))
-                                .await,
-                            |ok| Outcome::LeaderRefreshed { ok },
-                        )
-                        .map(|ok| stop = !ok)
-                    }
-                },
-                Action::ReleaseLeader => self
-                    .dcs
+            },
+            Action::ReleaseLeader => done(
+                self.dcs
                     .delete_if_value(&self.layout.leader(), self.cfg.name.as_bytes())
                     .await
-                    .map(|_| ())
-                    .map_err(ActionError::from),
-                Action::DeleteStaleLeader {
-                    name,
-                    mod_revision,
-                    reason,
-                } => self
-                    .dcs
-                    .delete_if_mod_revision(&self.layout.leader(), *mod_revision)
-                    .await
-                    .map(|deleted| {
-                        if deleted {
-                            tracing::warn!(
-                                "removed stale leader key {} = {name:?} (mod_revision {mod_revision}): {reason}",
-                                self.layout.leader()
-                            );
-                        } else {
-                            tracing::info!(
-                                "stale leader key {} changed before it could be removed",
-                                self.layout.leader()
-                            );
-                        }
-                    })
-                    .map_err(ActionError::from),
-                Action::StartTask(kind) => {
-                    let work = self
-                        .clone()
-                        .task(kind.clone(), cluster.cloned(), config.use_slots);
-                    tasks.start(kind.clone(), work);
-                    Ok(())
-                }
-                Action::Promote => self.promote().await,
-                Action::Stop(mode) => self.stop(*mode).await,
-                Action::Follow { leader } => self
-                    .follow(leader, cluster, config.use_slots)
-                    .await
-                    .map(|needs_restart| {
-                        if needs_restart {
-                            outcomes.push(Outcome::RestartNeeded {
-                                leader: leader.clone(),
-                            });
-                        }
-                    }),
-                Action::ReloadConfig { follow } => {
-                    self.reload_config(follow.as_deref(), cluster, config.use_slots)
-                        .await
-                }
-                Action::SyncSlots { wanted } => self.sync_slots(wanted).await,
-                Action::WriteStatus => self.write_status(obs).await,
-                Action::UpdateHistory => self.update_history(obs).await,
-                Action::ProbePeers => {
-                    peers = Some(self.probe_peers(cluster).await);
-                    Ok(())
-                }
-                Action::RemoveDataDir => self.pg.remove_data_dir().await.map_err(ActionError::from),
-                Action::MoveDataDirAside => {
-                    let dir = &self.cfg.postgresql.data_dir;
-                    let mut aside = dir.clone().into_os_string();
-                    aside.push(".failed");
-                    tokio::fs::rename(dir, &aside)
-                        .await
-                        .map_err(|source| ActionError::Io {
-                            what: format!("moving {} aside", dir.display()),
-                            source,
+                    .map(|_| ()),
+            ),
+            Action::DeleteStaleLeader {
+                name,
+                mod_revision,
+                reason,
+            } => self
+                .dcs
+                .delete_if_mod_revision(&self.layout.leader(), *mod_revision)
+                .await
+                .map(|deleted| {
+                    if deleted {
+                        tracing::warn!(
+                            "removed stale leader key {} = {name:?} (mod_revision {mod_revision}): {reason}",
+                            self.layout.leader()
+                        );
+                    } else {
+                        tracing::info!(
+                            "stale leader key {} changed before it could be removed",
+                            self.layout.leader()
+                        );
+                    }
+                    Ran::Done
+                })
+                .map_err(ActionError::from),
+            Action::StartTask(kind) => {
+                let work = self
+                    .clone()
+                    .task(kind.clone(), cluster.cloned(), config.use_slots);
+                tasks.start(kind.clone(), work);
+                Ok(Ran::Done)
+            }
+            Action::Promote => self.promote().await.map(|()| Ran::Done),
+            Action::Stop(mode) => self.stop(*mode).await.map(|()| Ran::Done),
+            Action::Follow { leader } => self
+                .follow(leader, cluster, config.use_slots)
+                .await
+                .map(|needs_restart| {
+                    if needs_restart {
+                        Ran::Outcome(Outcome::RestartNeeded {
+                            leader: leader.clone(),
                         })
-                }
-                Action::Callback { event, role } => {
-                    self.callbacks.submit(*event, *role);
-                    Ok(())
-                }
-                Action::RevokeLease => match lease {
-                    None => Ok(()),
-                    Some(l) => self.dcs.revoke_lease(l).await.map_err(ActionError::from),
-                },
-                Action::Exit => {
-                    exit = true;
-                    Ok(())
-                }
-                Action::Fatal { message, critical } => {
-                    return Err(AgentError::Fatal {
-                        message: message.clone(),
-                        critical: *critical,
-                    });
-                }
-            };
-            if let Err(error) = r {
-                tracing::warn!("{action:?} failed: {error}");
-                outcomes.push(Outcome::ActionFailed {
-                    action: Box::new(action.clone()),
-                    error: error.to_string(),
+                    } else {
+                        Ran::Done
+                    }
+                }),
+            Action::ReloadConfig { follow } => self
+                .reload_config(follow.as_deref(), cluster, config.use_slots)
+                .await
+                .map(|()| Ran::Done),
+            Action::CreateSlot { name } => self.create_slot(name).await.map(|()| Ran::Done),
+            Action::DropSlot { name } => {
+                self.drop_slot(name).await;
+                Ok(Ran::Done)
+            }
+            Action::SyncSlots { wanted } => self.sync_slots(wanted, obs).map(|()| Ran::Done),
+            Action::WriteStatus => self.write_status(obs).await.map(|()| Ran::Done),
+            Action::UpdateHistory => self.update_history(obs).await.map(|()| Ran::Done),
+            Action::ProbePeers => Ok(Ran::Peers(self.probe_peers(cluster).await)),
+            Action::RemoveDataDir => done(self.pg.remove_data_dir().await),
+            Action::MoveDataDirAside => done(self.pg.move_data_dir_aside().await),
+            Action::CheckUniqueName { liveness_url } => {
+                let probe = self
+                    .http
+                    .get(liveness_url)
+                    .timeout(Duration::from_millis(500))
+                    .send()
+                    .await;
+                Ok(Ran::Outcome(Outcome::UniqueNameChecked {
+                    taken: probe.is_ok(),
+                }))
+            }
+            Action::DuplicateName => {
+                return Err(AgentError::DuplicateName(self.cfg.name.clone()));
+            }
+            Action::WriteMember(update) => {
+                let json = update.member.to_json();
+                let key = self.layout.member(&self.cfg.name);
+                return Ok(
+                    match self.dcs.put(&key, json.as_bytes(), Some(update.lease)).await {
+                        Ok(()) => Ran::Done,
+                        Err(e) => {
+                            tracing::warn!("could not update the member key: {e}");
+                            Ran::Failed(e.to_string())
+                        }
+                    },
+                );
+            }
+            Action::Callback { event, role } => {
+                self.callbacks.submit(*event, *role);
+                Ok(Ran::Done)
+            }
+            Action::RevokeLease => match lease {
+                None => Ok(Ran::Done),
+                Some(l) => done(self.dcs.revoke_lease(l).await),
+            },
+            Action::Exit => Ok(Ran::Done),
+            Action::Fatal { message, critical } => {
+                return Err(AgentError::Fatal {
+                    message: message.clone(),
+                    critical: *critical,
                 });
-                break;
             }
-            if stop {
-                break;
-            }
-        }
-        Ok(Executed {
-            outcomes,
-            peers,
-            exit,
-        })
+        };
+        Ok(r.unwrap_or_else(|error| {
+            tracing::warn!("{action:?} failed: {error}");
+            Ran::Failed(error.to_string())
+        }))
     }
 
     /// The managed config, with the dynamic `postgresql.parameters` under the local ones.
@@ -347,24 +327,6 @@ impl Agent {
 
     /// Points the running replica at `leader`: rewrites the recovery settings and reloads.
     /// `Ok(true)` when the new settings need a restart, which the core decides on.
-    async fn follow(
-        &self,
-        leader: &str,
-        cluster: Option<&Cluster>,
-        use_slots: bool,
-    ) -> Result<bool, ActionError> {
-        let rec = self.recovery_for(leader, cluster, use_slots)?;
-        let mc = self.managed_config(Some(rec), cluster);
-        let change = self.pg.write_config(&mc).await.map_err(ActionError::from)?;
-        if change.needs_restart {
-            return Ok(true);
-        }
-        if change.changed {
-            self.pg.reload().await.map_err(ActionError::from)?;
-        }
-        Ok(false)
-    }
-
     /// Rewrites the configuration files with the current settings (a replica keeps streaming
     /// from `follow`) and reloads the server if they changed. A parameter that needs a restart
     /// is not restarted for: PostgreSQL reports it as pending, and the operator decides.
@@ -390,44 +352,65 @@ impl Agent {
         Ok(())
     }
 
-    async fn sync_slots(&self, wanted: &[String]) -> Result<(), ActionError> {
-        let existing = self.pg.list_slots().await.map_err(ActionError::from)?;
+    async fn follow(
+        &self,
+        leader: &str,
+        cluster: Option<&Cluster>,
+        use_slots: bool,
+    ) -> Result<bool, ActionError> {
+        let rec = self.recovery_for(leader, cluster, use_slots)?;
+        let mc = self.managed_config(Some(rec), cluster);
+        let change = self.pg.write_config(&mc).await.map_err(ActionError::from)?;
+        if change.needs_restart {
+            return Ok(true);
+        }
+        if change.changed {
+            self.pg.reload().await.map_err(ActionError::from)?;
+        }
+        Ok(false)
+    }
+
+    async fn create_slot(&self, name: &str) -> Result<(), ActionError> {
         use std::sync::atomic::Ordering;
-        for name in wanted {
-            if !existing.iter().any(|s| &s.name == name) {
-                match self.pg.create_physical_slot(name).await {
-                    Ok(_) => {
-                        tracing::info!("created replication slot {name}");
-                        self.slot_shortage_logged.store(false, Ordering::Relaxed);
-                    }
-                    // PostgreSQL's "all replication slots are in use": nothing this cycle can
-                    // fix, and it must not skip the `status` write that follows.
-                    Err(e) if e.is_configuration_limit() => {
-                        if !self.slot_shortage_logged.swap(true, Ordering::Relaxed) {
-                            tracing::warn!(
-                                "cannot create replication slot {name}: {e}; raise max_replication_slots \
-                                 (logged once until a slot can be created)"
-                            );
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        match self.pg.create_physical_slot(name).await {
+            Ok(_) => {
+                tracing::info!("created replication slot {name}");
+                self.slot_shortage_logged.store(false, Ordering::Relaxed);
+                Ok(())
             }
-        }
-        for s in &existing {
-            if s.slot_type == "physical" && !s.active && !wanted.contains(&s.name) {
-                // Patroni's messages and levels (`SlotsHandler._drop_replication_slot`).
-                tracing::info!("Trying to drop unknown replication slot '{}'", s.name);
-                match self.pg.drop_slot(&s.name).await {
-                    Ok(true) => tracing::info!("Dropped replication slot '{}'", s.name),
-                    Ok(false) => tracing::warn!(
-                        "Unable to drop replication slot '{}', slot is active",
-                        s.name
-                    ),
-                    Err(e) => tracing::error!("Failed to drop replication slot '{}': {e}", s.name),
+            // PostgreSQL's "all replication slots are in use": nothing this cycle can fix, and
+            // it must not skip the `status` write that follows.
+            Err(e) if e.is_configuration_limit() => {
+                if !self.slot_shortage_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "cannot create replication slot {name}: {e}; raise max_replication_slots \
+                         (logged once until a slot can be created)"
+                    );
                 }
+                Ok(())
             }
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// Drops a slot the core found unknown; never fails the decision (Patroni's messages and
+    /// levels, `SlotsHandler._drop_replication_slot`).
+    async fn drop_slot(&self, name: &str) {
+        tracing::info!("Trying to drop unknown replication slot '{name}'");
+        match self.pg.drop_slot(name).await {
+            Ok(true) => tracing::info!("Dropped replication slot '{name}'"),
+            Ok(false) => {
+                tracing::warn!("Unable to drop replication slot '{name}', slot is active")
+            }
+            Err(e) => tracing::error!("Failed to drop replication slot '{name}': {e}"),
+        }
+    }
+
+    /// Keeps the observed positions of the wanted slots for the `status` key.
+    fn sync_slots(&self, wanted: &[String], obs: &Observation) -> Result<(), ActionError> {
+        let Some(existing) = &obs.slots else {
+            return Err("the replication slots could not be listed".into());
+        };
         if let Ok(mut m) = self.slot_lsns.lock() {
             *m = existing
                 .iter()
@@ -544,16 +527,9 @@ fn source_unreachable(err: &crate::postgres::PgError) -> bool {
     }
 }
 
-/// Records the answer of a yes/no DCS call the core is waiting for (the outcome is fed back on
-/// the next step); the caller ends the decision on a "no".
-fn answer(
-    outcomes: &mut Vec<Outcome>,
-    result: Result<bool, crate::dcs::DcsError>,
-    outcome: fn(bool) -> Outcome,
-) -> Result<bool, ActionError> {
-    let yes = result?;
-    outcomes.push(outcome(yes));
-    Ok(yes)
+/// An action without an answer ran (or failed).
+fn done<E: Into<ActionError>>(result: Result<(), E>) -> Result<Ran, ActionError> {
+    result.map(|()| Ran::Done).map_err(Into::into)
 }
 
 impl Agent {

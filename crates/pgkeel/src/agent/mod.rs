@@ -7,11 +7,11 @@
 //!
 //! # Layout
 //! * `run.rs`: the loop itself ([`run`], [`run_with`]): what wakes it, when it ends.
-//! * `cycle.rs`: one cycle: observe, step (again while the core asks), execute, publish.
+//! * `cycle.rs`: one cycle, driven by the core's `Cycle`: observe, step, execute, publish.
 //! * `execute.rs`: every action of the core, performed in one place; `tasks.rs`: the long ones.
-//! * `publish.rs`: the node's status for the REST API and its member key.
+//! * `publish.rs`: the node's status for the REST API.
 //! * `lease.rs`: the lease keeper; `requests.rs`: requests in, answers out.
-//! * `replica_watch.rs`, `unique_name.rs`, `error.rs`: what their names say.
+//! * `replica_watch.rs`, `error.rs`: what their names say.
 //!
 //! Its waits and deadlines come from the dynamic configuration and the DCS, which anyone with
 //! etcd access can write: arithmetic here must not overflow or panic (checked or saturating,
@@ -30,19 +30,17 @@ mod replica_watch;
 pub mod requests;
 mod run;
 mod tasks;
-mod unique_name;
 
 use crate::config::Config;
 use crate::dcs::Dcs;
 use crate::postgres::PostgresControl;
 use lease::Clock;
 use pgkeel_ha::cluster::DEFAULT_FAILOVER_PRIORITY;
-use pgkeel_ha::ha::HaConfig;
+use pgkeel_ha::ha::{HaConfig, MemberIdentity};
 use pgkeel_ha::keys::KeyLayout;
 use std::sync::Arc;
 
 pub use error::AgentError;
-use publish::WrittenMember;
 pub use run::{run, run_with};
 
 /// The version pgkeel publishes in member keys (dotted integers: Patroni peers parse it).
@@ -59,10 +57,9 @@ pub(crate) struct Agent {
     /// A slot could not be created because `max_replication_slots` is exhausted, and that was
     /// logged: the shortage is logged once (until a slot can be created again), not every cycle.
     pub slot_shortage_logged: std::sync::atomic::AtomicBool,
-    /// Last member value written: its JSON, the lease, the JSON without WAL positions, and
-    /// when. WAL positions alone change constantly under load; they are published at most once
-    /// per `loop_wait`, while any other change is published at once.
-    pub last_member: std::sync::Mutex<Option<WrittenMember>>,
+    /// Outcomes a cycle hands to the next one's first step (what `WriteMember` wrote: the
+    /// core decides from it whether the member key needs writing again).
+    pub carried: std::sync::Mutex<Vec<pgkeel_ha::ha::Outcome>>,
     /// Slot positions seen by the last `SyncSlots`, for the `status` key.
     pub slot_lsns: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// Runs the user callbacks one at a time, in order, each bounded (see `callbacks.rs`).
@@ -89,5 +86,12 @@ pub fn ha_config(cfg: &Config) -> HaConfig {
         remove_data_directory_on_diverged_timelines: cfg
             .postgresql
             .remove_data_directory_on_diverged_timelines,
+        member: Some(MemberIdentity {
+            conn_url: format!("postgres://{}/postgres", cfg.postgresql.connect_address),
+            api_url: format!("http://{}/patroni", cfg.restapi.connect_address),
+            tags: cfg.tags.published.clone(),
+            version: PUBLISHED_VERSION.into(),
+        }),
+        check_unique_name: true,
     }
 }

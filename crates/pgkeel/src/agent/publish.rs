@@ -1,5 +1,5 @@
-//! Publishing the node: its status for the REST API after every cycle, and its member key in
-//! the DCS when that changed (WAL positions at most once per `loop_wait`).
+//! Publishing the node's status for the REST API after every cycle. (Its member key in the DCS
+//! is the core's decision, `Decision::member`, written by `execute.rs` as `WriteMember`.)
 
 use super::published::NodeStatus;
 use super::{Agent, PUBLISHED_VERSION, lease};
@@ -7,23 +7,12 @@ use pgkeel_ha::Decision;
 use pgkeel_ha::Ha;
 use pgkeel_ha::cluster::{Cluster, GlobalConfig};
 use pgkeel_ha::ha::{LeaseView, Observation};
-use pgkeel_ha::keys::codec::MemberData;
-use pgkeel_ha::pg::{PendingRestart, ServerRole};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
-/// The member key as last written (see `Agent::last_member`).
-#[derive(Debug, Clone)]
-pub(crate) struct WrittenMember {
-    json: String,
-    lease: i64,
-    without_positions: String,
-    at: Instant,
-}
-
 impl Agent {
-    /// Publishes the node status for the API and writes the member key if it changed.
+    /// Publishes the node status for the API.
     pub(super) async fn publish(
         &self,
         ha: &Ha,
@@ -47,7 +36,6 @@ impl Agent {
             _ => None,
         };
         let local = &o.local;
-        let replica = local.role == Some(ServerRole::Replica) && local.running;
         let details = if local.running && local.accepting_connections {
             self.pg.status_details().await
         } else {
@@ -78,96 +66,5 @@ impl Agent {
             version: PUBLISHED_VERSION.into(),
         };
         status_tx.send_replace(Arc::new(status));
-
-        let Some(lease) = lease else { return };
-        if o.dcs.is_err() {
-            return;
-        }
-        let running = local.running && local.accepting_connections;
-        let member = MemberData {
-            conn_url: format!(
-                "postgres://{}/postgres",
-                self.cfg.postgresql.connect_address
-            ),
-            api_url: format!("http://{}/patroni", self.cfg.restapi.connect_address),
-            state: d.node.state.to_string(),
-            role: d.node.role.to_string(),
-            version: PUBLISHED_VERSION.into(),
-            tags: self.cfg.tags.published.clone(),
-            pending_restart: (!local.pending_restart.is_empty()).then_some(true),
-            pending_restart_reason: PendingRestart::reasons(&local.pending_restart),
-            xlog_location: if running {
-                local.wal_position.map(|l| l.0)
-            } else {
-                None
-            },
-            replay_lsn: if running && replica {
-                local.replay_lsn.map(|l| l.0)
-            } else {
-                None
-            },
-            receive_lsn: if running && replica {
-                local.receive_lsn.map(|l| l.0)
-            } else {
-                None
-            },
-            replication_state: if running && replica {
-                Some(
-                    if local.streaming {
-                        "streaming"
-                    } else {
-                        "in archive recovery"
-                    }
-                    .to_string(),
-                )
-            } else {
-                None
-            },
-            timeline: if running { local.timeline } else { None },
-            pause: if gc.pause { Some(true) } else { None },
-        };
-        let json = member.to_json();
-        let without_positions = MemberData {
-            xlog_location: None,
-            replay_lsn: None,
-            receive_lsn: None,
-            ..member.clone()
-        }
-        .to_json();
-        let skip = self
-            .last_member
-            .lock()
-            .ok()
-            .and_then(|m| m.clone())
-            .is_some_and(|w| {
-                w.lease == lease.id
-                    && (w.json == json
-                        || (w.without_positions == without_positions
-                            && w.at.elapsed() < Duration::from_secs(gc.loop_wait)))
-            });
-        if skip {
-            return;
-        }
-        match self
-            .dcs
-            .put(
-                &self.layout.member(&self.cfg.name),
-                json.as_bytes(),
-                Some(lease.id),
-            )
-            .await
-        {
-            Ok(()) => {
-                if let Ok(mut m) = self.last_member.lock() {
-                    *m = Some(WrittenMember {
-                        json,
-                        lease: lease.id,
-                        without_positions,
-                        at: Instant::now(),
-                    });
-                }
-            }
-            Err(e) => tracing::warn!("could not update the member key: {e}"),
-        }
     }
 }

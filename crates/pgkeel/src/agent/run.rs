@@ -55,7 +55,7 @@ pub async fn run_with(
         clock,
         http,
         slot_shortage_logged: Default::default(),
-        last_member: Default::default(),
+        carried: Default::default(),
         slot_lsns: Default::default(),
         callbacks: super::callbacks::CallbackRunner::new(
             cfg.postgresql.callbacks.clone(),
@@ -63,7 +63,6 @@ pub async fn run_with(
         ),
         reported_unreadable: Default::default(),
     });
-    agent.ensure_unique_name().await?;
 
     let mut ha = Ha::new(ha_config(&cfg));
     // Patroni's patroni.dynamic.json: the cluster's timing before the DCS has answered.
@@ -81,13 +80,6 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ttl_tx, ttl_rx) = watch::channel(initial_gc.ttl);
     let (lease_tx, lease_rx) = watch::channel::<Option<LeaseView>>(None);
-    tokio::spawn(lease::keep_lease(
-        dcs.clone(),
-        clock,
-        ttl_rx,
-        lease_tx,
-        stop_rx.clone(),
-    ));
 
     let status0 = NodeStatus {
         name: cfg.name.clone(),
@@ -115,6 +107,31 @@ pub async fn run_with(
     let (status_tx, status_rx) = watch::channel(Arc::new(status0));
     let wake = Arc::new(Notify::new());
     let (request_tx, mut requests) = requests::channel();
+    let mut tasks = tasks::TaskSlot::default();
+    let mut last_cluster: Option<Cluster> = None;
+
+    // The core's first cycle is Patroni's `ensure_unique_name` alone (`rules/unique_name.rs`):
+    // as in Patroni, before the lease and the REST API exist, so a second agent of a running
+    // node's name says so instead of failing to listen on its port.
+    while ha.config().check_unique_name && !ha.memory().unique_name_checked {
+        agent
+            .cycle(
+                &mut ha,
+                &mut tasks,
+                &lease_rx,
+                &status_tx,
+                &mut last_cluster,
+                &mut requests,
+            )
+            .await?;
+    }
+    tokio::spawn(lease::keep_lease(
+        dcs.clone(),
+        clock,
+        ttl_rx,
+        lease_tx,
+        stop_rx.clone(),
+    ));
 
     let listener = crate::api::server::bind(&cfg.restapi.listen)
         .await
@@ -147,9 +164,7 @@ pub async fn run_with(
     let mut config_watch = dcs.watch_prefix(&layout.config());
     let mut members_watch = dcs.watch_prefix(&layout.members_prefix());
     let mut pg_exits = pg.postmaster_exits();
-    let mut tasks = tasks::TaskSlot::default();
     let mut shutdown = Box::pin(shutdown);
-    let mut last_cluster: Option<Cluster> = None;
     let mut replica_watch = ReplicaStartWatch::default();
     // Adjustments of the dynamic configuration already reported: Patroni warns when the
     // configuration changes, not on every cycle.

@@ -326,6 +326,10 @@ pub trait PostgresControl: Send + Sync {
     /// Deletes the configured data directory (for a re-clone). Refuses while postgres runs.
     async fn remove_data_dir(&self) -> Result<(), PgError>;
 
+    /// Renames the data directory to `<data_dir>.failed` (after a failed bootstrap, so that
+    /// what initdb left can be looked at and the next start begins empty).
+    async fn move_data_dir_aside(&self) -> Result<(), PgError>;
+
     /// A counter bumped each time a postmaster pgkeel started or adopted exits, so the agent
     /// notices a crash at once instead of one HA loop later.
     fn postmaster_exits(&self) -> tokio::sync::watch::Receiver<u64>;

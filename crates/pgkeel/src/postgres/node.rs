@@ -323,6 +323,10 @@ impl PostgresControl for PgNode {
         PgNode::remove_data_dir(self).await
     }
 
+    async fn move_data_dir_aside(&self) -> Result<(), PgError> {
+        PgNode::move_data_dir_aside(self).await
+    }
+
     fn postmaster_exits(&self) -> watch::Receiver<u64> {
         self.exits.subscribe()
     }

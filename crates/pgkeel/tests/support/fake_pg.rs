@@ -61,6 +61,8 @@ pub struct State {
     pub calls: Vec<String>,
     /// The next configuration write changes a parameter only a restart applies.
     pub next_write_needs_restart: bool,
+    /// Every `start` fails (a server that cannot come up).
+    pub starts_fail: bool,
 }
 
 /// An in-memory PostgreSQL (see the module docs).
@@ -170,6 +172,16 @@ impl FakePostgres {
         {
             u.leader_name = other.to_owned();
         }
+    }
+
+    /// A physical replication slot `name` appears on the server (`active`: a walsender uses it).
+    pub fn add_slot(&self, name: &str, active: bool) {
+        lock(&self.state).slots.insert(name.to_owned(), active);
+    }
+
+    /// From now on every `start` fails, as for a server whose configuration it refuses.
+    pub fn fail_starts(&self) {
+        lock(&self.state).starts_fail = true;
     }
 
     /// The member this server follows, from the recovery settings last written.
@@ -285,6 +297,9 @@ impl PostgresControl for FakePostgres {
 
     async fn start(&self, _timeout: Duration) -> Result<StartOutcome, PgError> {
         let mut s = self.record("start".into());
+        if s.starts_fail {
+            return Err(failed("pg_ctl start: the server did not start"));
+        }
         if s.data.is_none() {
             return Err(failed("pg_ctl start: no data directory"));
         }
@@ -406,6 +421,14 @@ impl PostgresControl for FakePostgres {
             return Err(failed("remove data directory: server running"));
         }
         s.data = None;
+        Ok(())
+    }
+
+    async fn move_data_dir_aside(&self) -> Result<(), PgError> {
+        let mut s = self.record("move_data_dir_aside".into());
+        if s.data.take().is_none() {
+            return Err(failed("moving the data directory aside: no data directory"));
+        }
         Ok(())
     }
 

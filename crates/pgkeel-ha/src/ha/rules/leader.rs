@@ -1,6 +1,7 @@
 //! The lease holder: fencing, renewal, promotion with the lock, DCS loss.
 //! Reference: patroni-reference.md §2 `process_healthy_cluster()`, `handle_dcs_error()`.
 
+use super::slots::slot_changes;
 use super::{Ctx, Verdict, demote, verdict};
 use crate::ha::{Action, CallbackEvent, DcsUnavailable, Ha, Observation, Role};
 use crate::keys::codec::slot_name_from_member_name;
@@ -81,9 +82,9 @@ impl Ha {
                 actions.push(Action::UpdateHistory);
             }
             if ctx.gc.use_slots {
-                actions.push(Action::SyncSlots {
-                    wanted: self.member_slots(ctx),
-                });
+                let wanted = self.member_slots(ctx);
+                actions.extend(slot_changes(ctx.obs.slots.as_deref(), &wanted));
+                actions.push(Action::SyncSlots { wanted });
             }
             actions.push(Action::WriteStatus);
             return verdict(

@@ -9,7 +9,9 @@ mod recovery;
 mod reload;
 mod requests;
 mod shutdown;
+mod slots;
 mod stale_leader;
+mod unique_name;
 
 use super::{
     Action, Answer, CallbackEvent, FailureCause, Ha, Observation, Outcome, Role, StopMode, TaskKind,
@@ -57,6 +59,7 @@ pub(crate) fn verdict(actions: Vec<Action>, status: impl Into<String>) -> Verdic
                 | Action::DeleteStaleLeader { .. }
                 | Action::RemoveDataDir
                 | Action::TakeLeader
+                | Action::CheckUniqueName { .. }
         )
     });
     Verdict {
@@ -95,6 +98,10 @@ impl Ha {
     }
 
     pub(crate) fn decide(&mut self, obs: &Observation) -> Verdict {
+        // The start check for a duplicate name is a cycle of its own, before anything else.
+        if let Some(v) = self.unique_name(obs) {
+            return v;
+        }
         // A shutdown goes before everything, DCS or not (see `shutdown.rs`).
         if let Some(v) = self.shutdown(obs) {
             return v;

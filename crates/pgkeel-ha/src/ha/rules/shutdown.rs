@@ -12,7 +12,8 @@
 
 use super::{Verdict, verdict};
 use crate::ha::{
-    Action, Answer, CallbackEvent, Ha, Observation, RequestKind, Role, ShutdownStage, StopMode,
+    Action, Answer, CallbackEvent, Ha, Observation, RequestKind, Role, ShutdownStage, StatusLevel,
+    StopMode,
 };
 
 /// Patroni's message when a paused node's agent stops.
@@ -52,6 +53,8 @@ impl Ha {
                     )
                 }
                 Some(ShutdownStage::Stopping { .. }) if obs.local.running => {
+                    // Patroni logs it with `logger.error`.
+                    self.level = StatusLevel::Error;
                     (vec![Action::Exit], STOP_FAILED.to_string(), true)
                 }
                 Some(ShutdownStage::Stopping { was_running }) => {

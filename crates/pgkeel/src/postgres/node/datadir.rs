@@ -108,6 +108,22 @@ impl PgNode {
         }
     }
 
+    /// Renames the data directory to `<data_dir>.failed`: the body of
+    /// [`PostgresControl::move_data_dir_aside`].
+    ///
+    /// [`PostgresControl::move_data_dir_aside`]: crate::postgres::PostgresControl::move_data_dir_aside
+    pub(super) async fn move_data_dir_aside(&self) -> Result<(), PgError> {
+        let dir = &self.cfg.data_dir;
+        let mut aside = dir.clone().into_os_string();
+        aside.push(".failed");
+        tokio::fs::rename(dir, &aside)
+            .await
+            .map_err(|source| PgError::Io {
+                what: format!("moving {} aside", dir.display()),
+                source,
+            })
+    }
+
     /// Caches `config` as `patroni.dynamic.json` in the data directory (see
     /// [`dynamic_cache`]).
     pub fn save_dynamic_cache(
