@@ -206,6 +206,42 @@ fn a_running_primary_takes_a_free_key_and_keeps_running_whatever_the_race_gives(
 }
 
 #[test]
+fn a_primary_behind_the_cluster_timeline_does_not_take_the_key() {
+    // Stricter than Patroni's pause (system ID only): a failover to timeline 2 happened while
+    // this primary was away; taking the key on timeline 1 would discard it.
+    let d = ha("n1").step(
+        &obs()
+            .cluster(paused_leaderless().history(json!([[1, 50, "no recovery target specified"]])))
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    assert_decision(&d, &[], "PAUSE: continue to run as primary without lock");
+}
+
+#[test]
+fn a_failed_rewind_does_not_wipe_the_data_directory() {
+    let d = ha_with("n2", |c| c.remove_data_directory_on_rewind_failure = true).step(
+        &obs()
+            .cluster(paused_cluster())
+            .fresh_lease("n2")
+            .local(local_stopped("shut down", 1, 0x300_0000))
+            .outcome(Outcome::TaskFinished {
+                kind: TaskKind::Rewind { from: "n1".into() },
+                ok: false,
+                message: "could not connect".into(),
+                cause: pgkeel_ha::ha::FailureCause::Local,
+            })
+            .build(),
+    );
+    assert_decision(
+        &d,
+        &[],
+        "PAUSE: pg_rewind from n1 failed (could not connect); not removing the data directory in pause",
+    );
+}
+
+#[test]
 fn a_primary_of_another_cluster_does_not_take_the_key() {
     let d = ha("n1").step(
         &obs()

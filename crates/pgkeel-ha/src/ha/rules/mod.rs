@@ -391,6 +391,14 @@ impl Ha {
                 vec![],
                 format!("pg_rewind from {from} could not use its source ({message}); will retry"),
             )),
+            // In pause nothing is wiped: the rewind is tried again after the resume (and the
+            // directory removed then, if it fails again and the config allows).
+            (TaskKind::Rewind { from }, false) if ctx.gc.pause => Some(verdict(
+                vec![],
+                format!(
+                    "pg_rewind from {from} failed ({message}); not removing the data directory in pause"
+                ),
+            )),
             (TaskKind::Rewind { from }, false) => {
                 if self.cfg.remove_data_directory_on_rewind_failure
                     || self.cfg.remove_data_directory_on_diverged_timelines

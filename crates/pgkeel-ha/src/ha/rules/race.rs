@@ -94,13 +94,20 @@ impl Ha {
             return verdict(vec![], "acquired session lock as a leader");
         }
         // Patroni's is_healthiest_node in pause: a primary is the healthiest when its system
-        // ID is the cluster's (or the cluster has none yet).
+        // ID is the cluster's (or the cluster has none yet). pgkeel also keeps the timeline
+        // check of the unpaused rule: a primary behind the cluster's timeline taking the key
+        // would discard a promotion made meanwhile (found by the simulator: a frozen primary
+        // woke up in pause after a failover and took the key on the old timeline).
         let ours = match (ctx.cluster.initialize.as_deref(), ctx.obs.local.sysid()) {
             (None | Some(""), _) => true,
             (Some(init), Some(mine)) => init == mine,
             (Some(_), None) => false,
         };
-        if lost || !ours || !ctx.lease_valid {
+        let cluster_tl = ctx.cluster.timeline();
+        let behind = local
+            .timeline
+            .is_some_and(|t| cluster_tl > 0 && t < cluster_tl);
+        if lost || !ours || behind || !ctx.lease_valid {
             return verdict(vec![], pause::PRIMARY_WITHOUT_LOCK);
         }
         verdict(vec![Action::AcquireLeader], "racing for the leader lock")
