@@ -212,3 +212,35 @@ fn seed_209_a_primary_without_the_leader_key_is_not_restarted_on_request() {
     // writable next to the new leader (a1). Found when restart requests were simulated.
     run_seed(209, false).unwrap();
 }
+
+#[test]
+fn pauses_are_exercised_with_crashes_inside_them() {
+    // Without this the pause checks (p) could pass by never running: some seeds must pause
+    // the cluster, and some must kill a PostgreSQL while it is paused.
+    let (mut cycles, mut crashes) = (0, 0);
+    for seed in 0..300 {
+        let mut s = Sim::new(seed, SimConfig::default());
+        s.run().unwrap();
+        cycles += s.paused_cycles;
+        crashes += s.paused_crashes;
+    }
+    assert!(cycles > 1_000, "{cycles} paused cycles in 300 seeds");
+    assert!(crashes > 5, "{crashes} crashes while paused in 300 seeds");
+}
+
+#[test]
+fn seed_956_a_primary_behind_the_cluster_timeline_does_not_take_the_key_in_pause() {
+    // ha: a primary frozen through a failover woke up in pause and took the free key on the
+    // old timeline (Patroni's pause checks only the system ID), discarding the promotion; the
+    // replica rewound to the new timeline then followed it without streaming.
+    run_seed(956, false).unwrap();
+    run_seed(1842, false).unwrap();
+}
+
+#[test]
+fn seed_944_nothing_is_wiped_in_pause() {
+    // ha: a rewind (or clone) begun before the pause failed inside it, and the data directory
+    // was removed in pause; a failed rewind now waits for the resume.
+    run_seed(944, false).unwrap();
+    run_seed(606, false).unwrap();
+}

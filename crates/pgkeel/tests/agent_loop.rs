@@ -363,8 +363,7 @@ async fn a_primary_cut_off_from_the_dcs_stops_writing_before_its_lease_ends() {
 async fn in_pause_mode_shutdown_leaves_postgres_running_and_the_key_in_place() {
     let c = TestCluster::new("pause-shutdown");
     let a = leader_a(&c).await;
-    // `PATCH /config {"pause": true}` is refused until pause mode is built (issue 8); the
-    // key written in the DCS directly is what the core goes by.
+    // The key as `PATCH /config {"pause": true}` leaves it, written in the DCS directly.
     let mut config = c
         .read()
         .await

@@ -921,15 +921,7 @@ proptest::proptest! {
             let accepted = body
                 .as_object()
                 .is_some_and(|m| GlobalConfig::check(m).is_ok());
-            let pause = body
-                .get("pause")
-                .and_then(pgkeel_ha::cluster::bool_value)
-                == Some(true);
-            let expected = match (accepted, pause) {
-                (false, _) => 400,
-                (true, true) => 501,
-                (true, false) => 200,
-            };
+            let expected = if accepted { 200 } else { 400 };
             assert_eq!(code, expected, "{text}: {answer}");
             let stored: Value = serde_json::from_str(&api.stored_config()).unwrap();
             let t = GlobalConfig::from_map(stored.as_object().unwrap()).timeouts();
@@ -940,29 +932,29 @@ proptest::proptest! {
     }
 }
 
-/// Until the agents implement maintenance mode, `patronictl pause` must fail rather than
-/// report "Success: cluster management is paused" (it PATCHes `{"pause": true}`).
+/// `patronictl pause` PATCHes `{"pause": true}`, `patronictl resume` `{"pause": null}`; both
+/// are stored as sent (a PUT too) and wake the agent.
 #[tokio::test]
-async fn pause_is_refused_until_the_agents_implement_it() {
+async fn pause_and_resume_are_stored() {
     let api = start("leader").await;
-    let before = api.stored_config();
     for body in [r#"{"pause":true}"#, r#"{"pause":"on"}"#] {
         let (code, answer) = api.patch(body, Some(("admin", "secret"))).await;
-        assert_eq!(code, 501, "{body}: {answer}");
+        assert_eq!(code, 200, "{body}: {answer}");
+        let stored: Value = serde_json::from_str(&api.stored_config()).unwrap();
         assert!(
-            answer.contains("pause (maintenance mode) is not supported"),
-            "{answer}"
+            GlobalConfig::from_map(stored.as_object().unwrap()).pause,
+            "{stored}"
         );
-        assert_eq!(api.put(body).await.0, 501);
+        let (code, _) = api
+            .patch(r#"{"pause":null}"#, Some(("admin", "secret")))
+            .await;
+        assert_eq!(code, 200);
+        let stored: Value = serde_json::from_str(&api.stored_config()).unwrap();
+        assert_eq!(stored.get("pause"), None, "{stored}");
     }
-    assert_eq!(api.stored_config(), before);
-    // Resuming (what `patronictl resume` sends) stays possible.
-    assert_eq!(
-        api.patch(r#"{"pause":null}"#, Some(("admin", "secret")))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(api.put(r#"{"pause":true,"ttl":30}"#).await.0, 200);
+    let stored: Value = serde_json::from_str(&api.stored_config()).unwrap();
+    assert_eq!(stored, json!({"pause": true, "ttl": 30}));
 }
 
 impl Api {

@@ -24,6 +24,9 @@ use crate::pg::ServerRole;
 use crate::time::MonoTime;
 use serde_json::{Map, Value};
 
+/// What Patroni's `run_cycle` puts before a cycle's status while the cluster is paused.
+pub const PAUSE_PREFIX: &str = "PAUSE: ";
+
 /// Static, per-node settings of the HA core (from the local config).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HaConfig {
@@ -137,6 +140,9 @@ pub struct HaMemory {
     pub published_member: Option<Box<MemberUpdate>>,
     /// The start check for a duplicate member name is done (see `rules/unique_name.rs`).
     pub unique_name_checked: bool,
+    /// New recovery settings that need a restart were written while the cluster was paused
+    /// (the leader they follow): pause restarts nothing, so the restart waits for the resume.
+    pub deferred_restart: Option<String>,
 }
 
 /// The HA state machine of one node: pure, deterministic, replayable.
@@ -261,9 +267,15 @@ impl Ha {
         self.first_callback(obs, &mut verdict);
         let rules::Verdict {
             actions,
-            status,
+            mut status,
             restep,
         } = verdict;
+        // Patroni's run_cycle prefixes every cycle's status in maintenance mode (a shutdown is
+        // not a cycle: its message stays as Patroni logs it).
+        let paused = self.global_config(obs.dcs.as_ref().ok()).pause;
+        if paused && !obs.requests.iter().any(|r| r.kind == RequestKind::Shutdown) {
+            status.insert_str(0, PAUSE_PREFIX);
+        }
         for a in &actions {
             match a {
                 Action::Stop(_) | Action::RemoveDataDir | Action::MoveDataDirAside => {
@@ -279,7 +291,7 @@ impl Ha {
         if let Ok(c) = &obs.dcs {
             self.mem.last_leader = c.leader_name().map(str::to_string);
         }
-        let node = self.node_state(obs);
+        let node = self.node_state(obs, paused);
         Decision {
             actions,
             status,
@@ -291,7 +303,10 @@ impl Ha {
         }
     }
 
-    fn node_state(&self, obs: &Observation) -> NodeState {
+    /// The state and role to publish. In pause a server that is down is `stopped`, never
+    /// `crashed` (nobody will restart it), and one that runs is `running` even before it
+    /// accepts connections (Patroni's `handle_starting_instance` in pause).
+    fn node_state(&self, obs: &Observation, paused: bool) -> NodeState {
         let role_of = |r: Option<ServerRole>| match r {
             Some(ServerRole::Primary) => Role::Primary,
             Some(ServerRole::Replica) => Role::Replica,
@@ -311,8 +326,11 @@ impl Ha {
                 PgState::Running,
                 role_of(obs.local.role.or(self.mem.last_role)),
             ),
+            None if obs.local.running && paused => (PgState::Running, role_of(self.mem.last_role)),
             None if obs.local.running => (PgState::Starting, role_of(self.mem.last_role)),
-            None if self.mem.expect_running => (PgState::Crashed, role_of(self.mem.last_role)),
+            None if self.mem.expect_running && !paused => {
+                (PgState::Crashed, role_of(self.mem.last_role))
+            }
             None => (PgState::Stopped, role_of(self.mem.last_role)),
         };
         NodeState { state, role }

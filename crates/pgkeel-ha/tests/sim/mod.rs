@@ -85,6 +85,10 @@ pub struct SimConfig {
     /// moment and started again a while later, from a generator of its own (the other
     /// schedules of a seed are unchanged).
     pub shutdowns: bool,
+    /// In about half the seeds an operator pauses the cluster (`pause: true` in `/config`,
+    /// what `patronictl pause` writes) for a while and resumes it (the key removed), from a
+    /// generator of its own. See [`Sim::check_safety`] for what is checked while paused.
+    pub pauses: bool,
     /// Sim variant whose core-facing agent releases the key the moment it cannot see its data
     /// directory (the behaviour before the hostile-input fix): invariant (a4) must catch it.
     pub release_when_blind: bool,
@@ -103,6 +107,7 @@ impl Default for SimConfig {
             blindness: true,
             restart_requests: true,
             shutdowns: true,
+            pauses: true,
             release_when_blind: false,
             trace: false,
         }
@@ -360,6 +365,9 @@ struct Node {
     stale_ms: u64,
     view: Option<(u64, Cluster)>,
     last_status: String,
+    /// Its agent exited in pause and left PostgreSQL running, as Patroni does: the server is
+    /// the operator's until an agent of this node has seen it again (see `check_safety`).
+    left_by_pause: bool,
 }
 
 /// A fault the schedule applies to one node.
@@ -383,6 +391,8 @@ pub enum Fault {
     RestartRequest,
     /// The node's agent is shut down (SIGTERM), and started again when the fault ends.
     Shutdown,
+    /// The cluster is paused (cluster-wide; the node is ignored), resumed when the fault ends.
+    Pause,
 }
 
 #[derive(Debug, Clone)]
@@ -424,6 +434,10 @@ pub struct Sim {
     pub violation: Option<String>,
     /// End of the last fault: healing starts here.
     pub faults_end: u64,
+    /// Cycles run by a core that saw the cluster paused (the pause checks had work to do).
+    pub paused_cycles: u64,
+    /// PostgreSQL deaths (a crash of the server or of the whole node) while paused.
+    pub paused_crashes: u64,
 }
 
 impl Sim {
@@ -458,6 +472,7 @@ impl Sim {
                     stale_ms: 0,
                     view: None,
                     last_status: String::new(),
+                    left_by_pause: false,
                 }
             })
             .collect();
@@ -473,6 +488,8 @@ impl Sim {
             trace: vec![],
             violation: None,
             faults_end: 0,
+            paused_cycles: 0,
+            paused_crashes: 0,
             cfg,
         };
         sim.schedule_faults();
@@ -575,6 +592,22 @@ impl Sim {
             }
             end = end.max(at + dur);
         }
+        let mut fourth = Rng::new(self.seed ^ 0x0a05_e9a4_3c21);
+        if self.cfg.pauses && fourth.chance(50) {
+            let first = self.cfg.bootstrap_ms() / TICK_MS;
+            let at = fourth.range(first, end / TICK_MS + 1) * TICK_MS;
+            let dur = fourth.range(5, 3 * ttl / TICK_MS + 10) * TICK_MS;
+            for (at, start) in [(at, true), (at + dur, false)] {
+                self.events.push(Event {
+                    at,
+                    node: 0,
+                    fault: Fault::Pause,
+                    start,
+                    stale_ms: 0,
+                });
+            }
+            end = end.max(at + dur);
+        }
         self.faults_end = end;
         self.events.sort_by_key(|e| (e.at, !e.start));
     }
@@ -668,7 +701,11 @@ impl Sim {
             )
         });
         let now = self.now;
+        let paused = self.paused();
         let n = &mut self.nodes[i];
+        if paused && e.start && matches!(e.fault, Fault::Crash | Fault::PgCrash) && n.pg.running {
+            self.paused_crashes += 1;
+        }
         match (e.fault, e.start) {
             (Fault::Crash, true) => {
                 if n.agent == Agent::Fatal {
@@ -745,6 +782,16 @@ impl Sim {
                     n.restart_after_exit = true;
                 }
             }
+            (Fault::Pause, start) => {
+                if let Some(c) = &mut self.dcs.config {
+                    if start {
+                        c.insert("pause".into(), json!(true));
+                    } else {
+                        c.remove("pause");
+                    }
+                    self.dcs.config_rev += 1;
+                }
+            }
             (Fault::TtlChange, start) => {
                 let ttl = self.cfg.ttl_s + if start { TTL_CHANGE_S } else { 0 };
                 if let Some(c) = &mut self.dcs.config {
@@ -752,6 +799,57 @@ impl Sim {
                     self.dcs.config_rev += 1;
                 }
             }
+        }
+    }
+
+    /// The cluster is paused in the DCS right now.
+    fn paused(&self) -> bool {
+        self.dcs
+            .config
+            .as_ref()
+            .is_some_and(|c| c.get("pause") == Some(&json!(true)))
+    }
+
+    /// Invariant (p): a core that sees the cluster paused never promotes, demotes, starts,
+    /// stops or restarts PostgreSQL on its own. Exceptions, as Patroni: the restart a request
+    /// asked for, the stop of a server whose data directory cannot be read (Patroni stops it
+    /// in pause too; it must not take writes without the agent seeing it), and the removal of
+    /// what a failed clone left.
+    fn check_pause(&mut self, i: usize, obs: &Observation, d: &pgkeel_ha::Decision) {
+        if !self.nodes[i].gc.pause {
+            return;
+        }
+        self.paused_cycles += 1;
+        let requested = d
+            .answers
+            .iter()
+            .any(|(_, a)| matches!(a, pgkeel_ha::ha::Answer::Accepted(_)));
+        let blind = matches!(obs.local.data_dir, DataDir::Inaccessible(_));
+        // A clone that began before the pause and failed leaves a half-copied directory that
+        // never ran: removing it is the task's cleanup, not a change of a server's state.
+        let failed_clone = obs.outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::TaskFinished {
+                    kind: TaskKind::Clone { .. },
+                    ok: false,
+                    ..
+                }
+            )
+        });
+        let own = d.actions.iter().find(|a| match a {
+            Action::StartTask(TaskKind::Restart { .. }) => !requested,
+            Action::Stop(_) => !blind,
+            Action::RemoveDataDir => !failed_clone,
+            Action::Promote | Action::StartTask(_) | Action::MoveDataDirAside => true,
+            _ => false,
+        });
+        if let Some(a) = own {
+            let name = self.nodes[i].name.clone();
+            self.violate(format!(
+                "(p) {name} did {a:?} on its own while paused: {}",
+                d.status
+            ));
         }
     }
 
@@ -1044,6 +1142,10 @@ impl Sim {
                         self.log(|| format!("n{} answers {:?}", i + 1, d.answers));
                     }
                     self.nodes[i].gc = self.nodes[i].ha.global_config(None);
+                    self.check_pause(i, &obs, &d);
+                    if obs.local.role.is_some() {
+                        self.nodes[i].left_by_pause = false;
+                    }
                     self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
                     self.nodes[i].last_status = d.status.clone();
                     cycle.decided(d);
@@ -1362,6 +1464,7 @@ impl Sim {
             Action::Exit => {
                 // The process ends: its lease keeper, tasks and queue with it.
                 let n = &mut self.nodes[i];
+                n.left_by_pause = n.gc.pause && n.pg.running;
                 n.agent = Agent::Exited;
                 n.lease = None;
                 n.task = None;
@@ -1402,13 +1505,25 @@ impl Sim {
     ///        DCS and carried the leader key at some point during its life: two nodes that
     ///        could both believe they hold a valid leader lease never both accept writes.
     ///
-    /// (b) is checked when `Promote` executes (see `execute`).
+    /// (b) is checked when `Promote` executes (see `execute`), (p) after every step of a core
+    /// that sees the cluster paused (see `check_pause`).
+    ///
+    /// Pause: Patroni gives up fencing in maintenance mode (the operator is in charge), so a
+    /// primary whose core's last view of `/config` says paused (possibly stale: a core cut off
+    /// from the DCS keeps believing it after the resume) is left out of (a1) and (a3). (a2)
+    /// still holds everywhere: nothing is promoted in pause, and a paused primary keeps a lease
+    /// only while it holds the key. An agent shut down in pause leaves its PostgreSQL running
+    /// (Patroni's "When Patroni is stopped, it does not try to stop the Postgres instance"):
+    /// that server is the operator's, and it is left out of (a1) and (a3) too until an agent of
+    /// that node has seen it (a fresh agent that cannot read its data directory does not know
+    /// the postmaster; found by the simulator). Outside those cases every invariant applies
+    /// unchanged, and (c) must hold within the healing bound after the resume.
     pub fn check_safety(&mut self) {
         let now = self.now;
         let writable_live: Vec<String> = self
             .nodes
             .iter()
-            .filter(|n| n.pg.writable() && n.agent == Agent::Up)
+            .filter(|n| n.pg.writable() && n.agent == Agent::Up && !n.gc.pause && !n.left_by_pause)
             .map(|n| n.name.clone())
             .collect();
         if writable_live.len() > 1 {
@@ -1443,6 +1558,8 @@ impl Sim {
             .filter(|n| {
                 n.pg.writable()
                     && n.agent == Agent::Up
+                    && !n.gc.pause
+                    && !n.left_by_pause
                     && !n.ha.memory().bootstrapping
                     && n.lease.is_some_and(|l| {
                         now > l.valid_until.0.saturating_sub(n.gc.fencing_margin_ms()) + TICK_MS

@@ -1,12 +1,13 @@
 //! `/config`: the dynamic configuration in the DCS. GET reads it; PATCH merges into it with a
 //! compare-and-swap on the key's mod_revision; PUT replaces it. Writes wake the agent so the
-//! change applies within one cycle.
+//! change applies within one cycle. `{"pause": true}` (what `patronictl pause` sends) puts the
+//! cluster in maintenance mode, `{"pause": null}` resumes it (see docs/ha-rules.md, "Pause").
 
 use super::{ApiState, json_response, text_response};
 use crate::dcs::{Dcs, DcsError};
 use axum::http::StatusCode;
 use axum::response::Response;
-use pgkeel_ha::cluster::{GlobalConfig, bool_value};
+use pgkeel_ha::cluster::GlobalConfig;
 use pgkeel_ha::keys::KeyLayout;
 use serde_json::{Map, Value};
 
@@ -67,10 +68,6 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Response> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => match GlobalConfig::check(&m) {
-            Ok(()) if asks_for_pause(&m) => Err(text_response(
-                StatusCode::NOT_IMPLEMENTED,
-                PAUSE_NOT_SUPPORTED,
-            )),
             Ok(()) => Ok(m),
             Err(rejected) => Err(text_response(
                 StatusCode::BAD_REQUEST,
@@ -144,17 +141,6 @@ pub(super) async fn put(state: &ApiState, body: &[u8]) -> Response {
     }
     state.wake_agent.notify_one();
     json_response(StatusCode::OK, &request)
-}
-
-/// Why `pause: true` is refused: the agents do not implement maintenance mode yet, and
-/// `patronictl pause` reporting success while they go on failing over and restarting
-/// PostgreSQL would mislead an operator into maintenance work on a managed cluster.
-pub const PAUSE_NOT_SUPPORTED: &str = "pause (maintenance mode) is not supported by pgkeel yet: \
-     the agents would go on failing over and restarting PostgreSQL";
-
-/// The write sets `pause` to a true value (`pause: false` and `null` are accepted).
-fn asks_for_pause(m: &Map<String, Value>) -> bool {
-    m.get("pause").and_then(bool_value) == Some(true)
 }
 
 /// 413 when the configuration to store is larger than [`CONFIG_LIMIT`].

@@ -2,7 +2,7 @@
 //! has not diverged from the leader's timeline.
 //! Reference: patroni-reference.md §2 `follow()`, `handle_rewind_or_reinitialize()`.
 
-use super::{Ctx, Verdict, demote, verdict};
+use super::{Ctx, Verdict, demote, pause, verdict};
 use crate::ha::{Action, Ha, StopMode, TaskKind};
 
 /// Whether a stopped data directory can follow the leader as is.
@@ -20,12 +20,23 @@ impl Ha {
     pub(crate) fn follow_leader(&mut self, ctx: &Ctx<'_>, leader: &str) -> Verdict {
         let local = &ctx.obs.local;
         if local.is_running_primary() {
+            if ctx.gc.pause {
+                // Patroni warns about the parallel primary but does not demote it in pause.
+                return verdict(vec![], pause::PRIMARY_WITHOUT_LOCK);
+            }
             // fence() normally catches this first; kept for the bootstrapping exception.
             return demote("demoting self because I do not have the lock and I was a leader");
         }
         if local.is_running_replica()
             && let Divergence::Yes(why) = self.divergence(ctx, leader)
         {
+            if ctx.gc.pause {
+                // Rewinding means stopping it: not in pause. It streams on as it can.
+                return verdict(
+                    vec![],
+                    format!("not stopping to rewind from {leader} in pause: {why}"),
+                );
+            }
             // It cannot stream from the leader: stop it so that it is rewound (or re-cloned).
             return verdict(
                 vec![Action::Stop(StopMode::Fast)],

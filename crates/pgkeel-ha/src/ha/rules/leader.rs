@@ -2,7 +2,7 @@
 //! Reference: patroni-reference.md §2 `process_healthy_cluster()`, `handle_dcs_error()`.
 
 use super::slots::slot_changes;
-use super::{Ctx, Verdict, demote, verdict};
+use super::{Ctx, Verdict, demote, pause, verdict};
 use crate::ha::{Action, CallbackEvent, DcsUnavailable, Ha, Observation, Role};
 use crate::keys::codec::slot_name_from_member_name;
 
@@ -10,9 +10,11 @@ impl Ha {
     /// A running primary must hold the leader key on a lease that is valid beyond the fencing
     /// margin. If it cannot prove that, it stops accepting writes now, before another node can
     /// win the lease. Exceptions: bootstrapping (nobody else can be primary), re-attaching its own
-    /// key to a new lease, and racing for a free key while its lease is valid.
+    /// key to a new lease, and racing for a free key while its lease is valid. In pause there
+    /// is no fencing at all (Patroni: the operator is in charge): the paused branches of
+    /// `healthy_leader`, `unhealthy_cluster` and `follow_leader` keep such a primary running.
     pub(crate) fn fence(&mut self, ctx: &Ctx<'_>) -> Option<Verdict> {
-        if !self.may_accept_writes(&ctx.obs.local) || self.mem.bootstrapping {
+        if !self.may_accept_writes(&ctx.obs.local) || self.mem.bootstrapping || ctx.gc.pause {
             return None;
         }
         if ctx.i_hold_key && ctx.lease_valid {
@@ -30,10 +32,11 @@ impl Ha {
     }
 
     /// The DCS did not answer. A primary keeps its role only while its lease is provably valid;
-    /// a replica keeps streaming.
+    /// a replica keeps streaming. In pause (as last read from the DCS) a primary keeps running
+    /// too, as Patroni's `handle_dcs_error`.
     pub(crate) fn dcs_unreachable(&mut self, obs: &Observation, err: &DcsUnavailable) -> Verdict {
         let gc = self.global_config(None);
-        if self.may_accept_writes(&obs.local) && !self.mem.bootstrapping {
+        if self.may_accept_writes(&obs.local) && !self.mem.bootstrapping && !gc.pause {
             if self.lease_valid(obs, &gc)
                 && self.mem.last_leader.as_deref() == Some(self.cfg.name.as_str())
             {
@@ -60,7 +63,14 @@ impl Ha {
     /// This node holds the leader key and PostgreSQL runs.
     pub(crate) fn healthy_leader(&mut self, ctx: &Ctx<'_>) -> Verdict {
         let local = &ctx.obs.local;
+        if ctx.gc.pause && !local.is_running_primary() {
+            // Nothing promotes in pause: a key holder that is not a primary gives the key up.
+            return verdict(vec![Action::ReleaseLeader], pause::KEY_REMOVED_NOT_PRIMARY);
+        }
         if !ctx.lease_valid {
+            if ctx.gc.pause {
+                return verdict(vec![], pause::PRIMARY_LOCK_NOT_UPDATED);
+            }
             return verdict(
                 vec![],
                 "not promoting because failed to update leader lock in DCS",

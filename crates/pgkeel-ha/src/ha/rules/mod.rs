@@ -4,6 +4,7 @@ mod bootstrap;
 mod first_callback;
 mod follow;
 mod leader;
+mod pause;
 mod race;
 mod recovery;
 mod reload;
@@ -141,12 +142,20 @@ impl Ha {
             return v;
         }
         // 1c. New recovery settings that need a restart: the restart is a task of its own
-        //     (state "restarting", on_restart), not a stop and start hidden in `Follow`.
+        //     (state "restarting", on_restart), not a stop and start hidden in `Follow`. In
+        //     pause nothing is restarted: the restart waits for the resume (see `pause.rs`).
+        if let Some(v) = self.pause_defers_restart(&ctx) {
+            return v;
+        }
         if obs.task.is_none()
-            && let Some(leader) = obs.outcomes.iter().find_map(|o| match o {
-                Outcome::RestartNeeded { leader } => Some(leader.clone()),
-                _ => None,
-            })
+            && let Some(leader) = obs
+                .outcomes
+                .iter()
+                .find_map(|o| match o {
+                    Outcome::RestartNeeded { leader } => Some(leader.clone()),
+                    _ => None,
+                })
+                .or_else(|| self.resumed_restart(&ctx))
         {
             return verdict(
                 vec![Action::StartTask(TaskKind::Restart {
@@ -198,11 +207,22 @@ impl Ha {
                         "released leader key voluntarily as data dir empty and currently leader",
                     );
                 }
+                if ctx.gc.pause {
+                    return verdict(vec![], pause::EMPTY_DATA_DIR);
+                }
                 return self.bootstrap(&ctx);
             }
             DataDir::Empty => {}
             DataDir::Initialized { sysid } => {
-                if cluster.is_initialized() && cluster.initialize.as_deref() != Some(sysid.as_str())
+                if cluster.is_initialized()
+                    && cluster.initialize.as_deref() != Some(sysid.as_str())
+                    && let Some(v) = self.paused_sysid_mismatch(&ctx)
+                {
+                    return v;
+                }
+                if cluster.is_initialized()
+                    && cluster.initialize.as_deref() != Some(sysid.as_str())
+                    && !ctx.gc.pause
                 {
                     let msg = format!(
                         "system ID mismatch, node {} belongs to a different cluster: {} != {}",
@@ -219,7 +239,7 @@ impl Ha {
                         msg,
                     );
                 }
-                if cluster.initialize.is_none() && cluster.leader.is_none() {
+                if cluster.initialize.is_none() && cluster.leader.is_none() && !ctx.gc.pause {
                     if obs.local.is_running_replica() {
                         let msg = "No initialize key in DCS and PostgreSQL is running as replica, aborting start";
                         return verdict(
@@ -241,8 +261,11 @@ impl Ha {
                 }
             }
         }
-        // 5. PostgreSQL is not running: start it in the right role.
+        // 5. PostgreSQL is not running: start it in the right role (in pause: leave it down).
         if !obs.local.running {
+            if ctx.gc.pause {
+                return self.paused_not_running(&ctx);
+            }
             return self.recover(&ctx);
         }
         if !obs.local.accepting_connections {
@@ -263,9 +286,12 @@ impl Ha {
                 format!("updated leader lock during {task}"),
             );
         }
+        // In pause a slow start is waited for (Patroni's handle_starting_instance hands a
+        // paused node to normal processing, without the start timeout).
         if let TaskKind::Start {
             as_primary: true, ..
         } = task
+            && !ctx.gc.pause
         {
             let waited = self
                 .mem
@@ -373,6 +399,14 @@ impl Ha {
             (TaskKind::Rewind { from }, false) if cause == FailureCause::Source => Some(verdict(
                 vec![],
                 format!("pg_rewind from {from} could not use its source ({message}); will retry"),
+            )),
+            // In pause nothing is wiped: the rewind is tried again after the resume (and the
+            // directory removed then, if it fails again and the config allows).
+            (TaskKind::Rewind { from }, false) if ctx.gc.pause => Some(verdict(
+                vec![],
+                format!(
+                    "pg_rewind from {from} failed ({message}); not removing the data directory in pause"
+                ),
             )),
             (TaskKind::Rewind { from }, false) => {
                 if self.cfg.remove_data_directory_on_rewind_failure

@@ -1,13 +1,16 @@
 //! No leader key: decide whether this node is the healthiest and race for the key.
 //! Reference: patroni-reference.md §2 `process_unhealthy_cluster()`, `_is_healthiest_node()`.
 
-use super::{Ctx, Verdict, demote, verdict};
+use super::{Ctx, Verdict, demote, pause, verdict};
 use crate::ha::{Action, CallbackEvent, Ha, Outcome, Role};
 
 impl Ha {
     pub(crate) fn unhealthy_cluster(&mut self, ctx: &Ctx<'_>) -> Verdict {
         let local = &ctx.obs.local;
         let primary = local.is_running_primary();
+        if ctx.gc.pause {
+            return self.paused_unhealthy_cluster(ctx);
+        }
         if Self::has_outcome(ctx.obs, |o| {
             matches!(o, Outcome::LeaderAcquired { won: true })
         }) {
@@ -64,6 +67,48 @@ impl Ha {
                 vec![],
                 "waiting for a valid DCS lease before racing for the leader lock",
             );
+        }
+        verdict(vec![Action::AcquireLeader], "racing for the leader lock")
+    }
+
+    /// No leader key in pause: only a running primary of this cluster races (and keeps running
+    /// whatever the outcome); nothing is promoted, nothing demoted. A replica that won the key
+    /// anyway (the pause arrived between its race and this step) gives it back rather than
+    /// promote.
+    fn paused_unhealthy_cluster(&mut self, ctx: &Ctx<'_>) -> Verdict {
+        let local = &ctx.obs.local;
+        let primary = local.is_running_primary();
+        let won = Self::has_outcome(ctx.obs, |o| {
+            matches!(o, Outcome::LeaderAcquired { won: true })
+        });
+        let lost = Self::has_outcome(ctx.obs, |o| {
+            matches!(o, Outcome::LeaderAcquired { won: false })
+        });
+        if !primary {
+            if won {
+                return verdict(vec![Action::ReleaseLeader], pause::KEY_REMOVED_NOT_PRIMARY);
+            }
+            return verdict(vec![], self.paused_no_action());
+        }
+        if won {
+            return verdict(vec![], "acquired session lock as a leader");
+        }
+        // Patroni's is_healthiest_node in pause: a primary is the healthiest when its system
+        // ID is the cluster's (or the cluster has none yet). pgkeel also keeps the timeline
+        // check of the unpaused rule: a primary behind the cluster's timeline taking the key
+        // would discard a promotion made meanwhile (found by the simulator: a frozen primary
+        // woke up in pause after a failover and took the key on the old timeline).
+        let ours = match (ctx.cluster.initialize.as_deref(), ctx.obs.local.sysid()) {
+            (None | Some(""), _) => true,
+            (Some(init), Some(mine)) => init == mine,
+            (Some(_), None) => false,
+        };
+        let cluster_tl = ctx.cluster.timeline();
+        let behind = local
+            .timeline
+            .is_some_and(|t| cluster_tl > 0 && t < cluster_tl);
+        if lost || !ours || behind || !ctx.lease_valid {
+            return verdict(vec![], pause::PRIMARY_WITHOUT_LOCK);
         }
         verdict(vec![Action::AcquireLeader], "racing for the leader lock")
     }

@@ -44,8 +44,8 @@ impl Ha {
             self.mem.leader_without_member_since = None;
             return None;
         };
-        if self.may_accept_writes(&ctx.obs.local) && !ctx.lease_valid {
-            return None; // fence() stops it first; the key goes on the next cycle
+        if self.may_accept_writes(&ctx.obs.local) && !ctx.lease_valid && !ctx.gc.pause {
+            return None; // fence() stops it first (not in pause); the key goes next cycle
         }
         self.mem.leader_without_member_since = None;
         let status = format!("removing stale leader key ({:?}): {reason}", key.name);
