@@ -9,7 +9,7 @@
 #![allow(dead_code)] // the simulation tests use different parts
 
 use pgkeel_ha::cluster::{
-    Cluster, ClusterConfig, GlobalConfig, HistoryEntry, Leader, Member, Status,
+    Cluster, ClusterConfig, Failover, GlobalConfig, HistoryEntry, Leader, Member, Status,
 };
 use pgkeel_ha::ha::{Action, FailureCause, LeaseView, Outcome, PeerStatus, StopMode, TaskKind};
 use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ServerRole};
@@ -17,6 +17,10 @@ use pgkeel_ha::time::MonoTime;
 use pgkeel_ha::{Ha, HaConfig, Observation};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+
+/// The wall clock at simulated time 0 (2026-12-02T15:00:00Z): scheduled switchovers are
+/// written as times on it.
+pub const SIM_EPOCH_WALL_MS: i64 = 1_796_223_600_000;
 
 /// Virtual clock resolution.
 pub const TICK_MS: u64 = 100;
@@ -86,6 +90,11 @@ pub struct SimConfig {
     /// Sim variant whose core-facing agent releases the key the moment it cannot see its data
     /// directory (the behaviour before the hostile-input fix): invariant (a4) must catch it.
     pub release_when_blind: bool,
+    /// In about half the seeds an operator asks for a switchover (`POST /switchover`,
+    /// `patronictl switchover`): the `failover` key is written naming the current leader (or,
+    /// now and then, another node) and a candidate, sometimes scheduled a few seconds ahead,
+    /// sometimes as a failover without leader. From a generator of its own.
+    pub switchovers: bool,
     /// Record a human-readable trace.
     pub trace: bool,
 }
@@ -102,6 +111,7 @@ impl Default for SimConfig {
             restart_requests: true,
             shutdowns: true,
             release_when_blind: false,
+            switchovers: true,
             trace: false,
         }
     }
@@ -164,6 +174,8 @@ pub struct Dcs {
     members: BTreeMap<String, Member>,
     optime: Option<u64>,
     history: Option<Vec<HistoryEntry>>,
+    /// `failover`.
+    failover: Option<Failover>,
 }
 
 impl Dcs {
@@ -218,6 +230,7 @@ impl Dcs {
                 ..Status::default()
             },
             history: self.history.clone(),
+            failover: self.failover.clone(),
             ..Cluster::default()
         }
     }
@@ -381,6 +394,9 @@ pub enum Fault {
     RestartRequest,
     /// The node's agent is shut down (SIGTERM), and started again when the fault ends.
     Shutdown,
+    /// An operator writes the `failover` key (see [`SimConfig::switchovers`]); `stale_ms`
+    /// of the event encodes its shape.
+    Switchover,
 }
 
 #[derive(Debug, Clone)]
@@ -573,6 +589,22 @@ impl Sim {
             }
             end = end.max(at + dur);
         }
+        let mut fourth = Rng::new(self.seed ^ 0x5717_c40e_7a11);
+        if self.cfg.switchovers && fourth.chance(50) {
+            let first = self.cfg.bootstrap_ms() / TICK_MS;
+            for _ in 0..fourth.range(1, 2) {
+                let at = fourth.range(first, end / TICK_MS + 1) * TICK_MS;
+                // The shape: which leader, which candidate, when (see `apply`).
+                let shape = fourth.next_u64() | 1;
+                self.events.push(Event {
+                    at,
+                    node: fourth.below(3) as usize,
+                    fault: Fault::Switchover,
+                    start: true,
+                    stale_ms: shape,
+                });
+            }
+        }
         self.faults_end = end;
         self.events.sort_by_key(|e| (e.at, !e.start));
     }
@@ -742,6 +774,27 @@ impl Sim {
                 } else {
                     n.restart_after_exit = true;
                 }
+            }
+            (Fault::Switchover, _) => {
+                // `node` is the candidate; the shape picks the rest.
+                let shape = e.stale_ms;
+                let candidate = Some(format!("n{}", i + 1)).filter(|_| !shape.is_multiple_of(7));
+                let leader = match shape % 5 {
+                    0 => None,                                      // a manual failover
+                    1 => Some(format!("n{}", (shape / 5) % 3 + 1)), // maybe not the leader
+                    _ => self.dcs.leader.as_ref().map(|(n, _, _)| n.clone()),
+                };
+                let scheduled_at = shape.is_multiple_of(3).then(|| {
+                    let in_ms = ((shape / 3) % 80) * TICK_MS;
+                    iso_at(SIM_EPOCH_WALL_MS + (now + in_ms) as i64)
+                });
+                self.dcs.rev += 1;
+                self.dcs.failover = Some(Failover {
+                    leader,
+                    member: candidate,
+                    scheduled_at,
+                    mod_revision: self.dcs.rev,
+                });
             }
             (Fault::TtlChange, start) => {
                 let ttl = self.cfg.ttl_s + if start { TTL_CHANGE_S } else { 0 };
@@ -1001,6 +1054,7 @@ impl Sim {
         };
         Observation {
             now: MonoTime(now),
+            wall_ms: SIM_EPOCH_WALL_MS.saturating_add(i64::try_from(now).unwrap_or(i64::MAX)),
             dcs,
             lease: n.lease,
             local,
@@ -1040,6 +1094,11 @@ impl Sim {
             self.nodes[i].gc = self.nodes[i].ha.global_config(None);
             self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
             self.nodes[i].last_status = d.status.clone();
+            if let Some(at) = d.wake_at {
+                // The agent sleeps no longer than the core asked (a scheduled switchover).
+                let at = at.0.div_ceil(TICK_MS) * TICK_MS;
+                self.nodes[i].next_cycle = self.nodes[i].next_cycle.min(at.max(self.now + TICK_MS));
+            }
             node_state = Some(d.node);
             outcomes = vec![];
             let mut failed = false;
@@ -1135,6 +1194,7 @@ impl Sim {
                 | Action::Fatal { .. }
                 | Action::Exit
                 | Action::SyncSlots { .. }
+                | Action::Checkpoint
         );
         if needs_dcs && self.nodes[i].dcs_cut {
             return Err("etcd: connection refused".into());
@@ -1306,7 +1366,26 @@ impl Sim {
                 pg.following = Some(leader.clone());
                 Ok(None)
             }
-            Action::SyncSlots { .. } | Action::Callback { .. } | Action::ProbePeers => Ok(None),
+            Action::SyncSlots { .. }
+            | Action::Callback { .. }
+            | Action::ProbePeers
+            | Action::Checkpoint => Ok(None),
+            Action::WriteShutdownPosition => {
+                if let Some(d) = &self.nodes[i].pg.data
+                    && d.state == "shut down"
+                {
+                    self.dcs.optime = Some(d.lsn);
+                }
+                Ok(None)
+            }
+            Action::ClearFailover { mod_revision } => {
+                let current = self.dcs.failover.as_ref().map(|f| f.mod_revision);
+                if mod_revision.is_none() || current == *mod_revision {
+                    // `{}`: parsed as no request.
+                    self.dcs.failover = None;
+                }
+                Ok(None)
+            }
             Action::WriteStatus => {
                 self.dcs.optime = Some(self.nodes[i].pg.lsn());
                 Ok(None)
@@ -1516,5 +1595,44 @@ impl Sim {
                 state: "in production",
             });
         }
+    }
+}
+
+/// `ms` since the Unix epoch as Patroni writes `scheduled_at` (`2026-12-02T15:00:05+00:00`).
+fn iso_at(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+#[test]
+fn sim_times_read_back_through_the_cores_parser() {
+    for ms in [
+        SIM_EPOCH_WALL_MS,
+        SIM_EPOCH_WALL_MS + 86_399_999,
+        951_782_400_000,
+    ] {
+        assert_eq!(
+            pgkeel_ha::time::parse_iso8601_ms(&iso_at(ms)),
+            Some(ms),
+            "{}",
+            iso_at(ms)
+        );
     }
 }

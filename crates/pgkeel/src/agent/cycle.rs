@@ -12,7 +12,10 @@ use super::published::NodeStatus;
 /// Whether the loop goes on after a cycle.
 pub(super) enum Flow {
     /// Sleep until the next wake-up, then cycle again.
-    Continue,
+    Continue {
+        /// The core asked to cycle again no later than this (a scheduled switchover).
+        wake_at: Option<pgkeel_ha::time::MonoTime>,
+    },
     /// The core decided the agent ends (a shutdown finished).
     Exit,
 }
@@ -28,6 +31,7 @@ impl Agent {
         last_cluster: &mut Option<Cluster>,
         requests: &mut requests::Requests,
     ) -> Result<Flow, AgentError> {
+        let mut wake_at: Option<pgkeel_ha::time::MonoTime> = None;
         let mut outcomes: Vec<Outcome> = tasks.take_finished().into_iter().collect();
         let mut peers = None;
         let mut decision: Option<Decision> = None;
@@ -56,6 +60,15 @@ impl Agent {
             }
             let d = ha.step(&o);
             requests.deliver(&d.answers);
+            for note in &d.notes {
+                match note.strip_prefix(pgkeel_ha::ha::WARNING_NOTE) {
+                    Some(w) => tracing::warn!("{w}"),
+                    None => tracing::info!("{note}"),
+                }
+            }
+            if let Some(at) = d.wake_at {
+                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+            }
             // The executor acts on the core's view of the dynamic configuration (which keeps
             // the last good value of a bad key), not on its own reading of the snapshot.
             let config = ha.global_config(o.dcs.as_ref().ok());
@@ -79,12 +92,12 @@ impl Agent {
             }
         }
         let (Some(d), Some(o)) = (decision, obs) else {
-            return Ok(Flow::Continue);
+            return Ok(Flow::Continue { wake_at });
         };
         tracing::info!("{}", d.status);
         self.publish(ha, &d, &o, lease_rx, status_tx, last_cluster)
             .await;
-        Ok(Flow::Continue)
+        Ok(Flow::Continue { wake_at })
     }
 
     /// Gathers one observation: DCS snapshot (read now unless `dcs_view` is given), local
@@ -106,6 +119,7 @@ impl Agent {
         let (dcs, local) = tokio::join!(read_dcs, self.pg.probe());
         Observation {
             now: self.clock.now(),
+            wall_ms: jiff::Timestamp::now().as_millisecond(),
             dcs,
             lease: *lease_rx.borrow(),
             local,

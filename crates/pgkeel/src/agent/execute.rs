@@ -206,6 +206,33 @@ impl Agent {
                     }),
                 Action::SyncSlots { wanted } => self.sync_slots(wanted).await,
                 Action::WriteStatus => self.write_status(obs).await,
+                Action::Checkpoint => {
+                    // Patroni ignores a failed CHECKPOINT before stopping: the stop checkpoints
+                    // anyway.
+                    if let Err(e) = self.pg.checkpoint().await {
+                        tracing::warn!("CHECKPOINT before the demotion failed: {e}");
+                    }
+                    Ok(())
+                }
+                Action::WriteShutdownPosition => self.write_shutdown_position().await,
+                Action::ClearFailover { mod_revision } => {
+                    let key = self.layout.failover();
+                    match mod_revision {
+                        Some(rev) => self
+                            .dcs
+                            .put_if_mod_revision(&key, *rev, b"{}")
+                            .await
+                            .map(|written| {
+                                if !written {
+                                    tracing::info!(
+                                        "failover key changed before it could be cleaned up"
+                                    );
+                                }
+                            }),
+                        None => self.dcs.put(&key, b"{}", None).await,
+                    }
+                    .map_err(ActionError::from)
+                }
                 Action::UpdateHistory => self.update_history(obs).await,
                 Action::ProbePeers => {
                     peers = Some(self.probe_peers(cluster).await);
@@ -426,6 +453,21 @@ impl Agent {
             return Ok(());
         }
         let v = encode_status(optime.0, &all, &[]);
+        self.dcs
+            .put(&self.layout.status(), v.as_bytes(), None)
+            .await
+            .map_err(ActionError::from)
+    }
+
+    /// After a clean stop, `status` = `{"optime": <shutdown checkpoint>}` (Patroni's
+    /// `delete_leader(last_lsn)`); nothing after an unclean one.
+    async fn write_shutdown_position(&self) -> Result<(), ActionError> {
+        let local = self.pg.probe().await;
+        let (Some("shut down"), Some(lsn)) = (local.cluster_state.as_deref(), local.checkpoint_lsn)
+        else {
+            return Ok(());
+        };
+        let v = encode_status(lsn.0, &Default::default(), &[]);
         self.dcs
             .put(&self.layout.status(), v.as_bytes(), None)
             .await
