@@ -22,11 +22,14 @@ fn leader_actions() -> Vec<Action> {
 
 fn cleared() -> Vec<Action> {
     let mut a = vec![Action::ClearFailover {
-        mod_revision: Some(FAILOVER_REV),
+        mod_revision: FAILOVER_REV,
     }];
     a.extend(leader_actions());
     a
 }
+
+/// The `failover` key's mod_revision in the clusters without a leader (`no_leader`).
+const FAILOVER_REV_NO_LEADER: i64 = 7;
 
 /// The `failover` key's mod_revision in these clusters (the codec numbers keys in order).
 const FAILOVER_REV: i64 = 8;
@@ -74,6 +77,11 @@ fn noted(d: &Decision, text: &str) -> bool {
 fn the_failover_key_gets_the_revision_the_tests_assume() {
     let c = led_by_n1(Some("n1"), Some("n2"), None).build();
     assert_eq!(c.failover.map(|f| f.mod_revision), Some(FAILOVER_REV));
+    let c = no_leader(Some("n1"), Some("n2")).build();
+    assert_eq!(
+        c.failover.map(|f| f.mod_revision),
+        Some(FAILOVER_REV_NO_LEADER)
+    );
 }
 
 #[test]
@@ -183,9 +191,7 @@ fn a_lagging_candidate_makes_it_impossible() {
     let d = ha("n1").step(&on_leader(c.clone()).peers(vec![peer("n2", 48_999)]).build());
     assert_eq!(
         d.actions.first(),
-        Some(&Action::ClearFailover {
-            mod_revision: Some(9)
-        })
+        Some(&Action::ClearFailover { mod_revision: 9 })
     );
     assert!(noted(&d, "Member n2 exceeds maximum replication lag"));
     // Within the limit it goes ahead.
@@ -300,7 +306,7 @@ fn an_unreadable_schedule_is_cleared() {
 fn paused_a_switchover_needs_a_candidate_and_is_not_scheduled() {
     let paused = |f: ClusterBuilder| f.config(json!({"loop_wait": 10, "ttl": 30, "pause": true}));
     let c = paused(led_by_n1(Some("n1"), None, None));
-    let rev = c.build().failover.map(|f| f.mod_revision);
+    let rev = c.build().failover.map_or(0, |f| f.mod_revision);
     let d = ha("n1").step(&on_leader(c).build());
     assert_eq!(
         d.actions.first(),
@@ -446,7 +452,9 @@ fn the_new_leader_clears_the_failover_key_after_promoting() {
                 event: CallbackEvent::OnRoleChange,
                 role: Role::Primary,
             },
-            Action::ClearFailover { mod_revision: None },
+            Action::ClearFailover {
+                mod_revision: FAILOVER_REV_NO_LEADER,
+            },
         ],
         "promoted self to leader by acquiring session lock",
     );

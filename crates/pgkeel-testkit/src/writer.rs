@@ -93,17 +93,21 @@ impl Writer {
         lock(&self.shared.errors)
     }
 
-    /// The longest interval between consecutive acknowledgements from the last write sent
-    /// before `from` until `until` (the write gap of a fault or switchover at `from`).
+    /// The longest interval without an acknowledgement from the last write sent before `from`
+    /// until `until` (the write gap of a fault or switchover at `from`); the time from the last
+    /// acknowledgement to `until` counts too, so writes that never resumed show as a gap.
     pub fn longest_gap(&self, from: Instant, until: Instant) -> Option<Duration> {
         let acks = self.acks();
         let start = acks.iter().rposition(|a| a.sent < from)?;
-        acks[start..]
+        let window: Vec<Instant> = acks[start..]
             .iter()
-            .take_while(|a| a.at <= until)
-            .collect::<Vec<_>>()
+            .map(|a| a.at)
+            .take_while(|at| *at <= until)
+            .chain(std::iter::once(until))
+            .collect();
+        window
             .windows(2)
-            .map(|w| w[1].at.saturating_duration_since(w[0].at))
+            .map(|w| w[1].saturating_duration_since(w[0]))
             .max()
     }
 }

@@ -45,7 +45,8 @@ fn other(leader: usize) -> usize {
 fn wait_leader(c: &PgkeelCluster, expected: usize, within: Duration) -> Instant {
     eventually(within, Duration::from_millis(50), || {
         match c.check_healthy() {
-            Ok(l) if l == expected => Ok(Instant::now()),
+            Ok(l) if l == expected && c.writable().get(l) == Some(&true) => Ok(Instant::now()),
+            Ok(l) if l == expected => Err(format!("{} is not writable yet", name(c, l))),
             Ok(l) => Err(format!("leader is {}", name(c, l))),
             Err(e) => Err(e),
         }

@@ -346,12 +346,12 @@ pub enum Action {
     /// N}`, as Patroni's `delete_leader(last_lsn)`), so the replicas' lag checks measure against
     /// the last WAL the old primary wrote. Nothing is written after an unclean stop.
     WriteShutdownPosition,
-    /// Write `{}` to `failover`: the manual failover/switchover request is done or void.
-    /// `mod_revision`: only if the key is still the one the decision saw (Patroni's CAS on the
-    /// key's version); `None`: unconditionally (the new leader, after acquiring the lock).
+    /// Write `{}` to `failover` if the key is still the one the decision saw (Patroni's CAS on
+    /// the key's version): the manual failover/switchover request is done or void, and a request
+    /// written since is kept.
     ClearFailover {
         /// The key's mod_revision in the snapshot the decision was made on.
-        mod_revision: Option<i64>,
+        mod_revision: i64,
     },
     /// Leader: merge the local timeline history into the `history` key.
     UpdateHistory,

@@ -1380,7 +1380,7 @@ impl Sim {
             }
             Action::ClearFailover { mod_revision } => {
                 let current = self.dcs.failover.as_ref().map(|f| f.mod_revision);
-                if mod_revision.is_none() || current == *mod_revision {
+                if current == Some(*mod_revision) {
                     // `{}`: parsed as no request.
                     self.dcs.failover = None;
                 }

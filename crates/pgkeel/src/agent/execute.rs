@@ -215,24 +215,16 @@ impl Agent {
                     Ok(())
                 }
                 Action::WriteShutdownPosition => self.write_shutdown_position().await,
-                Action::ClearFailover { mod_revision } => {
-                    let key = self.layout.failover();
-                    match mod_revision {
-                        Some(rev) => self
-                            .dcs
-                            .put_if_mod_revision(&key, *rev, b"{}")
-                            .await
-                            .map(|written| {
-                                if !written {
-                                    tracing::info!(
-                                        "failover key changed before it could be cleaned up"
-                                    );
-                                }
-                            }),
-                        None => self.dcs.put(&key, b"{}", None).await,
-                    }
-                    .map_err(ActionError::from)
-                }
+                Action::ClearFailover { mod_revision } => self
+                    .dcs
+                    .put_if_mod_revision(&self.layout.failover(), *mod_revision, b"{}")
+                    .await
+                    .map(|written| {
+                        if !written {
+                            tracing::info!("failover key changed before it could be cleaned up");
+                        }
+                    })
+                    .map_err(ActionError::from),
                 Action::UpdateHistory => self.update_history(obs).await,
                 Action::ProbePeers => {
                     peers = Some(self.probe_peers(cluster).await);

@@ -145,15 +145,6 @@ impl Ha {
             .and_then(|m| m.timeline)
             .unwrap_or(0)
             .max(ctx.cluster.timeline());
-        // A replica on a newer timeline than the leader's (a short-lived promotion whose
-        // history never reached the DCS, then an older primary won): it cannot stream from
-        // it. Found by the simulator once switchovers were simulated.
-        let leader_member_tl = ctx.cluster.member(leader).and_then(|m| m.timeline);
-        if leader_member_tl.is_some() && leader_tl < my_tl {
-            return Divergence::Yes(format!(
-                "my timeline {my_tl} is ahead of the leader's timeline {leader_tl}"
-            ));
-        }
         if leader_tl <= my_tl {
             return Divergence::No;
         }

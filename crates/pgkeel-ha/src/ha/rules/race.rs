@@ -13,11 +13,13 @@ impl Ha {
         }) {
             // Patroni clears the request once the lock is taken (`Cleaning up failover key
             // after acquiring leader lock...`); here right after the promotion, so that
-            // writes resume one DCS round trip sooner. Until then anyone who sees the key
-            // with this node as leader clears it as void (`switchover.rs`).
-            let clear = ctx.cluster.failover.as_ref().map(|_| {
+            // writes resume one DCS round trip sooner, and only the key seen (CAS), so that
+            // a request written during the promotion survives.
+            let clear = ctx.cluster.failover.as_ref().map(|f| {
                 self.note("Cleaning up failover key after acquiring leader lock...");
-                Action::ClearFailover { mod_revision: None }
+                Action::ClearFailover {
+                    mod_revision: f.mod_revision,
+                }
             });
             if primary {
                 return verdict(

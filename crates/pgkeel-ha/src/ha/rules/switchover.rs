@@ -66,9 +66,13 @@ impl Ha {
             matches!(o, Outcome::LeaderAcquired { won: true })
         }) {
             // This node has just won the race the request started (or another one): Patroni
-            // clears the key right after acquiring the lock, whoever was named.
+            // clears the key right after acquiring the lock, whoever was named. Here only the
+            // key seen (CAS): the clear runs after the promotion, and a new request written
+            // meanwhile must survive it (a bench round lost one that way).
             self.note("Cleaning up failover key after acquiring leader lock...");
-            return FromLeader::Continue(vec![Action::ClearFailover { mod_revision: None }]);
+            return FromLeader::Continue(vec![Action::ClearFailover {
+                mod_revision: f.mod_revision,
+            }]);
         }
         let primary = ctx.obs.local.is_running_primary();
         if ctx.gc.pause && !primary {
@@ -76,7 +80,7 @@ impl Ha {
         }
         let action = action_name(&f);
         let clear = vec![Action::ClearFailover {
-            mod_revision: Some(f.mod_revision),
+            mod_revision: f.mod_revision,
         }];
         if let Some(at) = &f.scheduled_at
             && !ctx.gc.pause
