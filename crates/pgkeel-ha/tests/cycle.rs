@@ -22,6 +22,8 @@ fn decision(actions: Vec<Action>, restep: bool) -> Decision {
         answers: vec![],
         member: None,
         level: StatusLevel::Info,
+        wake_at: None,
+        notes: vec![],
     }
 }
 

@@ -581,6 +581,35 @@ impl PgkeelCluster {
         Ok((status, body))
     }
 
+    /// [`PgkeelCluster::api_request`] for a request that may take up to `timeout` (a
+    /// `POST /failover` waits for the old leader's lease to run out).
+    pub fn api_request_within(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}{}", self.node(i).api_url, path);
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .with_context(|| format!("HTTP method {method:?}"))?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .context("building an HTTP client")?;
+        let resp = http
+            .request(method.clone(), &url)
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .with_context(|| format!("{method} {url}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().with_context(|| format!("reading {url}"))?;
+        Ok((status, body))
+    }
+
     /// GET `path` on node `i` and parse the body as JSON: `(status, json)`.
     pub fn api_json(&self, i: usize, path: &str) -> anyhow::Result<(u16, Value)> {
         let (status, body) = self.api_get(i, path)?;

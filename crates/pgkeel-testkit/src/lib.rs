@@ -25,6 +25,7 @@ pub mod patroni;
 pub mod ports;
 pub mod procs;
 pub mod snapshot;
+pub mod writer;
 
 pub use cluster::{BasePorts, ClusterOptions, NodeInfo, PgkeelCluster, require_tools, wait};
 pub use eventually::eventually;

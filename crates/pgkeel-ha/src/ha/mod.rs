@@ -132,6 +132,10 @@ pub struct HaMemory {
     /// Since when the current `leader` key (by mod_revision) names no member while attached to a
     /// lease: after `ttl` it is stale and removed (the core has no clock of its own).
     pub leader_without_member_since: Option<(i64, MonoTime)>,
+    /// The leader key (its mod_revision) this node gave up in a graceful demotion. A snapshot
+    /// that still shows that very key was read before the release (Patroni resets its cluster
+    /// view after releasing): acting on it would start the old primary as the leader again.
+    pub released_key: Option<i64>,
     /// `dynamic_config` as read. A key the DCS later holds garbage for keeps its value from
     /// here (the last good one) instead of falling back to the default.
     pub dynamic_global: Option<GlobalConfig>,
@@ -154,6 +158,10 @@ pub struct Ha {
     answers: Vec<(u64, Answer)>,
     /// The level of the current step's status (a rule raises it; moved into its [`Decision`]).
     level: StatusLevel,
+    /// Log lines collected during the current step ([`Decision::notes`]).
+    notes: Vec<String>,
+    /// The earliest wake-up a rule asked for during the current step ([`Decision::wake_at`]).
+    wake_at: Option<MonoTime>,
 }
 
 impl Ha {
@@ -164,6 +172,8 @@ impl Ha {
             mem: HaMemory::default(),
             answers: Vec::new(),
             level: StatusLevel::Info,
+            notes: Vec::new(),
+            wake_at: None,
         }
     }
 
@@ -227,6 +237,8 @@ impl Ha {
                 self.mem.published_member = Some(update.clone());
             }
         }
+        self.notes.clear();
+        self.wake_at = None;
         if let Ok(cluster) = &obs.dcs
             && let Some(config) = &cluster.config
             && !config.data.is_empty()
@@ -247,6 +259,19 @@ impl Ha {
             && let Some(lsn) = cluster.highest_member_lsn()
         {
             self.mem.highest_member_lsn = Some(lsn.max(self.mem.highest_member_lsn.unwrap_or(0)));
+        }
+        // "Checked against this leader" holds only while it stays the leader: after another
+        // leader in between, the same name leads a newer timeline (found by the simulator: a
+        // replica rewound from n1 followed n1 again, with diverged WAL, after n2 had led).
+        if let Ok(c) = &obs.dcs
+            && let Some(leader) = c.leader_name()
+            && self
+                .mem
+                .divergence_checked_for
+                .as_deref()
+                .is_some_and(|checked| checked != leader)
+        {
+            self.mem.divergence_checked_for = None;
         }
         if obs.local.running {
             if let Some(role) = obs.local.role {
@@ -300,6 +325,8 @@ impl Ha {
             answers: std::mem::take(&mut self.answers),
             member: self.member_update(obs, node),
             level: self.level,
+            wake_at: self.wake_at.take(),
+            notes: std::mem::take(&mut self.notes),
         }
     }
 
@@ -334,6 +361,21 @@ impl Ha {
             None => (PgState::Stopped, role_of(self.mem.last_role)),
         };
         NodeState { state, role }
+    }
+
+    /// Records one of Patroni's log lines for this step (see [`Decision::notes`]).
+    pub(crate) fn note(&mut self, line: impl Into<String>) {
+        self.notes.push(line.into());
+    }
+
+    /// Records a warning line for this step.
+    pub(crate) fn warn(&mut self, line: impl AsRef<str>) {
+        self.notes.push(format!("{WARNING_NOTE}{}", line.as_ref()));
+    }
+
+    /// Asks the agent to cycle again no later than `at`.
+    pub(crate) fn wake_no_later_than(&mut self, at: MonoTime) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
 
     pub(crate) fn outcome_task_finished(

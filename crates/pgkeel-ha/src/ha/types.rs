@@ -251,6 +251,9 @@ impl fmt::Display for DcsUnavailable {
 pub struct Observation {
     /// Now, on the agent's monotonic clock.
     pub now: MonoTime,
+    /// Now, on the wall clock (milliseconds since the Unix epoch): only for times people write
+    /// down, such as a scheduled switchover's `scheduled_at`. Every timeout uses `now`.
+    pub wall_ms: i64,
     /// The DCS snapshot, or why it could not be read (any error counts as unreachable).
     pub dcs: Result<Cluster, DcsUnavailable>,
     /// This node's lease, if it has one.
@@ -381,6 +384,20 @@ pub enum Action {
     },
     /// Leader: write `status` (optime, slots).
     WriteStatus,
+    /// Run `CHECKPOINT` (before a graceful demotion, so the shutdown checkpoint that follows is
+    /// short and the replicas receive it quickly). A failure is logged, not fatal (as Patroni).
+    Checkpoint,
+    /// After a clean stop: write the shutdown checkpoint's position to `status` (`{"optime":
+    /// N}`, as Patroni's `delete_leader(last_lsn)`), so the replicas' lag checks measure against
+    /// the last WAL the old primary wrote. Nothing is written after an unclean stop.
+    WriteShutdownPosition,
+    /// Write `{}` to `failover` if the key is still the one the decision saw (Patroni's CAS on
+    /// the key's version): the manual failover/switchover request is done or void, and a request
+    /// written since is kept.
+    ClearFailover {
+        /// The key's mod_revision in the snapshot the decision was made on.
+        mod_revision: i64,
+    },
     /// Leader: merge the local timeline history into the `history` key.
     UpdateHistory,
     /// Ask each peer's `GET /patroni` (short timeout); results come back in `peers`.
@@ -555,4 +572,14 @@ pub struct Decision {
     pub member: Option<Box<MemberUpdate>>,
     /// The level to log `status` at.
     pub level: StatusLevel,
+    /// Run the next cycle no later than this (a scheduled switchover is due then), when that
+    /// is sooner than the agent would anyway.
+    pub wake_at: Option<MonoTime>,
+    /// Patroni's log lines of this step beyond the status (`Awaiting switchover at ...`,
+    /// `Cleaning up failover key`), logged by the agent at INFO, or WARNING when they start
+    /// with [`WARNING_NOTE`].
+    pub notes: Vec<String>,
 }
+
+/// Prefix of a [`Decision::notes`] entry Patroni logs as a warning (the prefix is not logged).
+pub const WARNING_NOTE: &str = "warning: ";

@@ -9,7 +9,7 @@
 #![allow(dead_code)] // the simulation tests use different parts
 
 use pgkeel_ha::cluster::{
-    Cluster, ClusterConfig, GlobalConfig, HistoryEntry, Leader, Member, Status,
+    Cluster, ClusterConfig, Failover, GlobalConfig, HistoryEntry, Leader, Member, Status,
 };
 use pgkeel_ha::ha::{
     Action, Cycle, FailureCause, LeaseView, Next, Outcome, PeerStatus, Ran, StopMode, TaskKind,
@@ -19,6 +19,10 @@ use pgkeel_ha::time::MonoTime;
 use pgkeel_ha::{Ha, HaConfig, Observation};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+
+/// The wall clock at simulated time 0 (2026-12-02T15:00:00Z): scheduled switchovers are
+/// written as times on it.
+pub const SIM_EPOCH_WALL_MS: i64 = 1_796_223_600_000;
 
 /// Virtual clock resolution.
 pub const TICK_MS: u64 = 100;
@@ -92,6 +96,11 @@ pub struct SimConfig {
     /// Sim variant whose core-facing agent releases the key the moment it cannot see its data
     /// directory (the behaviour before the hostile-input fix): invariant (a4) must catch it.
     pub release_when_blind: bool,
+    /// In about half the seeds an operator asks for a switchover (`POST /switchover`,
+    /// `patronictl switchover`): the `failover` key is written naming the current leader (or,
+    /// now and then, another node) and a candidate, sometimes scheduled a few seconds ahead,
+    /// sometimes as a failover without leader. From a generator of its own.
+    pub switchovers: bool,
     /// Record a human-readable trace.
     pub trace: bool,
 }
@@ -109,6 +118,7 @@ impl Default for SimConfig {
             shutdowns: true,
             pauses: true,
             release_when_blind: false,
+            switchovers: true,
             trace: false,
         }
     }
@@ -171,6 +181,8 @@ pub struct Dcs {
     members: BTreeMap<String, Member>,
     optime: Option<u64>,
     history: Option<Vec<HistoryEntry>>,
+    /// `failover`.
+    failover: Option<Failover>,
 }
 
 impl Dcs {
@@ -225,6 +237,7 @@ impl Dcs {
                 ..Status::default()
             },
             history: self.history.clone(),
+            failover: self.failover.clone(),
             ..Cluster::default()
         }
     }
@@ -393,6 +406,9 @@ pub enum Fault {
     Shutdown,
     /// The cluster is paused (cluster-wide; the node is ignored), resumed when the fault ends.
     Pause,
+    /// An operator writes the `failover` key (see [`SimConfig::switchovers`]); `stale_ms`
+    /// of the event encodes its shape.
+    Switchover,
 }
 
 #[derive(Debug, Clone)]
@@ -608,6 +624,22 @@ impl Sim {
             }
             end = end.max(at + dur);
         }
+        let mut fifth = Rng::new(self.seed ^ 0x5717_c40e_7a11);
+        if self.cfg.switchovers && fifth.chance(50) {
+            let first = self.cfg.bootstrap_ms() / TICK_MS;
+            for _ in 0..fifth.range(1, 2) {
+                let at = fifth.range(first, end / TICK_MS + 1) * TICK_MS;
+                // The shape: which leader, which candidate, when (see `apply`).
+                let shape = fifth.next_u64() | 1;
+                self.events.push(Event {
+                    at,
+                    node: fifth.below(3) as usize,
+                    fault: Fault::Switchover,
+                    start: true,
+                    stale_ms: shape,
+                });
+            }
+        }
         self.faults_end = end;
         self.events.sort_by_key(|e| (e.at, !e.start));
     }
@@ -792,6 +824,27 @@ impl Sim {
                     self.dcs.config_rev += 1;
                 }
             }
+            (Fault::Switchover, _) => {
+                // `node` is the candidate; the shape picks the rest.
+                let shape = e.stale_ms;
+                let candidate = Some(format!("n{}", i + 1)).filter(|_| !shape.is_multiple_of(7));
+                let leader = match shape % 5 {
+                    0 => None,                                      // a manual failover
+                    1 => Some(format!("n{}", (shape / 5) % 3 + 1)), // maybe not the leader
+                    _ => self.dcs.leader.as_ref().map(|(n, _, _)| n.clone()),
+                };
+                let scheduled_at = shape.is_multiple_of(3).then(|| {
+                    let in_ms = ((shape / 3) % 80) * TICK_MS;
+                    iso_at(SIM_EPOCH_WALL_MS + (now + in_ms) as i64)
+                });
+                self.dcs.rev += 1;
+                self.dcs.failover = Some(Failover {
+                    leader,
+                    member: candidate,
+                    scheduled_at,
+                    mod_revision: self.dcs.rev,
+                });
+            }
             (Fault::TtlChange, start) => {
                 let ttl = self.cfg.ttl_s + if start { TTL_CHANGE_S } else { 0 };
                 if let Some(c) = &mut self.dcs.config {
@@ -825,6 +878,9 @@ impl Sim {
             .iter()
             .any(|(_, a)| matches!(a, pgkeel_ha::ha::Answer::Accepted(_)));
         let blind = matches!(obs.local.data_dir, DataDir::Inaccessible(_));
+        // A switchover or manual failover in the `failover` key is an operator's request too
+        // (Patroni honours one to a named candidate in pause): its demotion and promotion.
+        let by_key = obs.dcs.as_ref().is_ok_and(|c| c.failover.is_some());
         // A clone that began before the pause and failed leaves a half-copied directory that
         // never ran: removing it is the task's cleanup, not a change of a server's state.
         let failed_clone = obs.outcomes.iter().any(|o| {
@@ -839,9 +895,10 @@ impl Sim {
         });
         let own = d.actions.iter().find(|a| match a {
             Action::StartTask(TaskKind::Restart { .. }) => !requested,
-            Action::Stop(_) => !blind,
+            Action::Stop(_) => !blind && !by_key,
+            Action::Promote => !by_key,
             Action::RemoveDataDir => !failed_clone,
-            Action::Promote | Action::StartTask(_) | Action::MoveDataDirAside => true,
+            Action::StartTask(_) | Action::MoveDataDirAside => true,
             _ => false,
         });
         if let Some(a) = own {
@@ -1102,6 +1159,7 @@ impl Sim {
         };
         Observation {
             now: MonoTime(now),
+            wall_ms: SIM_EPOCH_WALL_MS.saturating_add(i64::try_from(now).unwrap_or(i64::MAX)),
             dcs,
             lease: n.lease,
             local,
@@ -1148,6 +1206,12 @@ impl Sim {
                     }
                     self.log(|| format!("n{} {:?} -> {}", i + 1, d.actions, d.status));
                     self.nodes[i].last_status = d.status.clone();
+                    if let Some(at) = d.wake_at {
+                        // The agent sleeps no longer than the core asked (a scheduled switchover).
+                        let at = at.0.div_ceil(TICK_MS) * TICK_MS;
+                        self.nodes[i].next_cycle =
+                            self.nodes[i].next_cycle.min(at.max(self.now + TICK_MS));
+                    }
                     cycle.decided(d);
                 }
                 Next::Run(a) => {
@@ -1247,6 +1311,7 @@ impl Sim {
                 | Action::DropSlot { .. }
                 | Action::CheckUniqueName { .. }
                 | Action::DuplicateName
+                | Action::Checkpoint
         );
         if needs_dcs && self.nodes[i].dcs_cut {
             return Err("etcd: connection refused".into());
@@ -1431,7 +1496,24 @@ impl Sim {
             | Action::CreateSlot { .. }
             | Action::DropSlot { .. }
             | Action::Callback { .. }
-            | Action::ProbePeers => Ok(None),
+            | Action::ProbePeers
+            | Action::Checkpoint => Ok(None),
+            Action::WriteShutdownPosition => {
+                if let Some(d) = &self.nodes[i].pg.data
+                    && d.state == "shut down"
+                {
+                    self.dcs.optime = Some(d.lsn);
+                }
+                Ok(None)
+            }
+            Action::ClearFailover { mod_revision } => {
+                let current = self.dcs.failover.as_ref().map(|f| f.mod_revision);
+                if current == Some(*mod_revision) {
+                    // `{}`: parsed as no request.
+                    self.dcs.failover = None;
+                }
+                Ok(None)
+            }
             Action::WriteStatus => {
                 self.dcs.optime = Some(self.nodes[i].pg.lsn());
                 Ok(None)
@@ -1665,5 +1747,44 @@ impl Sim {
                 state: "in production",
             });
         }
+    }
+}
+
+/// `ms` since the Unix epoch as Patroni writes `scheduled_at` (`2026-12-02T15:00:05+00:00`).
+fn iso_at(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+#[test]
+fn sim_times_read_back_through_the_cores_parser() {
+    for ms in [
+        SIM_EPOCH_WALL_MS,
+        SIM_EPOCH_WALL_MS + 86_399_999,
+        951_782_400_000,
+    ] {
+        assert_eq!(
+            pgkeel_ha::time::parse_iso8601_ms(&iso_at(ms)),
+            Some(ms),
+            "{}",
+            iso_at(ms)
+        );
     }
 }

@@ -16,6 +16,8 @@ use serde_json::{Map, Value, json};
 pub const SYSID: &str = "7277694203142172922";
 /// "Now" in every observation unless a test says otherwise.
 pub const NOW: u64 = 1_000_000;
+/// The wall clock in every observation unless a test says otherwise: 2026-12-02T15:00:00Z.
+pub const WALL_NOW_MS: i64 = 1_796_223_600_000;
 /// Default TTL (Patroni's 30 s): the fencing margin is 3 s.
 pub const TTL_MS: u64 = 30_000;
 
@@ -170,6 +172,11 @@ impl ClusterBuilder {
     pub fn history(self, v: Value) -> Self {
         self.raw("history", &v.to_string(), 0)
     }
+    /// `failover` as Patroni's `manual_failover` writes it (only the fields given).
+    pub fn failover(self, leader: Option<&str>, member: Option<&str>, at: Option<&str>) -> Self {
+        let v = pgkeel_ha::keys::codec::encode_failover(leader, member, at);
+        self.raw("failover", &v, 0)
+    }
     pub fn optime(self, o: u64) -> Self {
         self.raw("status", &json!({ "optime": o }).to_string(), 0)
     }
@@ -269,6 +276,7 @@ pub fn obs() -> ObsBuilder {
     ObsBuilder {
         obs: Observation {
             now: MonoTime(NOW),
+            wall_ms: WALL_NOW_MS,
             dcs: Ok(Cluster::default()),
             lease: None,
             local: LocalPostgres::empty(),
@@ -303,6 +311,11 @@ impl ObsBuilder {
     }
     pub fn now(mut self, ms: u64) -> Self {
         self.obs.now = MonoTime(ms);
+        self
+    }
+    /// The wall clock, `ms` past [`WALL_NOW_MS`] (negative: before it).
+    pub fn wall_offset(mut self, ms: i64) -> Self {
+        self.obs.wall_ms = WALL_NOW_MS + ms;
         self
     }
     pub fn cluster(mut self, c: ClusterBuilder) -> Self {

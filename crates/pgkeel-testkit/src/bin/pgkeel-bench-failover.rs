@@ -21,28 +21,18 @@
 //! notes for comparison. It reports; it does not assert.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
 use pgkeel_testkit::bench::{load, machine, stats};
-use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, nodeconf, procs};
+use pgkeel_testkit::writer::{Ack, CONNECT_TIMEOUT, WRITE_INTERVAL, WRITE_TIMEOUT, Writer};
+use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, procs};
 
-/// The client tries one write this often.
-const WRITE_INTERVAL: Duration = Duration::from_millis(20);
-/// Bound of one connection attempt to one node (TCP connect + auth + read-write check).
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
-/// Bound of one INSERT.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long writes must keep flowing after they resumed before a round's gap is taken.
 const SETTLE: Duration = Duration::from_secs(2);
 /// Target for a PostgreSQL crash on the primary: writable again within this.
 const TARGET_CRASH_S: f64 = 1.2;
-/// Hard cap of the client loop (about 55 h at one write every 20 ms): a bounded loop.
-const CLIENT_MAX_TICKS: u64 = 10_000_000;
 
 const USAGE: &str = "usage: pgkeel-bench-failover [--rounds N] [--profile fast|patroni-defaults] \
 [--ttl S] [--loop-wait S] [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--logs]";
@@ -68,169 +58,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
         (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The writing client.
-
-/// One acknowledged write: when it was sent, when the acknowledgement arrived, and on which node.
-/// A write sent before the fault may be acknowledged just after it; it counts as before the fault.
-#[derive(Debug, Clone, Copy)]
-struct Ack {
-    sent: Instant,
-    at: Instant,
-    node: usize,
-}
-
-/// State shared between the client thread and the main thread.
-#[derive(Debug, Default)]
-struct Shared {
-    acks: Mutex<Vec<Ack>>,
-    /// Failed attempts (connect or write): when and why, for `--logs`.
-    errors: Mutex<Vec<(Instant, String)>>,
-    stop: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    fn record_error(&self, msg: String) {
-        let mut errs = lock(&self.errors);
-        // Bounded: keep the first 100k (about 30 min of continuous failures).
-        if errs.len() < 100_000 {
-            errs.push((Instant::now(), msg.replace('\n', " ")));
-        }
-    }
-}
-
-/// The client thread; stops and joins on drop.
-struct Writer {
-    shared: Arc<Shared>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(pg_ports: Vec<u16>) -> anyhow::Result<Writer> {
-        let shared = Arc::new(Shared::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("building the client's tokio runtime")?;
-        let s = Arc::clone(&shared);
-        let handle = std::thread::Builder::new()
-            .name("bench-writer".to_owned())
-            .spawn(move || rt.block_on(write_loop(s, pg_ports)))
-            .context("spawning the client thread")?;
-        Ok(Writer {
-            shared,
-            handle: Some(handle),
-        })
-    }
-
-    fn acks(&self) -> MutexGuard<'_, Vec<Ack>> {
-        lock(&self.shared.acks)
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// A connection to the node that accepts writes, with the INSERT prepared.
-struct Conn {
-    client: tokio_postgres::Client,
-    insert: tokio_postgres::Statement,
-    node: usize,
-}
-
-async fn connect(node: usize, port: u16) -> anyhow::Result<Conn> {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host("127.0.0.1")
-        .port(port)
-        .user("postgres")
-        .password(nodeconf::SUPERUSER_PASSWORD)
-        .dbname("postgres")
-        .application_name("pgkeel-bench-failover")
-        .connect_timeout(CONNECT_TIMEOUT)
-        .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
-    let attempt = async {
-        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let insert = client
-            .prepare("INSERT INTO bench(t) VALUES (now())")
-            .await?;
-        Ok::<_, tokio_postgres::Error>(Conn {
-            client,
-            insert,
-            node,
-        })
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt)
-        .await
-        .map_err(|_| anyhow!("node{node}: connect timed out"))?
-        .map_err(|e| anyhow!("node{node}: {}", pg_error(&e)))
-}
-
-/// A tokio-postgres error with its cause (its `Display` alone says only "db error").
-fn pg_error(e: &tokio_postgres::Error) -> String {
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
-}
-
-/// Every 20 ms: one INSERT on the current connection, or, without one, try each node (the last
-/// writable one first) until one accepts a read-write session.
-async fn write_loop(shared: Arc<Shared>, ports: Vec<u16>) {
-    let mut tick = tokio::time::interval(WRITE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut conn: Option<Conn> = None;
-    let mut prefer = 0usize;
-    for _ in 0..CLIENT_MAX_TICKS {
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        tick.tick().await;
-        if conn.is_none() {
-            for k in 0..ports.len() {
-                let node = (prefer + k) % ports.len();
-                match connect(node, ports[node]).await {
-                    Ok(c) => {
-                        prefer = node;
-                        conn = Some(c);
-                        break;
-                    }
-                    Err(e) => shared.record_error(format!("{e:#}")),
-                }
-            }
-        }
-        let Some(c) = &conn else { continue };
-        let sent = Instant::now();
-        match tokio::time::timeout(WRITE_TIMEOUT, c.client.execute(&c.insert, &[])).await {
-            Ok(Ok(_)) => lock(&shared.acks).push(Ack {
-                sent,
-                at: Instant::now(),
-                node: c.node,
-            }),
-            Ok(Err(e)) => {
-                shared.record_error(format!("node{}: write: {}", c.node, pg_error(&e)));
-                conn = None;
-            }
-            Err(_) => {
-                shared.record_error(format!("node{}: write timed out", c.node));
-                conn = None;
-            }
-        }
     }
 }
 
@@ -433,7 +260,7 @@ impl Bench {
                 }
             }
         }
-        let errs = lock(&self.writer.shared.errors);
+        let errs = self.writer.errors();
         let mut seen: Vec<&str> = Vec::new();
         println!("    --- client errors since the fault (distinct, first 15) ---");
         for (at, msg) in errs.iter().filter(|(at, _)| *at > fault && *at <= until) {
@@ -619,7 +446,7 @@ fn run() -> anyhow::Result<()> {
     let ports: Vec<u16> = (0..cluster.len())
         .map(|i| cluster.node(i).pg_port)
         .collect();
-    let writer = Writer::start(ports)?;
+    let writer = Writer::start(ports, "pgkeel-bench-failover")?;
     let mut bench = Bench {
         cluster,
         writer,

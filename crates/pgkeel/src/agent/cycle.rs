@@ -15,7 +15,10 @@ use pgkeel_ha::pg::{LocalSlot, SlotType};
 /// Whether the loop goes on after a cycle.
 pub(super) enum Flow {
     /// Sleep until the next wake-up, then cycle again.
-    Continue,
+    Continue {
+        /// The core asked to cycle again no later than this (a scheduled switchover).
+        wake_at: Option<pgkeel_ha::time::MonoTime>,
+    },
     /// The core decided the agent ends (a shutdown finished).
     Exit,
 }
@@ -41,6 +44,7 @@ impl Agent {
             .unwrap_or_default();
         carried.extend(tasks.take_finished());
         let mut cycle = Cycle::new(carried);
+        let mut wake_at: Option<pgkeel_ha::time::MonoTime> = None;
         let mut obs: Option<Observation> = None;
         let mut config = ha.global_config(last_cluster.as_ref());
         loop {
@@ -80,6 +84,15 @@ impl Agent {
                     }
                     let d = ha.step(&o);
                     requests.deliver(&d.answers);
+                    for note in &d.notes {
+                        match note.strip_prefix(pgkeel_ha::ha::WARNING_NOTE) {
+                            Some(w) => tracing::warn!("{w}"),
+                            None => tracing::info!("{note}"),
+                        }
+                    }
+                    if let Some(at) = d.wake_at {
+                        wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+                    }
                     // The executor acts on the core's view of the dynamic configuration (which
                     // keeps the last good value of a bad key), not on its own reading of the
                     // snapshot.
@@ -89,7 +102,7 @@ impl Agent {
                 }
                 Next::Run(action) => {
                     let Some(o) = &obs else {
-                        return Ok(Flow::Continue);
+                        return Ok(Flow::Continue { wake_at });
                     };
                     let ran = self.execute(&action, o, tasks, &config).await?;
                     cycle.report(ran);
@@ -107,12 +120,12 @@ impl Agent {
             *c = cycle.carry();
         }
         let (Some(d), Some(o)) = (cycle.decision(), obs) else {
-            return Ok(Flow::Continue);
+            return Ok(Flow::Continue { wake_at });
         };
         log_status(d);
         self.publish(ha, d, &o, lease_rx, status_tx, last_cluster)
             .await;
-        Ok(Flow::Continue)
+        Ok(Flow::Continue { wake_at })
     }
 
     /// Gathers one observation: DCS snapshot (read now unless `dcs_view` is given), local
@@ -141,6 +154,7 @@ impl Agent {
         };
         Observation {
             now: self.clock.now(),
+            wall_ms: jiff::Timestamp::now().as_millisecond(),
             dcs,
             lease: *lease_rx.borrow(),
             local,

@@ -190,6 +190,28 @@ impl Agent {
             }
             Action::SyncSlots { wanted } => self.sync_slots(wanted, obs).map(|()| Ran::Done),
             Action::WriteStatus => self.write_status(obs).await.map(|()| Ran::Done),
+            Action::Checkpoint => {
+                // Patroni ignores a failed CHECKPOINT before stopping: the stop checkpoints
+                // anyway.
+                if let Err(e) = self.pg.checkpoint().await {
+                    tracing::warn!("CHECKPOINT before the demotion failed: {e}");
+                }
+                Ok(Ran::Done)
+            }
+            Action::WriteShutdownPosition => {
+                self.write_shutdown_position().await.map(|()| Ran::Done)
+            }
+            Action::ClearFailover { mod_revision } => self
+                .dcs
+                .put_if_mod_revision(&self.layout.failover(), *mod_revision, b"{}")
+                .await
+                .map(|written| {
+                    if !written {
+                        tracing::info!("failover key changed before it could be cleaned up");
+                    }
+                    Ran::Done
+                })
+                .map_err(ActionError::from),
             Action::UpdateHistory => self.update_history(obs).await.map(|()| Ran::Done),
             Action::ProbePeers => Ok(Ran::Peers(self.probe_peers(cluster).await)),
             Action::RemoveDataDir => done(self.pg.remove_data_dir().await),
@@ -436,6 +458,21 @@ impl Agent {
             return Ok(());
         }
         let v = encode_status(optime.0, &all, &[]);
+        self.dcs
+            .put(&self.layout.status(), v.as_bytes(), None)
+            .await
+            .map_err(ActionError::from)
+    }
+
+    /// After a clean stop, `status` = `{"optime": <shutdown checkpoint>}` (Patroni's
+    /// `delete_leader(last_lsn)`); nothing after an unclean one.
+    async fn write_shutdown_position(&self) -> Result<(), ActionError> {
+        let local = self.pg.probe().await;
+        let (Some("shut down"), Some(lsn)) = (local.cluster_state.as_deref(), local.checkpoint_lsn)
+        else {
+            return Ok(());
+        };
+        let v = encode_status(lsn.0, &Default::default(), &[]);
         self.dcs
             .put(&self.layout.status(), v.as_bytes(), None)
             .await

@@ -163,6 +163,9 @@ pub async fn run_with(
     let mut leader_watch = dcs.watch_prefix(&layout.leader());
     let mut config_watch = dcs.watch_prefix(&layout.config());
     let mut members_watch = dcs.watch_prefix(&layout.members_prefix());
+    // A switchover or failover request, written through any node's API or patronictl: the
+    // leader acts on it at once instead of a loop_wait later.
+    let mut failover_watch = dcs.watch_prefix(&layout.failover());
     let mut pg_exits = pg.postmaster_exits();
     let mut shutdown = Box::pin(shutdown);
     let mut replica_watch = ReplicaStartWatch::default();
@@ -197,8 +200,8 @@ pub async fn run_with(
                 &mut requests,
             )
             .await;
-        match result {
-            Ok(Flow::Continue) => {}
+        let wake_at = match result {
+            Ok(Flow::Continue { wake_at }) => wake_at,
             Ok(Flow::Exit) => {
                 let _ = stop_tx.send(true);
                 // The shutdown's on_stop is queued: let it run before the process ends.
@@ -216,7 +219,7 @@ pub async fn run_with(
                 let _ = stop_tx.send(true);
                 return Err(e);
             }
-        }
+        };
         cache_dynamic_config(&pg, &ha, &status_tx, &mut cached_dynamic).await;
         let gc = ha.global_config(last_cluster.as_ref());
         let mut next = lease::later(cycle_start, Duration::from_secs(gc.loop_wait));
@@ -228,6 +231,10 @@ pub async fn run_with(
                 next = fence_at;
             }
         }
+        // A scheduled switchover is due (the core said when).
+        if let Some(at) = wake_at {
+            next = next.min(clock.instant(at).max(Instant::now()));
+        }
         if let Some(soon) = replica_watch.next_check(&status_tx.borrow().postgres, gc.loop_wait) {
             next = next.min(soon);
         }
@@ -236,6 +243,7 @@ pub async fn run_with(
             _ = tokio::time::sleep_until(next.into()) => {}
             _ = leader_watch.changed() => {}
             _ = config_watch.changed() => {}
+            _ = failover_watch.changed() => {}
             // New members get their slot at once. (The leader's own LSN-only member updates
             // are written at most once per loop_wait, so this does not spin under write load.)
             _ = members_watch.changed(), if is_leader => {}

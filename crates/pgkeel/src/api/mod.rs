@@ -16,6 +16,8 @@
 //! * `config`: `/config` GET/PATCH/PUT.
 //! * `restart`: `POST /restart`, a request into the HA loop.
 //! * `reinitialize`: `POST /reinitialize`, a request into the HA loop.
+//! * `switchover`: `POST /switchover`, `POST /failover`, `DELETE /switchover`: the `failover`
+//!   key, which every HA loop honours.
 //! * `auth`: basic auth for write methods.
 //! * `server`: connection cap, timeouts and eviction, so no client starves the agent.
 
@@ -28,6 +30,7 @@ mod reinitialize;
 mod restart;
 pub mod server;
 pub mod status;
+mod switchover;
 
 pub use config::patch_config;
 
@@ -134,6 +137,18 @@ async fn dispatch(
         },
         (&Method::POST, "reinitialize") => match auth::check(state.auth.as_ref(), &headers) {
             Ok(()) => reinitialize::post(&state, &body).await,
+            Err(r) => r,
+        },
+        (&Method::POST, "switchover") => match auth::check(state.auth.as_ref(), &headers) {
+            Ok(()) => switchover::post(&state, &body, switchover::Kind::Switchover).await,
+            Err(r) => r,
+        },
+        (&Method::POST, "failover") => match auth::check(state.auth.as_ref(), &headers) {
+            Ok(()) => switchover::post(&state, &body, switchover::Kind::Failover).await,
+            Err(r) => r,
+        },
+        (&Method::DELETE, "switchover") => match auth::check(state.auth.as_ref(), &headers) {
+            Ok(()) => switchover::delete(&state).await,
             Err(r) => r,
         },
         _ => text_response(

@@ -2,6 +2,7 @@
 //! Reference: patroni-reference.md §2 `process_healthy_cluster()`, `handle_dcs_error()`.
 
 use super::slots::slot_changes;
+use super::switchover::FromLeader;
 use super::{Ctx, Verdict, demote, pause, verdict};
 use crate::ha::{Action, CallbackEvent, DcsUnavailable, Ha, Observation, Role};
 use crate::keys::codec::slot_name_from_member_name;
@@ -82,8 +83,13 @@ impl Ha {
                 "re-attaching the leader lock to this agent's lease",
             );
         }
+        // Patroni's process_manual_failover_from_leader, once the lock is confirmed.
+        let first = match self.manual_failover_from_leader(ctx) {
+            FromLeader::Act(v) => return v,
+            FromLeader::Continue(first) => first,
+        };
         if local.is_running_primary() {
-            let mut actions = Vec::new();
+            let mut actions = first;
             let history_behind = match &ctx.cluster.history {
                 None => true,
                 Some(_) => local.timeline.is_some_and(|t| ctx.cluster.timeline() < t),
@@ -105,14 +111,17 @@ impl Ha {
                 ),
             );
         }
+        // A cleared request waits until writes resume.
+        let mut actions = vec![
+            Action::Promote,
+            Action::Callback {
+                event: CallbackEvent::OnRoleChange,
+                role: Role::Primary,
+            },
+        ];
+        actions.extend(first);
         verdict(
-            vec![
-                Action::Promote,
-                Action::Callback {
-                    event: CallbackEvent::OnRoleChange,
-                    role: Role::Primary,
-                },
-            ],
+            actions,
             "promoted self to leader because I had the session lock",
         )
     }

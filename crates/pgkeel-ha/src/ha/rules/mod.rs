@@ -12,6 +12,7 @@ mod requests;
 mod shutdown;
 mod slots;
 mod stale_leader;
+mod switchover;
 mod unique_name;
 
 use super::{
@@ -128,6 +129,27 @@ impl Ha {
             lease_valid,
         };
 
+        // 0a. A view from before this node released its key in a switchover (see
+        //     `HaMemory::released_key`) decides nothing. A failed action of the demotion means
+        //     the key may not have been released: then the view is believed again.
+        if obs
+            .outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::ActionFailed { .. }))
+        {
+            self.mem.released_key = None;
+        }
+        if let Some(rev) = self.mem.released_key {
+            match &cluster.leader {
+                Some(l) if l.mod_revision == rev && ctx.i_hold_key => {
+                    return verdict(
+                        vec![],
+                        "waiting for the DCS to show the released leader lock",
+                    );
+                }
+                _ => self.mem.released_key = None,
+            }
+        }
         // 0. A leader key nobody can hold (no lease, or no such member for longer than ttl)
         //    is removed first, so that the cluster races normally instead of waiting forever.
         if let Some(v) = self.stale_leader(&ctx) {

@@ -14,19 +14,31 @@ impl Ha {
         if Self::has_outcome(ctx.obs, |o| {
             matches!(o, Outcome::LeaderAcquired { won: true })
         }) {
+            // Patroni clears the request once the lock is taken (`Cleaning up failover key
+            // after acquiring leader lock...`); here right after the promotion, so that
+            // writes resume one DCS round trip sooner, and only the key seen (CAS), so that
+            // a request written during the promotion survives.
+            let clear = ctx.cluster.failover.as_ref().map(|f| {
+                self.note("Cleaning up failover key after acquiring leader lock...");
+                Action::ClearFailover {
+                    mod_revision: f.mod_revision,
+                }
+            });
             if primary {
-                return verdict(vec![], "acquired session lock as a leader");
+                return verdict(
+                    clear.into_iter().collect(),
+                    "acquired session lock as a leader",
+                );
             }
-            return verdict(
-                vec![
-                    Action::Promote,
-                    Action::Callback {
-                        event: CallbackEvent::OnRoleChange,
-                        role: Role::Primary,
-                    },
-                ],
-                "promoted self to leader by acquiring session lock",
-            );
+            let mut actions = vec![
+                Action::Promote,
+                Action::Callback {
+                    event: CallbackEvent::OnRoleChange,
+                    role: Role::Primary,
+                },
+            ];
+            actions.extend(clear);
+            return verdict(actions, "promoted self to leader by acquiring session lock");
         }
         if Self::has_outcome(ctx.obs, |o| {
             matches!(o, Outcome::LeaderAcquired { won: false })
@@ -56,7 +68,13 @@ impl Ha {
             .members
             .iter()
             .any(|m| m.name != self.cfg.name && m.api_url.is_some());
-        if !primary && ctx.obs.peers.is_none() && has_peers {
+        // The named candidate of a manual failover races at once (Patroni asks nobody).
+        let named_candidate = ctx
+            .cluster
+            .failover
+            .as_ref()
+            .is_some_and(|f| f.member.as_deref() == Some(self.cfg.name.as_str()));
+        if !primary && ctx.obs.peers.is_none() && has_peers && !named_candidate {
             return verdict(
                 vec![Action::ProbePeers],
                 "no leader: asking peers before the leader race",
@@ -116,7 +134,7 @@ impl Ha {
     /// `Ok` when this node may race: eligible by tags, lag and timeline, and no reachable peer
     /// is a primary, ahead of it, or as far ahead with a higher failover priority.
     /// A running primary whose timeline is current needs no peer probe.
-    fn healthiest(&self, ctx: &Ctx<'_>) -> Result<(), String> {
+    fn healthiest(&mut self, ctx: &Ctx<'_>) -> Result<(), String> {
         if self.cfg.nofailover {
             return Err("I am not allowed to become primary".into());
         }
@@ -131,6 +149,10 @@ impl Ha {
                 _ => Ok(()),
             };
         }
+        if let Some(f) = ctx.cluster.failover.clone() {
+            // A requested failover/switchover decides (rules/switchover.rs); no lag check.
+            return self.manual_failover_no_leader(ctx, &f);
+        }
         if let Some(optime) = ctx.cluster.plausible_optime(self.mem.highest_member_lsn) {
             let lag = optime.saturating_sub(my_lsn);
             if lag > ctx.gc.maximum_lag_on_failover {
@@ -140,6 +162,20 @@ impl Ha {
                 ));
             }
         }
+        self.compare_with_peers(ctx, None)
+    }
+
+    /// The timeline check and the comparison with the peers' answers (Patroni's
+    /// `_is_healthiest_node` after the lag check), leaving out the member `exclude` (the former
+    /// leader of a switchover).
+    pub(crate) fn compare_with_peers(
+        &self,
+        ctx: &Ctx<'_>,
+        exclude: Option<&str>,
+    ) -> Result<(), String> {
+        let local = &ctx.obs.local;
+        let my_lsn = local.wal_position.map(|l| l.0).unwrap_or(0);
+        let cluster_tl = ctx.cluster.timeline();
         if ctx.gc.check_timeline {
             match local.timeline {
                 Some(t) if t >= cluster_tl => {}
@@ -159,6 +195,7 @@ impl Ha {
         for p in peers
             .iter()
             .filter(|p| p.reachable && p.name != self.cfg.name)
+            .filter(|p| Some(p.name.as_str()) != exclude)
         {
             if !p.in_recovery {
                 return Err(format!("Primary ({}) is still alive", p.name));
