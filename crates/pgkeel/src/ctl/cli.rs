@@ -49,6 +49,10 @@ pub enum Command {
     Switchover(SwitchoverArgs),
     /// Failover to a replica.
     Failover(FailoverArgs),
+    /// Disable auto failover.
+    Pause(PauseArgs),
+    /// Resume auto failover.
+    Resume(PauseArgs),
 }
 
 /// `-W` / `-w SECS`: repeat the output.
@@ -136,4 +140,15 @@ pub struct FailoverArgs {
     /// Do not ask for confirmation at any point.
     #[arg(long = "force")]
     pub force: bool,
+}
+
+/// `pause [CLUSTER] [--wait]` and `resume [CLUSTER] [--wait]`.
+#[derive(Debug, Clone, Args)]
+pub struct PauseArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// Wait until the change is applied on all nodes.
+    #[arg(long = "wait")]
+    pub wait: bool,
 }

@@ -7,7 +7,8 @@
 //! # Layout
 //! * `cli`: the clap command line.
 //! * `target`: where the DCS is (`--dcs-url` or the config file).
-//! * `commands`: one file per subcommand (`list`, `topology`, `switchover`, `failover`).
+//! * `commands`: one file per subcommand (`list`, `topology`, `switchover`, `failover`,
+//!   `pause`, `resume`).
 //! * `prompt`: click-style prompts on stdin.
 //! * `request`: requests to a member's REST API.
 //! * `output`: tables, JSON and YAML as patronictl prints them.
@@ -19,7 +20,9 @@ pub mod prompt;
 pub mod request;
 pub mod target;
 
-pub use cli::{Cli, Command, FailoverArgs, ListArgs, SwitchoverArgs, TopologyArgs, WatchArgs};
+pub use cli::{
+    Cli, Command, FailoverArgs, ListArgs, PauseArgs, SwitchoverArgs, TopologyArgs, WatchArgs,
+};
 pub use commands::list::render_list;
 pub use output::OutputFormat;
 pub use target::{DcsTarget, parse_dcs_url};
@@ -163,6 +166,8 @@ pub async fn run(
             commands::switchover::run(&ctx, args, connect, input, out).await
         }
         Command::Failover(args) => commands::failover::run(&ctx, args, connect, input, out).await,
+        Command::Pause(args) => commands::pause::run(&ctx, args, connect, out).await,
+        Command::Resume(args) => commands::resume::run(&ctx, args, connect, out).await,
     }
 }
 

@@ -2,6 +2,8 @@
 
 pub mod failover;
 pub mod list;
+pub mod pause;
+pub mod resume;
 pub mod switchover;
 pub mod topology;
 
