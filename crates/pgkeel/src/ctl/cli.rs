@@ -53,6 +53,8 @@ pub enum Command {
     Pause(PauseArgs),
     /// Resume auto failover.
     Resume(PauseArgs),
+    /// Show cluster configuration.
+    ShowConfig(ShowConfigArgs),
 }
 
 /// `-W` / `-w SECS`: repeat the output.
@@ -151,4 +153,12 @@ pub struct PauseArgs {
     /// Wait until the change is applied on all nodes.
     #[arg(long = "wait")]
     pub wait: bool,
+}
+
+/// `show-config [CLUSTER]`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowConfigArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
 }

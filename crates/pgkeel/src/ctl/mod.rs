@@ -8,7 +8,7 @@
 //! * `cli`: the clap command line.
 //! * `target`: where the DCS is (`--dcs-url` or the config file).
 //! * `commands`: one file per subcommand (`list`, `topology`, `switchover`, `failover`,
-//!   `pause`, `resume`).
+//!   `pause`, `resume`, `show-config`).
 //! * `prompt`: click-style prompts on stdin.
 //! * `request`: requests to a member's REST API.
 //! * `output`: tables, JSON and YAML as patronictl prints them.
@@ -21,7 +21,8 @@ pub mod request;
 pub mod target;
 
 pub use cli::{
-    Cli, Command, FailoverArgs, ListArgs, PauseArgs, SwitchoverArgs, TopologyArgs, WatchArgs,
+    Cli, Command, FailoverArgs, ListArgs, PauseArgs, ShowConfigArgs, SwitchoverArgs, TopologyArgs,
+    WatchArgs,
 };
 pub use commands::list::render_list;
 pub use output::OutputFormat;
@@ -168,6 +169,7 @@ pub async fn run(
         Command::Failover(args) => commands::failover::run(&ctx, args, connect, input, out).await,
         Command::Pause(args) => commands::pause::run(&ctx, args, connect, out).await,
         Command::Resume(args) => commands::resume::run(&ctx, args, connect, out).await,
+        Command::ShowConfig(args) => commands::show_config::run(&ctx, args, connect, out).await,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod failover;
 pub mod list;
 pub mod pause;
 pub mod resume;
+pub mod show_config;
 pub mod switchover;
 pub mod topology;
 
