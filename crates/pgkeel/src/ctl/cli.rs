@@ -45,6 +45,16 @@ pub enum Command {
     List(ListArgs),
     /// Print the replication topology of clusters.
     Topology(TopologyArgs),
+    /// Switchover to a replica.
+    Switchover(SwitchoverArgs),
+    /// Failover to a replica.
+    Failover(FailoverArgs),
+    /// Disable auto failover.
+    Pause(PauseArgs),
+    /// Resume auto failover.
+    Resume(PauseArgs),
+    /// Show cluster configuration.
+    ShowConfig(ShowConfigArgs),
 }
 
 /// `-W` / `-w SECS`: repeat the output.
@@ -98,4 +108,57 @@ pub struct TopologyArgs {
     /// Watch options.
     #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+/// `switchover [CLUSTER] [--leader NAME] [--candidate NAME] [--scheduled TIME] [--force]`.
+#[derive(Debug, Clone, Args)]
+pub struct SwitchoverArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// The name of the current leader.
+    #[arg(long = "leader", visible_alias = "primary")]
+    pub leader: Option<String>,
+    /// The name of the candidate.
+    #[arg(long = "candidate")]
+    pub candidate: Option<String>,
+    /// Timestamp of a scheduled switchover in unambiguous format (e.g. ISO 8601).
+    #[arg(long = "scheduled")]
+    pub scheduled: Option<String>,
+    /// Do not ask for confirmation at any point.
+    #[arg(long = "force")]
+    pub force: bool,
+}
+
+/// `failover [CLUSTER] [--candidate NAME] [--force]`.
+#[derive(Debug, Clone, Args)]
+pub struct FailoverArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// The name of the candidate.
+    #[arg(long = "candidate")]
+    pub candidate: Option<String>,
+    /// Do not ask for confirmation at any point.
+    #[arg(long = "force")]
+    pub force: bool,
+}
+
+/// `pause [CLUSTER] [--wait]` and `resume [CLUSTER] [--wait]`.
+#[derive(Debug, Clone, Args)]
+pub struct PauseArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// Wait until the change is applied on all nodes.
+    #[arg(long = "wait")]
+    pub wait: bool,
+}
+
+/// `show-config [CLUSTER]`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowConfigArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
 }

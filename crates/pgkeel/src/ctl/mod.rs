@@ -7,15 +7,23 @@
 //! # Layout
 //! * `cli`: the clap command line.
 //! * `target`: where the DCS is (`--dcs-url` or the config file).
-//! * `commands`: one file per subcommand (`list`, `topology`).
+//! * `commands`: one file per subcommand (`list`, `topology`, `switchover`, `failover`,
+//!   `pause`, `resume`, `show-config`).
+//! * `prompt`: click-style prompts on stdin.
+//! * `request`: requests to a member's REST API.
 //! * `output`: tables, JSON and YAML as patronictl prints them.
 
 pub mod cli;
 pub mod commands;
 pub mod output;
+pub mod prompt;
+pub mod request;
 pub mod target;
 
-pub use cli::{Cli, Command, ListArgs, TopologyArgs, WatchArgs};
+pub use cli::{
+    Cli, Command, FailoverArgs, ListArgs, PauseArgs, ShowConfigArgs, SwitchoverArgs, TopologyArgs,
+    WatchArgs,
+};
 pub use commands::list::render_list;
 pub use output::OutputFormat;
 pub use target::{DcsTarget, parse_dcs_url};
@@ -23,7 +31,7 @@ pub use target::{DcsTarget, parse_dcs_url};
 use crate::config::CtlSettings;
 use crate::dcs::{Dcs, DcsError};
 use std::future::Future;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -41,6 +49,12 @@ pub enum CtlError {
     /// The DCS failed.
     #[error(transparent)]
     Dcs(#[from] DcsError),
+    /// patronictl's `PatroniCtlException`: the operation was refused or aborted.
+    #[error("{0}")]
+    Failed(String),
+    /// End of input at a prompt (click's `Abort`): `Aborted!`, no `Error:` prefix.
+    #[error("Aborted!")]
+    Aborted,
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -137,24 +151,41 @@ impl Context {
     }
 }
 
-/// Runs one pgkeelctl invocation, writing its output to `out`.
+/// Runs one pgkeelctl invocation, reading prompt answers from `input` and writing its output
+/// to `out`.
 pub async fn run(
     cli: Cli,
     connect: Connect<'_>,
+    input: &mut (dyn BufRead + Send),
     out: &mut (dyn Write + Send),
 ) -> Result<(), CtlError> {
     let ctx = Context::resolve(&cli)?;
     match &cli.command {
         Command::List(args) => commands::list::run(&ctx, args, connect, out).await,
         Command::Topology(args) => commands::topology::run(&ctx, args, connect, out).await,
+        Command::Switchover(args) => {
+            commands::switchover::run(&ctx, args, connect, input, out).await
+        }
+        Command::Failover(args) => commands::failover::run(&ctx, args, connect, input, out).await,
+        Command::Pause(args) => commands::pause::run(&ctx, args, connect, out).await,
+        Command::Resume(args) => commands::resume::run(&ctx, args, connect, out).await,
+        Command::ShowConfig(args) => commands::show_config::run(&ctx, args, connect, out).await,
     }
 }
 
-/// [`run`] on stdout; prints `Error: <msg>` on stderr and returns exit code 1 on failure.
+/// [`run`] on stdin and stdout; prints `Error: <msg>` (or click's `Aborted!`) on stderr and
+/// returns exit code 1 on failure.
 pub async fn main_with(cli: Cli, connect: Connect<'_>) -> ExitCode {
     let mut stdout = std::io::stdout();
-    match run(cli, connect, &mut stdout).await {
+    let mut stdin = std::io::BufReader::new(std::io::stdin());
+    match run(cli, connect, &mut stdin, &mut stdout).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CtlError::Aborted) => {
+            // click prints `Aborted!` alone; the prompt line on stdout is left open.
+            let _ = stdout.flush();
+            eprintln!("Aborted!");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             let _ = stdout.flush();
             eprintln!("Error: {e}");

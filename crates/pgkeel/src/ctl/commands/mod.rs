@@ -1,6 +1,11 @@
 //! One file per pgkeelctl subcommand, plus helpers they share.
 
+pub mod failover;
 pub mod list;
+pub mod pause;
+pub mod resume;
+pub mod show_config;
+pub mod switchover;
 pub mod topology;
 
 use super::{Connect, Context, CtlError, WatchArgs};
@@ -24,6 +29,16 @@ pub fn timestamp() -> String {
     jiff::ZonedDateTime::now()
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
+}
+
+/// `patronictl`'s `timestamp()` (precision 6): `2024-01-01 12:00:00.12345`, the microseconds
+/// cut to five digits as its `[:-1]` slice does.
+pub fn timestamp_micros() -> String {
+    let mut s = jiff::ZonedDateTime::now()
+        .strftime("%Y-%m-%d %H:%M:%S.%6f")
+        .to_string();
+    s.pop();
+    s
 }
 
 /// Prints `render(cluster, name)` for every cluster, repeating under `-W`/`-w` (the screen is
