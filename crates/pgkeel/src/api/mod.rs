@@ -158,6 +158,25 @@ async fn dispatch(
     }
 }
 
+/// The HTTP answer to the HA loop's answer, as Patroni's request endpoints give it: 200 with
+/// the message when the work is done, 503 with the reason otherwise (refused, busy, failed, or
+/// no answer in time).
+pub(crate) fn loop_answer(
+    answer: Result<pgkeel_ha::ha::Answer, crate::agent::requests::RequestError>,
+) -> Response {
+    use pgkeel_ha::ha::Answer;
+    match answer {
+        Ok(Answer::Done { ok: true, message }) => text_response(StatusCode::OK, message),
+        Ok(
+            Answer::Done { message, .. }
+            | Answer::Refused(message)
+            | Answer::Busy(message)
+            | Answer::Accepted(message),
+        ) => text_response(StatusCode::SERVICE_UNAVAILABLE, message),
+        Err(e) => text_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
 /// An optional JSON object body (Patroni's `_read_json_content(body_is_optional=True)`): empty
 /// reads as `{}`; anything but an object is 400 with the reason.
 #[allow(clippy::result_large_err)]

@@ -9,7 +9,7 @@ use super::{ApiState, optional_json_object, text_response};
 use axum::http::StatusCode;
 use axum::response::Response;
 use pgkeel_ha::cluster::bool_value;
-use pgkeel_ha::ha::{Answer, RequestKind};
+use pgkeel_ha::ha::RequestKind;
 use std::time::Duration;
 
 /// How long the loop may take to answer (it is woken at once; a cycle in progress ends first).
@@ -29,14 +29,5 @@ pub(super) async fn post(state: &ApiState, body: &[u8]) -> Response {
     let Some(requests) = &state.requests else {
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "reinitialize failed");
     };
-    match requests.ask(kind, ANSWER_WITHIN, ANSWER_WITHIN).await {
-        Ok(Answer::Done { ok: true, message }) => text_response(StatusCode::OK, message),
-        Ok(
-            Answer::Done { message, .. }
-            | Answer::Refused(message)
-            | Answer::Busy(message)
-            | Answer::Accepted(message),
-        ) => text_response(StatusCode::SERVICE_UNAVAILABLE, message),
-        Err(e) => text_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    super::loop_answer(requests.ask(kind, ANSWER_WITHIN, ANSWER_WITHIN).await)
 }

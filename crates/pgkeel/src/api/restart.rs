@@ -7,7 +7,7 @@
 use super::{ApiState, text_response};
 use axum::http::StatusCode;
 use axum::response::Response;
-use pgkeel_ha::ha::{Answer, RequestKind, RestartConditions, Role};
+use pgkeel_ha::ha::{RequestKind, RestartConditions, Role};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -25,19 +25,11 @@ pub(super) async fn post(state: &ApiState, body: &[u8]) -> Response {
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "restart failed");
     };
     let done_within = timeout.unwrap_or(state.restart_wait);
-    match requests
-        .ask(RequestKind::Restart(conditions), ACCEPT_WITHIN, done_within)
-        .await
-    {
-        Ok(Answer::Done { ok: true, message }) => text_response(StatusCode::OK, message),
-        Ok(
-            Answer::Done { message, .. }
-            | Answer::Refused(message)
-            | Answer::Busy(message)
-            | Answer::Accepted(message),
-        ) => text_response(StatusCode::SERVICE_UNAVAILABLE, message),
-        Err(e) => text_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    super::loop_answer(
+        requests
+            .ask(RequestKind::Restart(conditions), ACCEPT_WITHIN, done_within)
+            .await,
+    )
 }
 
 /// The body's filters, or the 400/501 answer Patroni gives for a bad one.

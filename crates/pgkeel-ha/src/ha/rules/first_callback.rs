@@ -38,18 +38,7 @@ impl Ha {
             return;
         }
         // Not while this verdict changes the server (it decides its own callbacks).
-        let changes_server = verdict.actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::Stop(_)
-                    | Action::Promote
-                    | Action::StartTask(_)
-                    | Action::RemoveDataDir
-                    | Action::MoveDataDirAside
-                    | Action::Exit
-                    | Action::Fatal { .. }
-            )
-        });
+        let changes_server = verdict.changes_server();
         if changes_server {
             return;
         }

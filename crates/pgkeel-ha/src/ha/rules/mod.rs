@@ -47,6 +47,26 @@ pub(crate) fn demote(status: impl Into<String>) -> Verdict {
     )
 }
 
+impl Verdict {
+    /// Some action stops, starts, promotes or wipes the server, or ends the agent: rules that
+    /// add work to a verdict for a server as it is (a reload, the first callback) wait for the
+    /// next one.
+    pub(crate) fn changes_server(&self) -> bool {
+        self.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Stop(_)
+                    | Action::Promote
+                    | Action::StartTask(_)
+                    | Action::RemoveDataDir
+                    | Action::MoveDataDirAside
+                    | Action::Exit
+                    | Action::Fatal { .. }
+            )
+        })
+    }
+}
+
 pub(crate) fn verdict(actions: Vec<Action>, status: impl Into<String>) -> Verdict {
     let restep = actions.iter().any(|a| {
         matches!(

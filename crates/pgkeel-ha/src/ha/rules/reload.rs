@@ -39,18 +39,7 @@ impl Ha {
             self.mem.config_reload_pending = false;
             return;
         }
-        let changes_server = verdict.actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::Stop(_)
-                    | Action::Promote
-                    | Action::StartTask(_)
-                    | Action::RemoveDataDir
-                    | Action::MoveDataDirAside
-                    | Action::Exit
-                    | Action::Fatal { .. }
-            )
-        });
+        let changes_server = verdict.changes_server();
         let local = &obs.local;
         if changes_server
             || obs.task.is_some()
