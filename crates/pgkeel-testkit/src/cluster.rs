@@ -104,6 +104,36 @@ impl Default for ClusterOptions {
     }
 }
 
+impl ClusterOptions {
+    /// The settings most end-to-end tests run with: a short lease (ttl 6, loop_wait 1,
+    /// retry_timeout 2) so failovers take seconds, and the binaries under test. Tests call it
+    /// through [`fast_options!`](crate::fast_options), which fills in the binaries Cargo built.
+    pub fn fast(scope: &str, pgkeel_bin: &str, pgkeelctl_bin: &str) -> Self {
+        ClusterOptions {
+            scope: scope.to_owned(),
+            ttl: 6,
+            loop_wait: 1,
+            retry_timeout: 2,
+            pgkeel_bin: Some(pgkeel_bin.into()),
+            pgkeelctl_bin: Some(pgkeelctl_bin.into()),
+            ..ClusterOptions::default()
+        }
+    }
+}
+
+/// `ClusterOptions::fast(scope, ..)` with the `pgkeel` and `pgkeelctl` binaries of the calling
+/// test crate (`env!("CARGO_BIN_EXE_..")` only exists there, hence a macro).
+#[macro_export]
+macro_rules! fast_options {
+    ($scope:expr) => {
+        $crate::ClusterOptions::fast(
+            $scope,
+            env!("CARGO_BIN_EXE_pgkeel"),
+            env!("CARGO_BIN_EXE_pgkeelctl"),
+        )
+    };
+}
+
 /// Where one node lives and listens.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {

@@ -57,14 +57,8 @@ fn e2e_callbacks_get_patronis_arguments_in_the_order_of_events() {
     require_tools();
     let (dir, script) = recorder();
     let mut c = PgkeelCluster::start(ClusterOptions {
-        scope: SCOPE.to_owned(),
-        ttl: 6,
-        loop_wait: 1,
-        retry_timeout: 2,
         callback: Some(format!("{} {{node}}", script.display())),
-        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
-        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
-        ..ClusterOptions::default()
+        ..pgkeel_testkit::fast_options!(SCOPE)
     })
     .expect("start the cluster");
     let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");

@@ -17,11 +17,12 @@ use pgkeel_testkit::{ClusterOptions, PgkeelCluster, nodeconf, require_tools, wai
 use serde_json::Value;
 
 fn options(scope: &str) -> ClusterOptions {
+    // The default lease (ttl 20, retry_timeout 5): this file checks the steady state.
+    let defaults = ClusterOptions::default();
     ClusterOptions {
-        scope: scope.to_owned(),
-        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
-        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
-        ..ClusterOptions::default()
+        ttl: defaults.ttl,
+        retry_timeout: defaults.retry_timeout,
+        ..pgkeel_testkit::fast_options!(scope)
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, require_tools};
+use pgkeel_testkit::{PgkeelCluster, eventually, require_tools};
 use serde_json::{Value, json};
 
 fn show(c: &PgkeelCluster, i: usize, guc: &str) -> String {
@@ -16,16 +16,8 @@ fn show(c: &PgkeelCluster, i: usize, guc: &str) -> String {
 #[test]
 fn e2e_dynamic_parameters_are_reloaded_or_left_pending_until_restart_pending() {
     require_tools();
-    let c = PgkeelCluster::start(ClusterOptions {
-        scope: "e2e-dynconf".to_owned(),
-        ttl: 6,
-        loop_wait: 1,
-        retry_timeout: 2,
-        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
-        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
-        ..ClusterOptions::default()
-    })
-    .expect("start the cluster");
+    let c = PgkeelCluster::start(pgkeel_testkit::fast_options!("e2e-dynconf"))
+        .expect("start the cluster");
     let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
     let before_max = show(&c, leader, "max_connections");
     let wanted_max = (before_max.parse::<u32>().expect("max_connections") + 17).to_string();

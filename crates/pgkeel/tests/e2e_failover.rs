@@ -32,13 +32,10 @@ const RETRY_TIMEOUT: u32 = 2;
 
 fn options(scope: &str) -> ClusterOptions {
     ClusterOptions {
-        scope: scope.to_owned(),
         ttl: TTL,
         loop_wait: LOOP_WAIT,
         retry_timeout: RETRY_TIMEOUT,
-        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
-        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
-        ..ClusterOptions::default()
+        ..pgkeel_testkit::fast_options!(scope)
     }
 }
 

@@ -38,14 +38,8 @@ const HEALTH_BOUND: Duration = Duration::from_millis(300);
 
 fn options(scope: &str) -> ClusterOptions {
     ClusterOptions {
-        scope: scope.to_owned(),
-        ttl: 6,
-        loop_wait: 1,
-        retry_timeout: 2,
         agent_open_files: Some(AGENT_OPEN_FILES),
-        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
-        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
-        ..ClusterOptions::default()
+        ..pgkeel_testkit::fast_options!(scope)
     }
 }
 

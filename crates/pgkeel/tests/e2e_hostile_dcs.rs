@@ -18,13 +18,8 @@ const TTL_S: u32 = 6;
 
 fn options(scope: &str) -> ClusterOptions {
     ClusterOptions {
-        scope: scope.to_owned(),
         ttl: TTL_S,
-        loop_wait: 1,
-        retry_timeout: 2,
-        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
-        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
-        ..ClusterOptions::default()
+        ..pgkeel_testkit::fast_options!(scope)
     }
 }
 

@@ -9,15 +9,7 @@ use pgkeel_testkit::{ClusterOptions, PgkeelCluster, require_tools};
 use serde_json::Value;
 
 fn options(scope: &str) -> ClusterOptions {
-    ClusterOptions {
-        scope: scope.to_owned(),
-        ttl: 6,
-        loop_wait: 1,
-        retry_timeout: 2,
-        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
-        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
-        ..ClusterOptions::default()
-    }
+    pgkeel_testkit::fast_options!(scope)
 }
 
 #[test]

@@ -21,14 +21,8 @@ fn options(scope: &str) -> ClusterOptions {
     let mut tags = vec![BTreeMap::new(); 3];
     tags[NOFAILOVER].insert("nofailover".to_owned(), json!(true));
     ClusterOptions {
-        scope: scope.to_owned(),
-        ttl: 6,
-        loop_wait: 1,
-        retry_timeout: 2,
         tags,
-        pgkeel_bin: Some(env!("CARGO_BIN_EXE_pgkeel").into()),
-        pgkeelctl_bin: Some(env!("CARGO_BIN_EXE_pgkeelctl").into()),
-        ..ClusterOptions::default()
+        ..pgkeel_testkit::fast_options!(scope)
     }
 }
 
