@@ -18,12 +18,12 @@ fn stopped() -> pgkeel_ha::pg::LocalPostgres {
 }
 
 #[test]
-fn the_leader_stops_postgres_first_then_releases_the_key_and_the_lease_and_exits() {
+fn the_leader_checkpoints_stops_postgres_then_hands_over_like_a_switchover_and_exits() {
     let mut n1 = ha("n1");
     let d = n1.step(&leader_obs().request(1, RequestKind::Shutdown).build());
     assert_decision(
         &d,
-        &[Action::Stop(StopMode::Fast)],
+        &[Action::Checkpoint, Action::Stop(StopMode::Fast)],
         "shutting down: stopping PostgreSQL",
     );
     assert!(d.answers.is_empty(), "not done yet");
@@ -41,6 +41,8 @@ fn the_leader_stops_postgres_first_then_releases_the_key_and_the_lease_and_exits
                 event: CallbackEvent::OnStop,
                 role: Role::Primary
             },
+            // The replicas racing for the released key see the shutdown checkpoint's position.
+            Action::WriteShutdownPosition,
             Action::ReleaseLeader,
             Action::RevokeLease,
             Action::Exit,
@@ -50,6 +52,37 @@ fn the_leader_stops_postgres_first_then_releases_the_key_and_the_lease_and_exits
         d.answers.as_slice(),
         [(1, Answer::Done { ok: true, .. })]
     ));
+}
+
+#[test]
+fn a_replica_stops_without_a_checkpoint_and_writes_no_shutdown_position() {
+    let replica_obs = || {
+        obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .fresh_lease("n2")
+            .local(local_replica_of("n1"))
+    };
+    let mut n2 = ha("n2");
+    let d = n2.step(&replica_obs().request(1, RequestKind::Shutdown).build());
+    assert_eq!(d.actions, [Action::Stop(StopMode::Fast)]);
+    let d = n2.step(
+        &replica_obs()
+            .local(stopped())
+            .request(1, RequestKind::Shutdown)
+            .build(),
+    );
+    assert_eq!(
+        d.actions,
+        [
+            Action::Callback {
+                event: CallbackEvent::OnStop,
+                role: Role::Replica
+            },
+            Action::ReleaseLeader,
+            Action::RevokeLease,
+            Action::Exit,
+        ]
+    );
 }
 
 #[test]

@@ -315,3 +315,96 @@ fn e2e_switchover_and_failover_through_rest_and_patronictl() {
         );
     }
 }
+
+/// Issue 8 point 2: SIGTERM of the leader's agent (`systemctl stop`) hands over the way a
+/// switchover does: CHECKPOINT, fast stop, the shutdown position into `status`, the key
+/// released, so a replica takes over well within the TTL; nothing acknowledged is lost, and the
+/// drained node, started again, rejoins as a replica without pg_rewind.
+#[test]
+fn e2e_sigterm_of_the_leaders_agent_hands_over_without_losing_writes() {
+    require_tools();
+    let mut c = PgkeelCluster::start(options("e2e-sigterm")).expect("start the cluster");
+    let mut old = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    if old == NOFAILOVER {
+        // Only nodes 0 and 1 may take over; start from one of them so one replica can.
+        let (code, body) = c
+            .api_request(
+                old,
+                "POST",
+                "/switchover",
+                &json!({"leader": name(&c, old), "candidate": name(&c, 0)}).to_string(),
+            )
+            .expect("POST /switchover");
+        assert_eq!(code, 200, "{body}");
+        wait_leader(&c, 0, Duration::from_secs(60));
+        old = 0;
+    }
+    c.psql(old, "CREATE TABLE bench (t timestamptz)")
+        .expect("create the table");
+    let ports: Vec<u16> = (0..c.len()).map(|i| c.node(i).pg_port).collect();
+    let writer = Writer::start(ports, "e2e-sigterm").expect("start the writer");
+    eventually(Duration::from_secs(30), Duration::from_millis(50), || {
+        if writer.acks().len() >= 20 {
+            Ok(())
+        } else {
+            Err("fewer than 20 writes acknowledged".to_string())
+        }
+    })
+    .expect("writes flow before the shutdown");
+
+    let from = Instant::now();
+    c.terminate_agent(old, Duration::from_secs(60))
+        .expect("the agent exits on SIGTERM");
+    assert_eq!(
+        c.postmaster_pid(old),
+        None,
+        "PostgreSQL still runs after the agent's shutdown"
+    );
+    let new = eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || match c.leader_index() {
+            Some(l) if l != old && c.writable().get(l) == Some(&true) => Ok(l),
+            Some(l) if l != old => Err(format!("{} is not writable yet", name(&c, l))),
+            _ => Err("no new leader".to_string()),
+        },
+    )
+    .unwrap_or_else(|e| panic!("no handover: {e}\n{}", c.log_tails(40)));
+    assert_eq!(
+        new,
+        other(old),
+        "only the other failover-eligible node may lead"
+    );
+    let gap = gap(&writer, from, Instant::now());
+    // Without the release the replicas would wait for the lease (ttl 6 s) to expire.
+    assert!(
+        gap < Duration::from_secs(4),
+        "writes stopped for {gap:?}\n{}",
+        c.log_tails(40)
+    );
+    let log = c.logs(old);
+    assert!(
+        log.contains("shutting down: PostgreSQL stopped, releasing the leader lock"),
+        "{}",
+        c.log_tails(40)
+    );
+
+    let acknowledged = writer.acks().len();
+    drop(writer);
+    let rows: usize = c
+        .psql(new, "SELECT count(*) FROM bench")
+        .expect("count the rows")
+        .parse()
+        .expect("a number");
+    assert!(
+        rows >= acknowledged,
+        "{acknowledged} writes acknowledged, {rows} rows on the new leader"
+    );
+
+    c.restart_agent(old).expect("start the drained node again");
+    wait_leader(&c, new, Duration::from_secs(60));
+    assert_no_rewind(&c, old);
+    eprintln!(
+        "SIGTERM handover: write gap {gap:?}, {acknowledged} writes acknowledged, {rows} rows"
+    );
+}

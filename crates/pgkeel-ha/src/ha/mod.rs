@@ -80,6 +80,8 @@ pub enum ShutdownStage {
     Stopping {
         /// Its role then, `None` when it was not running.
         was_running: Option<Role>,
+        /// This node held the leader key then: its shutdown position goes into `status`.
+        leader: bool,
     },
     /// PostgreSQL is down; the leader key and the lease are being given up.
     Releasing,

@@ -1,13 +1,17 @@
-//! `pgkeel-bench-switchover [--rounds N] [--ttl S] [--loop-wait S] [--retry-timeout S]`: write
-//! unavailability of a 3-node cluster during a planned switchover.
+//! `pgkeel-bench-switchover [--mode switchover|sigterm] [--rounds N] [--ttl S] [--loop-wait S]
+//! [--retry-timeout S]`: write unavailability of a 3-node cluster during a planned switchover,
+//! or while the leader's agent is stopped with SIGTERM (`systemctl stop`).
 //!
 //! A client writes one row every 20 ms to whichever node accepts writes
 //! (`pgkeel_testkit::writer`). Each round, on a healthy cluster (1 leader running + 2 replicas
-//! streaming), `POST /switchover {"leader": L, "candidate": C}` is sent to the leader and the
-//! longest interval between consecutive acknowledged writes, from the last write sent before the
-//! request until writes flowed for 2 s on the new leader, is the round's gap. Rounds alternate
-//! between two nodes. Prints every round, min/median/max, the target, the settings, the machine
-//! and Patroni's number from the field notes. It reports; it does not assert.
+//! streaming), either `POST /switchover {"leader": L, "candidate": C}` is sent to the leader
+//! (rounds alternate between two nodes) or the leader's agent gets SIGTERM (and is started
+//! again once another node leads, to rejoin as a replica). The longest interval between
+//! consecutive acknowledged writes, from the last write sent before the request or signal until
+//! writes flowed for 2 s on the new leader, is the round's gap. Prints every round,
+//! min/median/max, the target, the settings, the machine and Patroni's number from the field
+//! notes, and how many acknowledged writes are missing on the last leader (none may be). It
+//! reports; it does not assert.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,10 +28,20 @@ const PATRONI_S: f64 = 2.38;
 /// How long writes must flow after the switch before the gap is taken.
 const SETTLE: Duration = Duration::from_secs(2);
 
-const USAGE: &str =
-    "usage: pgkeel-bench-switchover [--rounds N] [--ttl S] [--loop-wait S] [--retry-timeout S]";
+const USAGE: &str = "usage: pgkeel-bench-switchover [--mode switchover|sigterm] [--rounds N] \
+                     [--ttl S] [--loop-wait S] [--retry-timeout S]";
+
+/// What hands the leadership over in each round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `POST /switchover` to the leader, naming the candidate.
+    Switchover,
+    /// SIGTERM to the leader's agent (a drained node); the agent is started again afterwards.
+    Sigterm,
+}
 
 struct Args {
+    mode: Mode,
     rounds: usize,
     ttl: u32,
     loop_wait: u32,
@@ -37,6 +51,7 @@ struct Args {
 fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     // Patroni's defaults: the switchover path must not depend on them.
     let mut a = Args {
+        mode: Mode::Switchover,
         rounds: 10,
         ttl: 30,
         loop_wait: 10,
@@ -47,6 +62,14 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         let value = it
             .next()
             .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        if flag == "--mode" {
+            a.mode = match value.as_str() {
+                "switchover" => Mode::Switchover,
+                "sigterm" => Mode::Sigterm,
+                other => bail!("--mode {other}: expected switchover or sigterm\n{USAGE}"),
+            };
+            continue;
+        }
         let n: u32 = value
             .parse()
             .with_context(|| format!("{flag} {value}: not a number\n{USAGE}"))?;
@@ -65,7 +88,7 @@ fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = parse_args(&args)?;
     pgkeel_testkit::require_tools();
-    let c = PgkeelCluster::start(ClusterOptions {
+    let mut c = PgkeelCluster::start(ClusterOptions {
         scope: "bench-switchover".into(),
         ttl: a.ttl,
         loop_wait: a.loop_wait,
@@ -78,10 +101,10 @@ fn run() -> anyhow::Result<()> {
     c.psql(leader, "CREATE TABLE bench (t timestamptz)")?;
     let ports: Vec<u16> = (0..c.len()).map(|i| c.node(i).pg_port).collect();
     let writer = Writer::start(ports, "pgkeel-bench-switchover")?;
-    let candidate_of = |l: usize| if l == 0 { 1 } else { 0 };
     println!("machine:  {}", machine());
     println!(
-        "settings: ttl {} / loop_wait {} / retry_timeout {}; one INSERT every {} ms",
+        "settings: {:?}; ttl {} / loop_wait {} / retry_timeout {}; one INSERT every {} ms",
+        a.mode,
         a.ttl,
         a.loop_wait,
         a.retry_timeout,
@@ -91,62 +114,110 @@ fn run() -> anyhow::Result<()> {
     for round in 1..=a.rounds {
         // Writes flowing on a healthy cluster before the request.
         std::thread::sleep(Duration::from_secs(2));
-        let cand = candidate_of(leader);
-        let body = format!(
-            r#"{{"leader":"{}","candidate":"{}"}}"#,
-            c.node(leader).name,
-            c.node(cand).name
-        );
         let t = Instant::now();
-        let (code, answer) = c.api_request_within(
-            leader,
-            "POST",
-            "/switchover",
-            &body,
-            Duration::from_secs(60),
-        )?;
-        if code != 200 {
-            bail!("round {round}: {code} {answer}\n{}", c.log_tails(30));
-        }
-        // Healthy, and the new leader's PostgreSQL takes writes (the key alone is not enough).
-        let now_leader = eventually(Duration::from_secs(60), Duration::from_millis(50), || {
-            let l = c.check_healthy()?;
-            if c.writable().get(l) == Some(&true) {
-                Ok(l)
-            } else {
-                Err(format!(
-                    "{} holds the key but is not writable yet",
-                    c.node(l).name
-                ))
+        let expected = match a.mode {
+            Mode::Switchover => Some(switchover(&c, leader, round)?),
+            Mode::Sigterm => {
+                c.terminate_agent(leader, Duration::from_secs(60))
+                    .with_context(|| format!("round {round}\n{}", c.log_tails(30)))?;
+                None
             }
+        };
+        let now_leader = eventually(Duration::from_secs(60), Duration::from_millis(50), || {
+            new_writable_leader(&c, leader)
         })
-        .map_err(|e| anyhow::anyhow!("round {round}: not healthy: {e}\n{}", c.log_tails(60)))?;
-        if now_leader != cand {
+        .map_err(|e| anyhow::anyhow!("round {round}: no new leader: {e}\n{}", c.log_tails(60)))?;
+        if let Some(cand) = expected
+            && now_leader != cand
+        {
             bail!("round {round}: {} leads, not {}", now_leader, cand);
         }
         std::thread::sleep(SETTLE);
         let gap = writer
             .longest_gap(t, Instant::now())
-            .context("no writes around the switchover")?;
+            .context("no writes around the handover")?;
         let s = gap.as_secs_f64();
         println!(
             "round {round:>2}: {} -> {}: write gap {s:.3} s (load {})",
             c.node(leader).name,
-            c.node(cand).name,
+            c.node(now_leader).name,
             load()
         );
         gaps.push(s);
-        leader = cand;
+        if a.mode == Mode::Sigterm {
+            // The drained node comes back and rejoins as a replica before the next round.
+            c.restart_agent(leader)?;
+        }
+        c.wait_healthy(Duration::from_secs(120))
+            .with_context(|| format!("round {round}: the cluster did not settle"))?;
+        leader = now_leader;
     }
+    let acknowledged = writer.acks().len();
     drop(writer);
+    // Every acknowledged INSERT is a row on the last leader (more rows are fine: a commit
+    // whose acknowledgement was lost in the handover).
+    let rows: usize = c
+        .psql(leader, "SELECT count(*) FROM bench")?
+        .trim()
+        .parse()
+        .context("counting the rows on the last leader")?;
+    println!(
+        "acknowledged writes: {acknowledged}, rows on the last leader: {rows}, lost: {}",
+        acknowledged.saturating_sub(rows)
+    );
     if let Some((min, median, max)) = stats(&gaps) {
+        let what = match a.mode {
+            Mode::Switchover => "planned switchover",
+            Mode::Sigterm => "leader agent SIGTERM",
+        };
         println!(
-            "planned switchover write gap: min {min:.3} s / median {median:.3} s / max {max:.3} s over {} rounds",
+            "{what} write gap: min {min:.3} s / median {median:.3} s / max {max:.3} s over {} rounds",
             gaps.len()
         );
-        println!("target: median < {TARGET_S} s; Patroni 4.1.5 on this machine: {PATRONI_S} s");
+        println!(
+            "target: median < {TARGET_S} s; Patroni 4.1.5 on this machine (switchover): {PATRONI_S} s"
+        );
     }
     Ok(())
+}
+
+/// Asks `leader` to hand over to another node (alternating between nodes 0 and 1); returns the
+/// candidate's index.
+fn switchover(c: &PgkeelCluster, leader: usize, round: usize) -> anyhow::Result<usize> {
+    let cand = if leader == 0 { 1 } else { 0 };
+    let body = format!(
+        r#"{{"leader":"{}","candidate":"{}"}}"#,
+        c.node(leader).name,
+        c.node(cand).name
+    );
+    let (code, answer) = c.api_request_within(
+        leader,
+        "POST",
+        "/switchover",
+        &body,
+        Duration::from_secs(60),
+    )?;
+    if code != 200 {
+        bail!("round {round}: {code} {answer}\n{}", c.log_tails(30));
+    }
+    Ok(cand)
+}
+
+/// A node other than `old` holds the key and its PostgreSQL takes writes (the key alone is not
+/// enough).
+fn new_writable_leader(c: &PgkeelCluster, old: usize) -> Result<usize, String> {
+    let l = c
+        .leader_index()
+        .filter(|&l| l != old)
+        .ok_or_else(|| "no new leader yet".to_string())?;
+    if c.writable().get(l) == Some(&true) {
+        Ok(l)
+    } else {
+        Err(format!(
+            "{} holds the key but is not writable yet",
+            c.node(l).name
+        ))
+    }
 }
 
 fn main() -> ExitCode {
@@ -166,5 +237,8 @@ mod tests {
         assert_eq!((a.rounds, a.loop_wait), (3, 1));
         assert!(parse_args(&s(&["--rounds"])).is_err());
         assert!(parse_args(&s(&["--nope", "1"])).is_err());
+        let a = parse_args(&s(&["--mode", "sigterm"])).unwrap();
+        assert_eq!(a.mode, Mode::Sigterm);
+        assert!(parse_args(&s(&["--mode", "reboot"])).is_err());
     }
 }

@@ -6,6 +6,12 @@
 //!   key is released and the lease revoked (the member key goes with it), so the others race
 //!   at once instead of waiting for the TTL; then the agent exits. A server still running after
 //!   the stop keeps the key: a replica must not promote next to a server that may take writes.
+//! * the leader hands over the way a switchover does (issue 8 point 2): a CHECKPOINT before the
+//!   stop (so the shutdown checkpoint is short and the write pause with it), and the shutdown
+//!   checkpoint's position into `status` before the key is released (Patroni's
+//!   `delete_leader(last_lsn)`), so the replicas that race see they have all of it. The healthiest
+//!   replica wins the race the release starts; the old primary, stopped cleanly, can rejoin as a
+//!   replica without pg_rewind.
 //!
 //! The stages live in `HaMemory::shutdown`; each step observes the server again, so the core
 //! sees whether the stop worked rather than trusting the action.
@@ -44,10 +50,19 @@ impl Ha {
                         .local
                         .running
                         .then(|| Role::running_as(self.may_accept_writes(&obs.local)));
-                    self.mem.shutdown = Some(ShutdownStage::Stopping { was_running });
+                    let leader = self.holds_leader_key(obs);
+                    self.mem.shutdown = Some(ShutdownStage::Stopping {
+                        was_running,
+                        leader,
+                    });
                     self.mem.expect_running = false;
+                    let mut actions = Vec::new();
+                    if leader && obs.local.is_running_primary() {
+                        actions.push(Action::Checkpoint);
+                    }
+                    actions.push(Action::Stop(StopMode::Fast));
                     (
-                        vec![Action::Stop(StopMode::Fast)],
+                        actions,
                         "shutting down: stopping PostgreSQL".to_string(),
                         false,
                     )
@@ -57,7 +72,10 @@ impl Ha {
                     self.level = StatusLevel::Error;
                     (vec![Action::Exit], STOP_FAILED.to_string(), true)
                 }
-                Some(ShutdownStage::Stopping { was_running }) => {
+                Some(ShutdownStage::Stopping {
+                    was_running,
+                    leader,
+                }) => {
                     self.mem.shutdown = Some(ShutdownStage::Releasing);
                     let mut actions = Vec::new();
                     if let Some(role) = was_running {
@@ -65,6 +83,9 @@ impl Ha {
                             event: CallbackEvent::OnStop,
                             role,
                         });
+                    }
+                    if leader && was_running == Some(Role::Primary) {
+                        actions.push(Action::WriteShutdownPosition);
                     }
                     actions.extend([Action::ReleaseLeader, Action::RevokeLease, Action::Exit]);
                     (
@@ -88,5 +109,14 @@ impl Ha {
             ));
         }
         Some(verdict(actions, status))
+    }
+
+    /// Whether the last DCS view names this node as the leader key's holder.
+    fn holds_leader_key(&self, obs: &Observation) -> bool {
+        obs.dcs
+            .as_ref()
+            .ok()
+            .and_then(|c| c.leader.as_ref())
+            .is_some_and(|l| l.name == self.cfg.name)
     }
 }
