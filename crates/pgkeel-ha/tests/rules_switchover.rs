@@ -5,7 +5,7 @@
 mod support;
 
 use pgkeel_ha::Decision;
-use pgkeel_ha::ha::{Action, CallbackEvent, Outcome, PeerStatus, Role, StopMode, WARNING_NOTE};
+use pgkeel_ha::ha::{Action, CallbackEvent, Ha, Outcome, PeerStatus, Role, StopMode, WARNING_NOTE};
 use pgkeel_ha::pg::ServerRole;
 use pgkeel_ha::time::MonoTime;
 use serde_json::json;
@@ -528,5 +528,123 @@ fn an_old_primary_past_the_switch_point_is_rewound() {
         ),
         "{:?}",
         d
+    );
+}
+
+/// The history entry of timeline `tl` (switch at `lsn`).
+fn history_entry(tl: u32, lsn: u64) -> serde_json::Value {
+    json!([
+        tl,
+        lsn,
+        "no recovery target specified",
+        "2026-12-02T15:00:00+00:00",
+        "n2"
+    ])
+}
+
+/// n1 was the primary of timeline 2 and stopped cleanly at `ckpt`; n2 now leads on timeline 3
+/// with `history` published. One step at `now_ms`.
+fn second_switch_step(n1: &mut Ha, history: serde_json::Value, ckpt: u64, now_ms: u64) -> Decision {
+    let c = ClusterBuilder::initialized()
+        .config(json!({"loop_wait": 10, "ttl": 30}))
+        .history(history)
+        .leader("n2")
+        .member("n1", |m| m.state("stopped"))
+        .member("n2", |m| m.primary().timeline(3))
+        .member("n3", |m| m);
+    n1.step(
+        &obs()
+            .now(now_ms)
+            .cluster(c)
+            .fresh_lease("n1")
+            .local(local_stopped("shut down", 2, ckpt))
+            .build(),
+    )
+}
+
+/// n1 after running as the primary (of timeline 2).
+fn former_primary_n1() -> Ha {
+    let mut n1 = ha("n1");
+    n1.step(
+        &obs()
+            .cluster(led_by_n1(None, None, None))
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    assert_eq!(n1.memory().last_role, Some(ServerRole::Primary));
+    n1
+}
+
+/// The flake of `e2e_switchover` (switchover and back): the old primary of timeline 2 saw the new
+/// leader on timeline 3 before it had written timeline 2's entry into `history`, took the old
+/// history as proof of divergence and was rewound needlessly. It waits for the entry now.
+#[test]
+fn an_old_primary_waits_for_the_new_leaders_history_entry_instead_of_rewinding() {
+    let mut n1 = former_primary_n1();
+    let stale = json!([history_entry(1, 5000)]);
+    let d = second_switch_step(&mut n1, stale.clone(), 6000, 1_000);
+    assert_decision(
+        &d,
+        &[],
+        "not starting yet: waiting for leader n2 to publish its timeline history",
+    );
+    let d = second_switch_step(&mut n1, stale, 6000, 20_000);
+    assert!(d.actions.is_empty(), "{d:?}");
+    // The entry arrives: timeline 2 ended at 7000, past the shutdown checkpoint.
+    let d = second_switch_step(
+        &mut n1,
+        json!([history_entry(1, 5000), history_entry(2, 7000)]),
+        6000,
+        21_000,
+    );
+    assert_decision(
+        &d,
+        &[Action::StartTask(pgkeel_ha::ha::TaskKind::Start {
+            as_primary: false,
+            follow: Some("n2".into()),
+        })],
+        "starting as a secondary",
+    );
+}
+
+#[test]
+fn a_history_that_stays_without_the_entry_for_a_ttl_means_divergence() {
+    let mut n1 = former_primary_n1();
+    let stale = json!([history_entry(1, 5000)]);
+    let d = second_switch_step(&mut n1, stale.clone(), 6000, 1_000);
+    assert!(d.actions.is_empty(), "{d:?}");
+    // ttl 30 s later the entry is still missing (PostgreSQL may skip timeline numbers).
+    let d = second_switch_step(&mut n1, stale, 6000, 31_000);
+    assert!(
+        matches!(
+            d.actions.as_slice(),
+            [Action::StartTask(pgkeel_ha::ha::TaskKind::Rewind { from })] if from == "n2"
+        ),
+        "{d:?}"
+    );
+    assert!(
+        d.status
+            .contains("timeline 2 is not in the leader's history"),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_history_past_the_local_timeline_without_its_entry_means_divergence_at_once() {
+    let mut n1 = former_primary_n1();
+    // The history knows timelines 1 and 3 but not 2: n1's timeline 2 is no ancestor.
+    let d = second_switch_step(
+        &mut n1,
+        json!([history_entry(1, 5000), history_entry(3, 9000)]),
+        6000,
+        1_000,
+    );
+    assert!(
+        matches!(
+            d.actions.as_slice(),
+            [Action::StartTask(pgkeel_ha::ha::TaskKind::Rewind { .. })]
+        ),
+        "{d:?}"
     );
 }

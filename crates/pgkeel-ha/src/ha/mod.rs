@@ -116,6 +116,11 @@ pub struct HaMemory {
     pub rewind_failed: bool,
     /// The local data directory was checked against the current leader and does not need rewind.
     pub divergence_checked_for: Option<String>,
+    /// Since when this node waits for the leader (name, timeline) to publish the `history`
+    /// entry of the local timeline: a new leader writes it right after its promotion, so a
+    /// history without it is first taken as not written yet, for at most a TTL, instead of as
+    /// proof of divergence (a switchover's old primary was rewound needlessly that way).
+    pub history_wait: Option<(String, u32, MonoTime)>,
     /// The leader seen last cycle (to log leader changes).
     pub last_leader: Option<String>,
     /// The timeline this node's replica last streamed on. Once the WAL receiver stops (the

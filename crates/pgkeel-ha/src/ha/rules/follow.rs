@@ -74,7 +74,7 @@ impl Ha {
     }
 
     /// Compares the stopped local data directory with the leader's timeline history.
-    pub(crate) fn divergence(&self, ctx: &Ctx<'_>, leader: &str) -> Divergence {
+    pub(crate) fn divergence(&mut self, ctx: &Ctx<'_>, leader: &str) -> Divergence {
         let local = &ctx.obs.local;
         let former_primary = self.mem.last_role == Some(crate::pg::ServerRole::Primary)
             || (self.mem.last_role.is_none() && local.was_primary_per_controldata());
@@ -107,6 +107,10 @@ impl Ha {
                 Divergence::No
             };
         }
+        if local.cluster_state.as_deref() != Some("shut down") {
+            // Whatever the switch point: its WAL past the last checkpoint is unknown.
+            return Divergence::Yes("the former primary was not shut down cleanly".into());
+        }
         let switch = ctx
             .cluster
             .history
@@ -114,19 +118,8 @@ impl Ha {
             .and_then(|h| h.iter().find(|e| e.timeline == my_tl))
             .map(|e| e.lsn);
         let Some(switch) = switch else {
-            // A published history without this timeline (PostgreSQL may skip timeline numbers,
-            // so `cluster.timeline()` can be below the leader's): a promotion it never saw.
-            return if ctx.cluster.timeline() > my_tl || ctx.cluster.history.is_some() {
-                Divergence::Yes(format!("timeline {my_tl} is not in the leader's history"))
-            } else {
-                Divergence::Unknown(format!(
-                    "waiting for leader {leader} to publish its timeline history"
-                ))
-            };
+            return self.missing_from_history(ctx, leader, my_tl, leader_tl);
         };
-        if local.cluster_state.as_deref() != Some("shut down") {
-            return Divergence::Yes("the former primary was not shut down cleanly".into());
-        }
         match local.checkpoint_lsn {
             Some(lsn) if lsn.0 <= switch => Divergence::No,
             Some(lsn) => Divergence::Yes(format!(
@@ -139,7 +132,7 @@ impl Ha {
 
     /// A replica diverged only if its WAL went past the point where the leader's timeline
     /// forked off its own (it received WAL the new leader never had).
-    fn replica_divergence(&self, ctx: &Ctx<'_>, leader: &str) -> Divergence {
+    fn replica_divergence(&mut self, ctx: &Ctx<'_>, leader: &str) -> Divergence {
         let local = &ctx.obs.local;
         let (Some(reported_tl), Some(pos)) =
             (local.timeline, local.wal_position.or(local.checkpoint_lsn))
@@ -171,12 +164,50 @@ impl Ha {
                 crate::pg::Lsn(sw)
             )),
             // The history is published but does not know this timeline: a promotion the
-            // leader never saw (at worst this costs a needless rewind).
+            // leader never saw (at worst this costs a needless rewind), unless the leader has
+            // not written its newest entry yet.
             None if ctx.cluster.history.is_some() => {
-                Divergence::Yes(format!("timeline {my_tl} is not in the leader's history"))
+                self.missing_from_history(ctx, leader, my_tl, leader_tl)
             }
             _ => Divergence::No,
         }
+    }
+
+    /// The published `history` has no entry for `my_tl` while the leader runs on a later
+    /// timeline. If the history has not reached `my_tl` yet and lags the leader's timeline, the
+    /// new leader has probably not written it since its promotion: wait, for at most a TTL
+    /// (PostgreSQL may skip timeline numbers, so a history can lag for good). Otherwise, or
+    /// after the wait, `my_tl` is not an ancestor of the leader's timeline: diverged.
+    fn missing_from_history(
+        &mut self,
+        ctx: &Ctx<'_>,
+        leader: &str,
+        my_tl: u32,
+        leader_tl: u32,
+    ) -> Divergence {
+        let not_reached = ctx
+            .cluster
+            .history
+            .as_ref()
+            .is_none_or(|h| h.iter().all(|e| e.timeline < my_tl));
+        if not_reached && ctx.cluster.timeline() < leader_tl {
+            let now = ctx.obs.now;
+            let since = match &self.mem.history_wait {
+                Some((l, tl, since)) if l == leader && *tl == leader_tl => *since,
+                _ => {
+                    self.mem.history_wait = Some((leader.to_string(), leader_tl, now));
+                    now
+                }
+            };
+            if now.since(since) < ctx.gc.ttl.saturating_mul(1000) {
+                return Divergence::Unknown(format!(
+                    "waiting for leader {leader} to publish its timeline history"
+                ));
+            }
+        } else {
+            self.mem.history_wait = None;
+        }
+        Divergence::Yes(format!("timeline {my_tl} is not in the leader's history"))
     }
 
     /// Stopped, another node leads: rewind, re-clone or start as its replica.
