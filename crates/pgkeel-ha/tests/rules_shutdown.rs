@@ -17,6 +17,21 @@ fn stopped() -> pgkeel_ha::pg::LocalPostgres {
     local_stopped("shut down", 1, 0x300_0000)
 }
 
+/// What follows a successful stop of a server that ran as `role`: `on_stop`, the shutdown
+/// position when it was the leader's primary, the release, the revocation and the exit.
+fn after_the_stop(role: Role) -> Vec<Action> {
+    let mut actions = vec![Action::Callback {
+        event: CallbackEvent::OnStop,
+        role,
+    }];
+    if role == Role::Primary {
+        // The replicas racing for the released key see the shutdown checkpoint's position.
+        actions.push(Action::WriteShutdownPosition);
+    }
+    actions.extend([Action::ReleaseLeader, Action::RevokeLease, Action::Exit]);
+    actions
+}
+
 #[test]
 fn the_leader_checkpoints_stops_postgres_then_hands_over_like_a_switchover_and_exits() {
     let mut n1 = ha("n1");
@@ -34,20 +49,7 @@ fn the_leader_checkpoints_stops_postgres_then_hands_over_like_a_switchover_and_e
             .request(1, RequestKind::Shutdown)
             .build(),
     );
-    assert_eq!(
-        d.actions,
-        [
-            Action::Callback {
-                event: CallbackEvent::OnStop,
-                role: Role::Primary
-            },
-            // The replicas racing for the released key see the shutdown checkpoint's position.
-            Action::WriteShutdownPosition,
-            Action::ReleaseLeader,
-            Action::RevokeLease,
-            Action::Exit,
-        ]
-    );
+    assert_eq!(d.actions, after_the_stop(Role::Primary));
     assert!(matches!(
         d.answers.as_slice(),
         [(1, Answer::Done { ok: true, .. })]
@@ -71,18 +73,7 @@ fn a_replica_stops_without_a_checkpoint_and_writes_no_shutdown_position() {
             .request(1, RequestKind::Shutdown)
             .build(),
     );
-    assert_eq!(
-        d.actions,
-        [
-            Action::Callback {
-                event: CallbackEvent::OnStop,
-                role: Role::Replica
-            },
-            Action::ReleaseLeader,
-            Action::RevokeLease,
-            Action::Exit,
-        ]
-    );
+    assert_eq!(d.actions, after_the_stop(Role::Replica));
 }
 
 #[test]

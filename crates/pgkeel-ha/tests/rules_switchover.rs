@@ -465,61 +465,27 @@ fn the_new_leader_clears_the_failover_key_after_promoting() {
 /// n1 was the primary on timeline 1 and was shut down cleanly with its checkpoint at `ckpt`;
 /// n2 leads on timeline 2.
 fn old_primary(history: serde_json::Value, ckpt: u64) -> Decision {
-    let c = ClusterBuilder::initialized()
-        .config(json!({"loop_wait": 10, "ttl": 30}))
-        .history(history)
-        .leader("n2")
-        .member("n1", |m| m.state("stopped"))
-        .member("n2", |m| m.primary().timeline(2))
-        .member("n3", |m| m);
-    let mut n1 = ha("n1");
-    // It ran as the primary before.
-    n1.step(
-        &obs()
-            .cluster(led_by_n1(None, None, None))
-            .fresh_lease("n1")
-            .local(local_primary())
-            .build(),
-    );
-    assert_eq!(n1.memory().last_role, Some(ServerRole::Primary));
-    n1.step(
-        &obs()
-            .cluster(c)
-            .fresh_lease("n1")
-            .local(local_stopped("shut down", 1, ckpt))
-            .build(),
-    )
+    old_primary_step(&mut former_primary_n1(), history, 1, ckpt, NOW)
+}
+
+/// The actions that start this node as a replica of `leader`.
+fn start_as_replica_of(leader: &str) -> Vec<Action> {
+    vec![Action::StartTask(pgkeel_ha::ha::TaskKind::Start {
+        as_primary: false,
+        follow: Some(leader.into()),
+    })]
 }
 
 #[test]
 fn the_cleanly_stopped_old_primary_follows_without_rewind() {
-    let history = json!([[
-        1,
-        5000,
-        "no recovery target specified",
-        "2026-12-02T15:00:00+00:00",
-        "n2"
-    ]]);
+    let history = json!([history_entry(1, 5000)]);
     let d = old_primary(history, 4900);
-    assert_decision(
-        &d,
-        &[Action::StartTask(pgkeel_ha::ha::TaskKind::Start {
-            as_primary: false,
-            follow: Some("n2".into()),
-        })],
-        "starting as a secondary",
-    );
+    assert_decision(&d, &start_as_replica_of("n2"), "starting as a secondary");
 }
 
 #[test]
 fn an_old_primary_past_the_switch_point_is_rewound() {
-    let history = json!([[
-        1,
-        5000,
-        "no recovery target specified",
-        "2026-12-02T15:00:00+00:00",
-        "n2"
-    ]]);
+    let history = json!([history_entry(1, 5000)]);
     let d = old_primary(history, 5100);
     assert!(
         matches!(
@@ -542,27 +508,38 @@ fn history_entry(tl: u32, lsn: u64) -> serde_json::Value {
     ])
 }
 
-/// n1 was the primary of timeline 2 and stopped cleanly at `ckpt`; n2 now leads on timeline 3
-/// with `history` published. One step at `now_ms`.
-fn second_switch_step(n1: &mut Ha, history: serde_json::Value, ckpt: u64, now_ms: u64) -> Decision {
+/// n1 was the primary of timeline `my_tl` and stopped cleanly at `ckpt`; n2 now leads on the
+/// next timeline with `history` published. One step at `now_ms`.
+fn old_primary_step(
+    n1: &mut Ha,
+    history: serde_json::Value,
+    my_tl: u32,
+    ckpt: u64,
+    now_ms: u64,
+) -> Decision {
     let c = ClusterBuilder::initialized()
         .config(json!({"loop_wait": 10, "ttl": 30}))
         .history(history)
         .leader("n2")
         .member("n1", |m| m.state("stopped"))
-        .member("n2", |m| m.primary().timeline(3))
+        .member("n2", |m| m.primary().timeline(my_tl + 1))
         .member("n3", |m| m);
     n1.step(
         &obs()
             .now(now_ms)
             .cluster(c)
             .fresh_lease("n1")
-            .local(local_stopped("shut down", 2, ckpt))
+            .local(local_stopped("shut down", my_tl, ckpt))
             .build(),
     )
 }
 
-/// n1 after running as the primary (of timeline 2).
+/// The second switch: n1 was the primary of timeline 2, n2 leads on timeline 3.
+fn second_switch_step(n1: &mut Ha, history: serde_json::Value, ckpt: u64, now_ms: u64) -> Decision {
+    old_primary_step(n1, history, 2, ckpt, now_ms)
+}
+
+/// n1 after running as the primary.
 fn former_primary_n1() -> Ha {
     let mut n1 = ha("n1");
     n1.step(
@@ -598,14 +575,7 @@ fn an_old_primary_waits_for_the_new_leaders_history_entry_instead_of_rewinding()
         6000,
         21_000,
     );
-    assert_decision(
-        &d,
-        &[Action::StartTask(pgkeel_ha::ha::TaskKind::Start {
-            as_primary: false,
-            follow: Some("n2".into()),
-        })],
-        "starting as a secondary",
-    );
+    assert_decision(&d, &start_as_replica_of("n2"), "starting as a secondary");
 }
 
 #[test]

@@ -733,6 +733,23 @@ impl PgkeelCluster {
         }
     }
 
+    /// One check that a node other than `old` holds the key and its PostgreSQL takes writes
+    /// (the key alone is not enough): its index. For handovers (switchover, SIGTERM).
+    pub fn writable_leader_other_than(&self, old: usize) -> Result<usize, String> {
+        let l = self
+            .leader_index()
+            .filter(|&l| l != old)
+            .ok_or_else(|| "no new leader yet".to_string())?;
+        if self.writable().get(l) == Some(&true) {
+            Ok(l)
+        } else {
+            Err(format!(
+                "{} holds the key but is not writable yet",
+                self.node(l).name
+            ))
+        }
+    }
+
     /// Polls until exactly one node answers `/primary` with 200; its index.
     pub fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<usize> {
         eventually(timeout, Duration::from_millis(100), || {

@@ -124,7 +124,7 @@ fn run() -> anyhow::Result<()> {
             }
         };
         let now_leader = eventually(Duration::from_secs(60), Duration::from_millis(50), || {
-            new_writable_leader(&c, leader)
+            c.writable_leader_other_than(leader)
         })
         .map_err(|e| anyhow::anyhow!("round {round}: no new leader: {e}\n{}", c.log_tails(60)))?;
         if let Some(cand) = expected
@@ -201,23 +201,6 @@ fn switchover(c: &PgkeelCluster, leader: usize, round: usize) -> anyhow::Result<
         bail!("round {round}: {code} {answer}\n{}", c.log_tails(30));
     }
     Ok(cand)
-}
-
-/// A node other than `old` holds the key and its PostgreSQL takes writes (the key alone is not
-/// enough).
-fn new_writable_leader(c: &PgkeelCluster, old: usize) -> Result<usize, String> {
-    let l = c
-        .leader_index()
-        .filter(|&l| l != old)
-        .ok_or_else(|| "no new leader yet".to_string())?;
-    if c.writable().get(l) == Some(&true) {
-        Ok(l)
-    } else {
-        Err(format!(
-            "{} holds the key but is not writable yet",
-            c.node(l).name
-        ))
-    }
 }
 
 fn main() -> ExitCode {

@@ -115,8 +115,6 @@ impl Ha {
     fn holds_leader_key(&self, obs: &Observation) -> bool {
         obs.dcs
             .as_ref()
-            .ok()
-            .and_then(|c| c.leader.as_ref())
-            .is_some_and(|l| l.name == self.cfg.name)
+            .is_ok_and(|c| c.leader_name() == Some(self.cfg.name.as_str()))
     }
 }
