@@ -1049,3 +1049,69 @@ async fn restart_without_a_loop_is_refused_not_hung() {
     assert_eq!(api.post("/restart", "", true).await.0, 503);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+impl Api {
+    /// `METHOD path` with body `{}` and the given basic-auth credentials.
+    async fn write(&self, method: &str, path: &str, auth: Option<(&str, &str)>) -> (u16, String) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .body("{}");
+        if let Some((u, p)) = auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    fn dcs_dump(&self) -> BTreeMap<String, (Vec<u8>, i64)> {
+        self.dcs.kv.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn no_write_method_reaches_a_handler_without_the_configured_credentials() {
+    use pgkeel::api::WriteEndpoint;
+    let api = start("leader").await;
+    let before = api.dcs_dump();
+    let mut paths: Vec<&str> = WriteEndpoint::ALL.iter().map(|(_, _, p)| *p).collect();
+    paths.extend([
+        "/patroni",
+        "/cluster",
+        "/reload",
+        "/config/ttl",
+        "/restart/now",
+        "/",
+    ]);
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        for path in &paths {
+            let (code, body) = api.write(method, path, None).await;
+            let segment = path.trim_start_matches('/').split('/').next().unwrap();
+            let is_write = WriteEndpoint::route(&method.parse().unwrap(), segment).is_some();
+            if is_write {
+                assert_eq!(
+                    (code, body.as_str()),
+                    (401, "no auth header received"),
+                    "{method} {path}"
+                );
+                let wrong = api.write(method, path, Some(("admin", "secreT"))).await;
+                assert_eq!(
+                    (wrong.0, wrong.1.as_str()),
+                    (401, "not authenticated"),
+                    "{method} {path}"
+                );
+            } else {
+                assert_eq!(code, 501, "{method} {path}: {body}");
+            }
+        }
+    }
+    assert_eq!(api.dcs_dump(), before, "a refused request changed the DCS");
+    for (endpoint, method, path) in WriteEndpoint::ALL {
+        let (code, body) = api.write(method, path, Some(("admin", "secret"))).await;
+        assert!(
+            code != 401 && code != 501,
+            "{endpoint:?}: {code} {body} with the right credentials"
+        );
+    }
+}

@@ -123,38 +123,74 @@ async fn dispatch(
                 None => text_response(StatusCode::NOT_FOUND, "Not Found"),
             }
         }
-        (&Method::PATCH, "config") => match auth::check(state.auth.as_ref(), &headers) {
-            Ok(()) => config::patch(&state, &body).await,
-            Err(r) => r,
+        _ => match WriteEndpoint::route(&method, segment) {
+            // Every write goes through this one check: a new write endpoint cannot forget it.
+            Some(endpoint) => match auth::check(state.auth.as_ref(), &headers) {
+                Ok(()) => endpoint.serve(&state, &body).await,
+                Err(r) => r,
+            },
+            None => text_response(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("Unsupported method ({:?})", bounded(method.as_str())),
+            ),
         },
-        (&Method::PUT, "config") => match auth::check(state.auth.as_ref(), &headers) {
-            Ok(()) => config::put(&state, &body).await,
-            Err(r) => r,
-        },
-        (&Method::POST, "restart") => match auth::check(state.auth.as_ref(), &headers) {
-            Ok(()) => restart::post(&state, &body).await,
-            Err(r) => r,
-        },
-        (&Method::POST, "reinitialize") => match auth::check(state.auth.as_ref(), &headers) {
-            Ok(()) => reinitialize::post(&state, &body).await,
-            Err(r) => r,
-        },
-        (&Method::POST, "switchover") => match auth::check(state.auth.as_ref(), &headers) {
-            Ok(()) => switchover::post(&state, &body, switchover::Kind::Switchover).await,
-            Err(r) => r,
-        },
-        (&Method::POST, "failover") => match auth::check(state.auth.as_ref(), &headers) {
-            Ok(()) => switchover::post(&state, &body, switchover::Kind::Failover).await,
-            Err(r) => r,
-        },
-        (&Method::DELETE, "switchover") => match auth::check(state.auth.as_ref(), &headers) {
-            Ok(()) => switchover::delete(&state).await,
-            Err(r) => r,
-        },
-        _ => text_response(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("Unsupported method ({:?})", bounded(method.as_str())),
-        ),
+    }
+}
+
+/// The endpoints that change something. Each needs `restapi.authentication` when it is set;
+/// [`dispatch`] checks it once for all of them before the body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteEndpoint {
+    /// `PATCH /config`: merge into the dynamic configuration.
+    PatchConfig,
+    /// `PUT /config`: replace the dynamic configuration.
+    PutConfig,
+    /// `POST /restart`: restart PostgreSQL through the HA loop.
+    Restart,
+    /// `POST /reinitialize`: wipe and re-clone this replica.
+    Reinitialize,
+    /// `POST /switchover`: a planned switchover, now or scheduled.
+    Switchover,
+    /// `POST /failover`: a manual failover to a named candidate.
+    Failover,
+    /// `DELETE /switchover`: cancel a scheduled switchover.
+    CancelSwitchover,
+}
+
+impl WriteEndpoint {
+    /// Every write endpoint with its method and path (for tests and docs).
+    pub const ALL: [(WriteEndpoint, &'static str, &'static str); 7] = [
+        (WriteEndpoint::PatchConfig, "PATCH", "/config"),
+        (WriteEndpoint::PutConfig, "PUT", "/config"),
+        (WriteEndpoint::Restart, "POST", "/restart"),
+        (WriteEndpoint::Reinitialize, "POST", "/reinitialize"),
+        (WriteEndpoint::Switchover, "POST", "/switchover"),
+        (WriteEndpoint::Failover, "POST", "/failover"),
+        (WriteEndpoint::CancelSwitchover, "DELETE", "/switchover"),
+    ];
+
+    /// The write endpoint `METHOD /segment` names, if any.
+    pub fn route(method: &Method, segment: &str) -> Option<WriteEndpoint> {
+        Self::ALL
+            .iter()
+            .find(|(_, m, path)| method.as_str() == *m && path.trim_start_matches('/') == segment)
+            .map(|(endpoint, _, _)| *endpoint)
+    }
+
+    async fn serve(self, state: &ApiState, body: &[u8]) -> Response {
+        match self {
+            WriteEndpoint::PatchConfig => config::patch(state, body).await,
+            WriteEndpoint::PutConfig => config::put(state, body).await,
+            WriteEndpoint::Restart => restart::post(state, body).await,
+            WriteEndpoint::Reinitialize => reinitialize::post(state, body).await,
+            WriteEndpoint::Switchover => {
+                switchover::post(state, body, switchover::Kind::Switchover).await
+            }
+            WriteEndpoint::Failover => {
+                switchover::post(state, body, switchover::Kind::Failover).await
+            }
+            WriteEndpoint::CancelSwitchover => switchover::delete(state).await,
+        }
     }
 }
 
