@@ -734,3 +734,24 @@ fn recovery_settings_that_need_a_restart_start_a_restart_task() {
         "restarting postgres: the new recovery settings need a restart",
     );
 }
+
+#[test]
+fn a_cascading_replica_falls_back_to_the_leader_when_its_upstream_stops_running() {
+    let mut n3 = ha_with("n3", |c| c.replicatefrom = Some("n2".into()));
+    let o = obs()
+        .cluster(
+            ClusterBuilder::initialized()
+                .three_nodes_led_by("n1")
+                .member("n2", |m| m.state("stopped")),
+        )
+        .fresh_lease("n3")
+        .local(local_replica_of("n2"))
+        .build();
+    assert_decision(
+        &n3.step(&o),
+        &[Action::Follow {
+            leader: "n1".into(),
+        }],
+        "following new leader (n1)",
+    );
+}

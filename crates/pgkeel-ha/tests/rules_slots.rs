@@ -83,3 +83,112 @@ fn without_a_slot_list_nothing_is_created_or_dropped() {
         d.actions
     );
 }
+
+/// n1 leads; n2 streams from n1; n3 asks to cascade from n2 (`replicatefrom: n2`), with n2 in
+/// `n2_state`.
+fn cascading(n2_state: &str) -> ClusterBuilder {
+    ClusterBuilder::initialized()
+        .leader("n1")
+        .member("n1", |m| m.primary())
+        .member("n2", |m| m.state(n2_state))
+        .member("n3", |m| m.tag("replicatefrom", serde_json::json!("n2")))
+}
+
+fn creates(d: &pgkeel_ha::Decision) -> Vec<String> {
+    d.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateSlot { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_leader_keeps_no_slot_for_a_member_cascading_from_a_running_replica() {
+    let mut n1 = ha("n1");
+    let d = n1.step(
+        &obs()
+            .cluster(cascading("running"))
+            .fresh_lease("n1")
+            .local(local_primary())
+            .slots(vec![])
+            .build(),
+    );
+    assert_eq!(creates(&d), ["n2"]);
+    assert!(d.actions.contains(&Action::SyncSlots {
+        wanted: vec!["n2".into()]
+    }));
+}
+
+#[test]
+fn the_leader_keeps_a_slot_for_a_cascading_member_whose_upstream_is_down() {
+    // n3 falls back to the leader when n2 stops running: its slot must be waiting there.
+    let mut n1 = ha("n1");
+    let d = n1.step(
+        &obs()
+            .cluster(cascading("stopped"))
+            .fresh_lease("n1")
+            .local(local_primary())
+            .slots(vec![])
+            .build(),
+    );
+    assert_eq!(creates(&d), ["n2", "n3"]);
+}
+
+#[test]
+fn a_replica_keeps_slots_for_the_members_cascading_from_it_and_drops_stale_ones() {
+    // n2 was a primary once: its old member slots are dropped, n3's is created.
+    let mut n2 = ha("n2");
+    let d = n2.step(
+        &obs()
+            .cluster(cascading("running"))
+            .fresh_lease("n2")
+            .local(local_replica_of("n1"))
+            .slots(vec![slot("n1", SlotType::Physical, false)])
+            .build(),
+    );
+    assert_eq!(
+        d.actions,
+        [
+            Action::CreateSlot { name: "n3".into() },
+            Action::DropSlot { name: "n1".into() }
+        ]
+    );
+}
+
+#[test]
+fn nobody_keeps_a_slot_for_a_nostream_member() {
+    let mut n1 = ha("n1");
+    let cluster = ClusterBuilder::initialized()
+        .three_nodes_led_by("n1")
+        .member("n3", |m| m.tag("nostream", serde_json::json!(true)));
+    let d = n1.step(
+        &obs()
+            .cluster(cluster)
+            .fresh_lease("n1")
+            .local(local_primary())
+            .slots(vec![])
+            .build(),
+    );
+    assert_eq!(creates(&d), ["n2"]);
+}
+
+#[test]
+fn a_replica_without_cascading_members_keeps_no_slots_and_without_a_list_touches_none() {
+    let mut n2 = ha("n2");
+    let base = || {
+        obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .fresh_lease("n2")
+            .local(local_replica_of("n1"))
+    };
+    let d = n2.step(&base().build());
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    let d = n2.step(
+        &base()
+            .slots(vec![slot("n3", SlotType::Physical, false)])
+            .build(),
+    );
+    assert_eq!(d.actions, [Action::DropSlot { name: "n3".into() }]);
+}

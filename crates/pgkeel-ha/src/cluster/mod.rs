@@ -86,6 +86,20 @@ impl Member {
         tag_is_true(self.tags.get("clonefrom"))
     }
 
+    /// True if the member is tagged `nostream`: it does not stream WAL, so nobody keeps a slot
+    /// for it.
+    pub fn nostream(&self) -> bool {
+        tag_is_true(self.tags.get("nostream"))
+    }
+
+    /// The `replicatefrom` tag: the member this one wants to stream from (cascading).
+    pub fn replicatefrom(&self) -> Option<&str> {
+        self.tags
+            .get("replicatefrom")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
     /// True if the member is tagged `noloadbalance`.
     pub fn noloadbalance(&self) -> bool {
         tag_is_true(self.tags.get("noloadbalance"))
@@ -254,6 +268,31 @@ impl Cluster {
     /// The member with this name.
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)
+    }
+
+    /// The member `name` streams from: its `replicatefrom` when that is another running member,
+    /// else `leader`. One answer for the node choosing its upstream and for the nodes keeping
+    /// slots for it, so a slot waits wherever a replica connects (and falls back with it).
+    pub fn upstream_of<'a>(
+        &'a self,
+        name: &str,
+        replicatefrom: Option<&'a str>,
+        leader: &'a str,
+    ) -> &'a str {
+        match replicatefrom {
+            Some(r) if r != name && self.member(r).is_some_and(Member::is_running) => r,
+            _ => leader,
+        }
+    }
+
+    /// The members that stream from `me` when `leader` leads (see [`Cluster::upstream_of`]),
+    /// leaving out unreadable keys and `nostream` members: the physical slots `me` keeps.
+    pub fn downstream_of(&self, me: &str, leader: &str) -> Vec<&Member> {
+        self.members
+            .iter()
+            .filter(|m| m.name != me && m.unreadable.is_none() && !m.nostream())
+            .filter(|m| self.upstream_of(&m.name, m.replicatefrom(), leader) == me)
+            .collect()
     }
 
     /// The member holding the leader key, if it has a member entry.

@@ -146,8 +146,9 @@ impl Agent {
             }
         };
         let (dcs, local) = tokio::join!(read_dcs, self.pg.probe());
-        // A leader's member slots are the core's decision: it sees the local ones.
-        let slots = if list_slots && local.is_running_primary() {
+        // Member slots (the leader's, and a replica's for members cascading from it) are the
+        // core's decision: it sees the local ones.
+        let slots = if list_slots && (local.is_running_primary() || local.is_running_replica()) {
             self.local_slots().await
         } else {
             None

@@ -2,6 +2,7 @@
 //! has not diverged from the leader's timeline.
 //! Reference: patroni-reference.md §2 `follow()`, `handle_rewind_or_reinitialize()`.
 
+use super::slots::slot_changes;
 use super::{Ctx, Verdict, demote, pause, verdict};
 use crate::ha::{Action, Ha, StopMode, TaskKind};
 
@@ -52,8 +53,14 @@ impl Ha {
                 format!("following new leader ({target})"),
             );
         }
+        // Slots for the members that cascade from this replica (and none for anyone else).
+        let slots = if ctx.gc.use_slots {
+            slot_changes(ctx.obs.slots.as_deref(), &self.member_slots(ctx, leader))
+        } else {
+            Vec::new()
+        };
         verdict(
-            vec![],
+            slots,
             format!(
                 "no action. I am ({}), a secondary, and following a leader ({leader})",
                 self.cfg.name
@@ -63,14 +70,9 @@ impl Ha {
 
     /// The member to stream from: `replicatefrom` when it is a running member, else the leader.
     pub(crate) fn upstream(&self, ctx: &Ctx<'_>, leader: &str) -> String {
-        match &self.cfg.replicatefrom {
-            Some(r)
-                if r != &self.cfg.name && ctx.cluster.member(r).is_some_and(|m| m.is_running()) =>
-            {
-                r.clone()
-            }
-            _ => leader.to_string(),
-        }
+        ctx.cluster
+            .upstream_of(&self.cfg.name, self.cfg.replicatefrom.as_deref(), leader)
+            .to_string()
     }
 
     /// Compares the stopped local data directory with the leader's timeline history.

@@ -98,7 +98,7 @@ impl Ha {
                 actions.push(Action::UpdateHistory);
             }
             if ctx.gc.use_slots {
-                let wanted = self.member_slots(ctx);
+                let wanted = self.member_slots(ctx, &self.cfg.name);
                 actions.extend(slot_changes(ctx.obs.slots.as_deref(), &wanted));
                 actions.push(Action::SyncSlots { wanted });
             }
@@ -126,14 +126,14 @@ impl Ha {
         )
     }
 
-    /// Physical slots the leader keeps: one per other readable member (Patroni's member slots).
-    pub(crate) fn member_slots(&self, ctx: &Ctx<'_>) -> Vec<String> {
+    /// Physical slots this node keeps: one per member that streams from it (Patroni's member
+    /// slots; on the leader all but the cascading ones, on a replica its cascading members).
+    /// A key that does not parse is nobody's member key: eight fake ones exhausted
+    /// max_replication_slots.
+    pub(crate) fn member_slots(&self, ctx: &Ctx<'_>, leader: &str) -> Vec<String> {
         ctx.cluster
-            .members
-            .iter()
-            // A key that does not parse is nobody's member key: eight fake ones exhausted
-            // max_replication_slots.
-            .filter(|m| m.name != self.cfg.name && m.unreadable.is_none())
+            .downstream_of(&self.cfg.name, leader)
+            .into_iter()
             .map(|m| slot_name_from_member_name(&m.name))
             .collect()
     }
