@@ -618,3 +618,53 @@ fn a_history_past_the_local_timeline_without_its_entry_means_divergence_at_once(
         "{d:?}"
     );
 }
+
+#[test]
+fn paused_the_old_primary_of_a_switchover_is_started_as_a_replica_of_the_new_leader() {
+    let pause = json!({"loop_wait": 10, "ttl": 30, "pause": true});
+    let c = led_by_n1(Some("n1"), Some("n2"), None).config(pause.clone());
+    let mut n1 = ha("n1");
+    let d = n1.step(
+        &on_leader(c)
+            .peers(vec![peer("n2", 100), peer("n3", 100)])
+            .build(),
+    );
+    assert_decision(&d, &graceful(), "PAUSE: switchover: demoting myself");
+    // n2 took the key; n1 stopped cleanly. Pause does not leave it down.
+    let history = json!([history_entry(1, 5000)]);
+    let after_at = |n1: &mut Ha, ckpt: u64| {
+        let c = ClusterBuilder::initialized()
+            .config(pause.clone())
+            .history(history.clone())
+            .leader("n2")
+            .member("n1", |m| m.state("stopped"))
+            .member("n2", |m| m.primary().timeline(2))
+            .member("n3", |m| m);
+        n1.step(
+            &obs()
+                .cluster(c)
+                .fresh_lease("n1")
+                .local(local_stopped("shut down", 1, ckpt))
+                .build(),
+        )
+    };
+    let after = |n1: &mut Ha| after_at(n1, 4900);
+    // Past the switch point it would need pg_rewind, which pause forbids: it stays down.
+    let mut past = ha("n1");
+    past.step(
+        &on_leader(led_by_n1(Some("n1"), Some("n2"), None).config(pause.clone()))
+            .peers(vec![peer("n2", 100), peer("n3", 100)])
+            .build(),
+    );
+    let d = after_at(&mut past, 5100);
+    assert!(d.actions.is_empty(), "{d:?}");
+    let d = after(&mut n1);
+    assert_decision(
+        &d,
+        &start_as_replica_of("n2"),
+        "PAUSE: starting as a secondary",
+    );
+    // A node that did not hand over stays down in pause.
+    let d = after(&mut ha("n1"));
+    assert!(d.actions.is_empty(), "{d:?}");
+}

@@ -1,7 +1,8 @@
 //! Deterministic simulation of three pgkeel HA cores under faults (see `sim/mod.rs`).
 //!
 //! * `PGKEEL_SIM_SEED=<n>`: replay one seed and print its trace.
-//! * `PGKEEL_SIM_SEEDS=<count>`: how many seeds `many_seeds` runs (default 10,000).
+//! * `PGKEEL_SIM_SEEDS=<count>`: how many seeds the `many_seeds_*` tests run together (default
+//!   10,000), split in [`PARTS`] tests so that each stays well inside a per-test timeout.
 mod sim;
 
 use sim::{Sim, SimConfig};
@@ -28,6 +29,12 @@ fn run_seed(seed: u64, trace: bool) -> Result<(), String> {
 
 /// Runs `seeds` seeds on all cores; returns the failing seeds with their violation.
 fn run_many(seeds: u64, cfg: &SimConfig) -> Vec<(u64, String)> {
+    run_range(0, seeds, cfg)
+}
+
+/// Runs seeds `from..to` on all cores; returns the failing seeds with their violation.
+fn run_range(from: u64, to: u64, cfg: &SimConfig) -> Vec<(u64, String)> {
+    let seeds = to.saturating_sub(from);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1)
@@ -37,8 +44,8 @@ fn run_many(seeds: u64, cfg: &SimConfig) -> Vec<(u64, String)> {
             .map(|t| {
                 sc.spawn(move || {
                     let mut f = vec![];
-                    let mut seed = t;
-                    while seed < seeds {
+                    let mut seed = from + t;
+                    while seed < to {
                         let mut s = Sim::new(seed, cfg.clone());
                         if let Err(e) = s.run() {
                             f.push((seed, e));
@@ -58,9 +65,16 @@ fn run_many(seeds: u64, cfg: &SimConfig) -> Vec<(u64, String)> {
     failures
 }
 
-#[test]
-fn many_seeds() {
+/// How many tests the default seeds are split into.
+const PARTS: u64 = 4;
+
+/// Part `part` of the seeds (or, with `PGKEEL_SIM_SEED`, that one seed replayed with its trace,
+/// by part 0 only).
+fn many_seeds_part(part: u64) {
     if let Ok(seed) = std::env::var("PGKEEL_SIM_SEED") {
+        if part != 0 {
+            return;
+        }
         let seed: u64 = seed.parse().expect("PGKEEL_SIM_SEED must be a number");
         if let Err(e) = run_seed(seed, true) {
             panic!("seed {seed} failed: {e}");
@@ -71,18 +85,40 @@ fn many_seeds() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SEEDS);
-    let failures = run_many(seeds, &SimConfig::default());
+    let per_part = seeds.div_ceil(PARTS);
+    let (from, to) = (part * per_part, ((part + 1) * per_part).min(seeds));
+    let failures = run_range(from, to, &SimConfig::default());
     for (seed, e) in failures.iter().take(20) {
         eprintln!(
-            "seed {seed} failed: {e}\n  replay: PGKEEL_SIM_SEED={seed} cargo test -p pgkeel-ha --test simulation -- --nocapture many_seeds"
+            "seed {seed} failed: {e}\n  replay: PGKEEL_SIM_SEED={seed} cargo test -p pgkeel-ha --test simulation -- --nocapture many_seeds_0"
         );
     }
     assert!(
         failures.is_empty(),
-        "{} of {seeds} seeds failed; first: seed {}",
+        "{} of seeds {from}..{to} failed; first: seed {}",
         failures.len(),
         failures[0].0
     );
+}
+
+#[test]
+fn many_seeds_0() {
+    many_seeds_part(0);
+}
+
+#[test]
+fn many_seeds_1() {
+    many_seeds_part(1);
+}
+
+#[test]
+fn many_seeds_2() {
+    many_seeds_part(2);
+}
+
+#[test]
+fn many_seeds_3() {
+    many_seeds_part(3);
 }
 
 #[test]

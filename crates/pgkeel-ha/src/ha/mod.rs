@@ -121,6 +121,10 @@ pub struct HaMemory {
     /// history without it is first taken as not written yet, for at most a TTL, instead of as
     /// proof of divergence (a switchover's old primary was rewound needlessly that way).
     pub history_wait: Option<(String, u32, MonoTime)>,
+    /// This node stopped its primary to hand over (a switchover or manual failover) and starts
+    /// it again as a replica of the new leader even in pause: Patroni's graceful `demote()`
+    /// starts the follower in the same call, so pause never leaves the old primary down.
+    pub start_after_demotion: bool,
     /// The leader seen last cycle (to log leader changes).
     pub last_leader: Option<String>,
     /// The timeline this node's replica last streamed on. Once the WAL receiver stops (the

@@ -867,7 +867,7 @@ impl Sim {
     /// stops or restarts PostgreSQL on its own. Exceptions, as Patroni: the restart a request
     /// asked for, the stop of a server whose data directory cannot be read (Patroni stops it
     /// in pause too; it must not take writes without the agent seeing it), and the removal of
-    /// what a failed clone left.
+    /// what a failed clone left; the start of a switchover's old primary as a replica.
     fn check_pause(&mut self, i: usize, obs: &Observation, d: &pgkeel_ha::Decision) {
         if !self.nodes[i].gc.pause {
             return;
@@ -893,8 +893,14 @@ impl Sim {
                 }
             )
         });
+        // The old primary of a hand-over starts as a replica of the new leader at once (Patroni
+        // does so inside the graceful demotion), though the new leader cleared the key.
+        let handed_over = self.nodes[i].ha.memory().start_after_demotion;
         let own = d.actions.iter().find(|a| match a {
             Action::StartTask(TaskKind::Restart { .. }) => !requested,
+            Action::StartTask(TaskKind::Start {
+                as_primary: false, ..
+            }) => !handed_over,
             Action::Stop(_) => !blind && !by_key,
             Action::Promote => !by_key,
             Action::RemoveDataDir => !failed_clone,

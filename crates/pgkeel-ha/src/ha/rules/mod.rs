@@ -303,12 +303,35 @@ impl Ha {
                 }
             }
         }
-        // 5. PostgreSQL is not running: start it in the right role (in pause: leave it down).
+        // 5. PostgreSQL is not running: start it in the right role (in pause: leave it down,
+        //    unless this node just handed over and follows the new leader, as Patroni's
+        //    graceful demotion does).
+        if obs.local.running || ctx.i_hold_key {
+            self.mem.start_after_demotion = false;
+        }
         if !obs.local.running {
-            if ctx.gc.pause {
-                return self.paused_not_running(&ctx);
+            if !ctx.gc.pause {
+                return self.recover(&ctx);
             }
-            return self.recover(&ctx);
+            if self.mem.start_after_demotion && cluster.leader.is_some() {
+                // Only the start as a replica (or the wait for the new leader's history):
+                // a rewind or a re-clone changes the data directory, which pause forbids.
+                let v = self.recover(&ctx);
+                let start_or_wait = v.actions.iter().all(|a| {
+                    matches!(
+                        a,
+                        Action::StartTask(TaskKind::Start {
+                            as_primary: false,
+                            ..
+                        })
+                    )
+                });
+                if start_or_wait {
+                    return v;
+                }
+                self.mem.start_after_demotion = false;
+            }
+            return self.paused_not_running(&ctx);
         }
         if !obs.local.accepting_connections {
             return verdict(vec![], "postgres is starting");

@@ -163,6 +163,7 @@ impl Ha {
     /// PostgreSQL as a replica.
     fn graceful_demote(&mut self, ctx: &Ctx<'_>, status: String) -> Verdict {
         self.mem.released_key = ctx.cluster.leader.as_ref().map(|l| l.mod_revision);
+        self.mem.start_after_demotion = true;
         let role = Role::running_as(ctx.obs.local.is_running_primary());
         verdict(
             vec![
