@@ -9,6 +9,7 @@
 //! * [`cluster`]: [`cluster::PgkeelCluster`], a whole test cluster (etcd + agents + PostgreSQL).
 //! * [`flood`]: a REST connection flood with a health checker beside it.
 //! * [`patroni`]: Patroni's own `patronictl`, the reference client.
+//! * [`shape`]: compares a REST document with Patroni's example by fields and JSON types.
 //! * [`snapshot`]: normalises `pgkeelctl list` output so it can be compared with a snapshot.
 //!
 //! Binaries: `pgkeel-demo` (the README demo cluster), `pgkeel-bench-bootstrap` (bootstrap timing
@@ -24,6 +25,7 @@ pub mod nodeconf;
 pub mod patroni;
 pub mod ports;
 pub mod procs;
+pub mod shape;
 pub mod snapshot;
 pub mod writer;
 

@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use pgkeel_testkit::shape::{ShapeRules, shape_differences};
 use pgkeel_testkit::snapshot::{self, ExpectedRow};
 use pgkeel_testkit::{ClusterOptions, PgkeelCluster, nodeconf, require_tools, wait};
 use serde_json::Value;
@@ -208,6 +209,67 @@ fn check_rest(c: &PgkeelCluster, leader: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A Patroni 4.1 example document (`tests/snapshots/patroni-4.1/`, see its README).
+fn patroni_example(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/snapshots/patroni-4.1/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("read the example");
+    serde_json::from_str(&text).expect("the example is JSON")
+}
+
+/// Fields Patroni leaves out of `/patroni` or adds to it in states its examples do not show.
+const STATUS_RULES: ShapeRules<'static> = ShapeRules {
+    may_be_absent: &["tags", "replication", "cluster_unlocked"],
+    may_be_added: &[
+        "replication_state",
+        "pause",
+        "pending_restart",
+        "pending_restart_reason",
+        "scheduled_restart",
+        "sync_standby",
+        "quorum_standby",
+        "cluster_unlocked",
+    ],
+};
+
+/// `/patroni` of the leader and a replica and `/cluster` have the fields and JSON types of
+/// Patroni 4.1's documented examples.
+fn rest_documents_have_patronis_shape(c: &PgkeelCluster, leader: usize) -> Result<(), String> {
+    let replica = (0..c.len()).find(|&i| i != leader).ok_or("no replica")?;
+    let mut problems = Vec::new();
+    for (i, example) in [
+        (leader, "patroni_primary.json"),
+        (replica, "patroni_replica.json"),
+    ] {
+        let (_, doc) = c.api_json(i, "/patroni").map_err(|e| format!("{e:#}"))?;
+        for d in shape_differences(&patroni_example(example), &doc, &STATUS_RULES) {
+            problems.push(format!("node{i} /patroni vs {example}: {d}"));
+        }
+    }
+    let (_, doc) = c
+        .api_json(leader, "/cluster")
+        .map_err(|e| format!("{e:#}"))?;
+    let rules = ShapeRules {
+        may_be_absent: &["scheduled_switchover", "members[].tags", "pause"],
+        may_be_added: &[
+            "members[].pending_restart",
+            "members[].pending_restart_reason",
+            "members[].scheduled_restart",
+            "pause",
+        ],
+    };
+    for d in shape_differences(&patroni_example("cluster.json"), &doc, &rules) {
+        problems.push(format!("/cluster vs cluster.json: {d}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
 fn ctl_list_matches(
     c: &PgkeelCluster,
     args: &[&str],
@@ -341,6 +403,14 @@ fn e2e_bootstrap_replicate_inspect_and_recover_a_replica() {
     wait(&c, "REST health endpoints", Duration::from_secs(10), || {
         check_rest(&c, leader)
     });
+
+    // 3b. /patroni and /cluster have the shape of Patroni 4.1's documented examples.
+    wait(
+        &c,
+        "REST documents shaped as Patroni's",
+        Duration::from_secs(10),
+        || rest_documents_have_patronis_shape(&c, leader),
+    );
 
     // 4. Replication slots on the leader for both replicas.
     wait(

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use pgkeel_testkit::shape::{ShapeRules, shape_differences};
 use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, require_tools, wait};
 use serde_json::Value;
 
@@ -559,6 +560,14 @@ fn e2e_failover_five_in_a_row_history_lists_each_switch() {
     let tls = history_timelines(&h);
     println!("(d) history: {h:?}");
     assert_eq!(tls, vec![1, 2, 3, 4, 5], "history timelines: {h:?}");
+    // The key and GET /history have the shape of Patroni 4.1's (tests/snapshots/patroni-4.1).
+    let example: Value = serde_json::from_str(include_str!("snapshots/patroni-4.1/history.json"))
+        .expect("the example is JSON");
+    let (_, served) = c.api_json(leader, "/history").expect("GET /history");
+    for doc in [Value::Array(h.clone()), served] {
+        let d = shape_differences(&example, &doc, &ShapeRules::default());
+        assert!(d.is_empty(), "history vs Patroni's: {d:?}\n{doc}");
+    }
     // Only one leader, and every replica has every row.
     assert_eq!(
         c.wait_healthy(Duration::from_secs(10)).expect("healthy"),
