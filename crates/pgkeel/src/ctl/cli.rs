@@ -55,6 +55,8 @@ pub enum Command {
     Resume(PauseArgs),
     /// Show cluster configuration.
     ShowConfig(ShowConfigArgs),
+    /// Show the history of failovers/switchovers.
+    History(HistoryArgs),
 }
 
 /// `-W` / `-w SECS`: repeat the output.
@@ -161,4 +163,15 @@ pub struct ShowConfigArgs {
     /// The cluster (default: the configuration's `scope`).
     #[arg(value_name = "CLUSTER_NAME")]
     pub cluster: Option<String>,
+}
+
+/// `history [CLUSTER] [-f fmt]`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
+    pub format: OutputFormat,
 }

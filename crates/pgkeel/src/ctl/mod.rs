@@ -21,8 +21,8 @@ pub mod request;
 pub mod target;
 
 pub use cli::{
-    Cli, Command, FailoverArgs, ListArgs, PauseArgs, ShowConfigArgs, SwitchoverArgs, TopologyArgs,
-    WatchArgs,
+    Cli, Command, FailoverArgs, HistoryArgs, ListArgs, PauseArgs, ShowConfigArgs, SwitchoverArgs,
+    TopologyArgs, WatchArgs,
 };
 pub use commands::list::render_list;
 pub use output::OutputFormat;
@@ -170,6 +170,7 @@ pub async fn run(
         Command::Pause(args) => commands::pause::run(&ctx, args, connect, out).await,
         Command::Resume(args) => commands::resume::run(&ctx, args, connect, out).await,
         Command::ShowConfig(args) => commands::show_config::run(&ctx, args, connect, out).await,
+        Command::History(args) => commands::history::run(&ctx, args, connect, out).await,
     }
 }
 

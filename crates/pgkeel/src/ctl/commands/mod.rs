@@ -1,6 +1,7 @@
 //! One file per pgkeelctl subcommand, plus helpers they share.
 
 pub mod failover;
+pub mod history;
 pub mod list;
 pub mod pause;
 pub mod resume;
