@@ -3,12 +3,11 @@
 //! padded with empty cells). In JSON and YAML every column is kept, empty ones too, because
 //! patronictl passes no header to `print_output`.
 
-use super::super::output::{OutputFormat, json, table, yaml};
+use super::super::output::{OutputFormat, records, table};
 use super::super::{Connect, Context, CtlError, HistoryArgs};
-use super::read_cluster;
-use super::switchover::cluster_name;
+use super::read_named_cluster;
 use pgkeel_ha::cluster::HistoryEntry;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::Write;
 
 const COLUMNS: [&str; 5] = ["TL", "LSN", "Reason", "Timestamp", "New Leader"];
@@ -20,9 +19,7 @@ pub async fn run(
     connect: Connect<'_>,
     out: &mut (dyn Write + Send),
 ) -> Result<(), CtlError> {
-    let name = cluster_name(ctx, args.cluster.as_deref())?;
-    let dcs = connect(&ctx.target).await?;
-    let cluster = read_cluster(dcs.as_ref(), &ctx.target.namespace, &name).await?;
+    let cluster = read_named_cluster(ctx, args.cluster.as_deref(), connect).await?;
     let entries = cluster.history.as_deref().unwrap_or_default();
     write!(out, "{}", render_history(entries, args.format))?;
     Ok(())
@@ -30,10 +27,10 @@ pub async fn run(
 
 /// The output for `entries` in `fmt`, with the final newline.
 pub fn render_history(entries: &[HistoryEntry], fmt: OutputFormat) -> String {
-    let rows: Vec<[Value; 5]> = entries
+    let rows: Vec<Vec<Value>> = entries
         .iter()
         .map(|e| {
-            [
+            vec![
                 Value::from(e.timeline),
                 Value::from(e.lsn),
                 Value::from(e.reason.clone()),
@@ -47,21 +44,7 @@ pub fn render_history(entries: &[HistoryEntry], fmt: OutputFormat) -> String {
         other => other.to_string(),
     };
     match fmt {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            let list: Vec<Value> = rows
-                .into_iter()
-                .map(|r| {
-                    let obj: Map<String, Value> =
-                        COLUMNS.iter().map(|c| (*c).to_string()).zip(r).collect();
-                    Value::Object(obj)
-                })
-                .collect();
-            if fmt == OutputFormat::Json {
-                format!("{}\n", json::dumps(&Value::Array(list)))
-            } else {
-                format!("{}\n", yaml::dump_block(&Value::Array(list)))
-            }
-        }
+        OutputFormat::Json | OutputFormat::Yaml => records(&COLUMNS, rows, fmt, |_| false),
         OutputFormat::Tsv => {
             let mut out = COLUMNS.join("\t");
             out.push('\n');

@@ -1,10 +1,10 @@
 //! `pgkeelctl list`: the members table, as patronictl 4.1's `output_members` prints it.
 
-use super::super::output::{OutputFormat, json, table, yaml};
+use super::super::output::{OutputFormat, records, table, yaml};
 use super::super::{Connect, Context, CtlError, ListArgs};
 use crate::api::model::{ClusterJson, ClusterMember, Lag, cluster_json};
 use pgkeel_ha::cluster::Cluster;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -260,25 +260,7 @@ pub fn render_list(
     let footer = service_info(cj.pause == Some(true), cj.scheduled_switchover.as_ref());
     let (columns, rows) = rows(cj, scope, extended, topology);
     match fmt {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            let list: Vec<Value> = rows
-                .into_iter()
-                .map(|r| {
-                    let obj: Map<String, Value> = columns
-                        .iter()
-                        .zip(r)
-                        .filter(|(_, v)| !is_empty(v))
-                        .map(|(c, v)| (c.to_string(), v))
-                        .collect();
-                    Value::Object(obj)
-                })
-                .collect();
-            if fmt == OutputFormat::Json {
-                format!("{}\n", json::dumps(&Value::Array(list)))
-            } else {
-                format!("{}\n", yaml::dump_block(&Value::Array(list)))
-            }
-        }
+        OutputFormat::Json | OutputFormat::Yaml => records(&columns, rows, fmt, is_empty),
         OutputFormat::Tsv => {
             let mut out = columns.join("\t");
             out.push('\n');

@@ -25,6 +25,18 @@ pub async fn read_cluster(
     Ok(crate::api::read_cluster(dcs, &KeyLayout::new(namespace, scope)).await?)
 }
 
+/// The cluster a single-cluster command names (default: the configuration's `scope`), read
+/// from the DCS.
+pub(crate) async fn read_named_cluster(
+    ctx: &Context,
+    cluster: Option<&str>,
+    connect: Connect<'_>,
+) -> Result<Cluster, CtlError> {
+    let name = switchover::cluster_name(ctx, cluster)?;
+    let dcs = connect(&ctx.target).await?;
+    read_cluster(dcs.as_ref(), &ctx.target.namespace, &name).await
+}
+
 /// `patronictl`'s `timestamp(0)`: local time `2024-01-01 12:00:00`.
 pub fn timestamp() -> String {
     jiff::ZonedDateTime::now()

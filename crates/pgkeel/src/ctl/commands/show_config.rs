@@ -4,8 +4,7 @@
 
 use super::super::output::yaml;
 use super::super::{Connect, Context, CtlError, ShowConfigArgs};
-use super::read_cluster;
-use super::switchover::cluster_name;
+use super::read_named_cluster;
 use serde_json::Value;
 use std::io::Write;
 
@@ -16,9 +15,7 @@ pub async fn run(
     connect: Connect<'_>,
     out: &mut (dyn Write + Send),
 ) -> Result<(), CtlError> {
-    let name = cluster_name(ctx, args.cluster.as_deref())?;
-    let dcs = connect(&ctx.target).await?;
-    let cluster = read_cluster(dcs.as_ref(), &ctx.target.namespace, &name).await?;
+    let cluster = read_named_cluster(ctx, args.cluster.as_deref(), connect).await?;
     if let Some(config) = &cluster.config {
         writeln!(
             out,

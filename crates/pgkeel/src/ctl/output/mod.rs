@@ -18,3 +18,32 @@ pub enum OutputFormat {
     #[value(alias = "yml")]
     Yaml,
 }
+
+/// patronictl's `print_output` for `-f json` and `-f yaml`: one object per row, the columns as
+/// keys in order, cells for which `omit` holds left out (patronictl drops empty cells when it
+/// prints a cluster, keeps them otherwise); with the final newline.
+pub fn records<C: AsRef<str>>(
+    columns: &[C],
+    rows: Vec<Vec<serde_json::Value>>,
+    fmt: OutputFormat,
+    omit: impl Fn(&serde_json::Value) -> bool,
+) -> String {
+    use serde_json::{Map, Value};
+    let list: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let obj: Map<String, Value> = columns
+                .iter()
+                .zip(r)
+                .filter(|(_, v)| !omit(v))
+                .map(|(c, v)| (c.as_ref().to_string(), v))
+                .collect();
+            Value::Object(obj)
+        })
+        .collect();
+    if fmt == OutputFormat::Yaml {
+        format!("{}\n", yaml::dump_block(&Value::Array(list)))
+    } else {
+        format!("{}\n", json::dumps(&Value::Array(list)))
+    }
+}
