@@ -137,22 +137,28 @@ fn the_leader_keeps_a_slot_for_a_cascading_member_whose_upstream_is_down() {
 }
 
 #[test]
-fn a_replica_keeps_slots_for_the_members_cascading_from_it_and_drops_stale_ones() {
-    // n2 was a primary once: its old member slots are dropped, n3's is created.
+fn a_replica_creates_slots_for_members_cascading_from_it_and_keeps_member_slots() {
+    // n2 was a primary once: its old member slot (n1) is kept for when it leads again, a slot
+    // of no member is dropped, n3's is created.
     let mut n2 = ha("n2");
     let d = n2.step(
         &obs()
             .cluster(cascading("running"))
             .fresh_lease("n2")
             .local(local_replica_of("n1"))
-            .slots(vec![slot("n1", SlotType::Physical, false)])
+            .slots(vec![
+                slot("n1", SlotType::Physical, false),
+                slot("ghost", SlotType::Physical, false),
+            ])
             .build(),
     );
     assert_eq!(
         d.actions,
         [
             Action::CreateSlot { name: "n3".into() },
-            Action::DropSlot { name: "n1".into() }
+            Action::DropSlot {
+                name: "ghost".into()
+            }
         ]
     );
 }
@@ -175,7 +181,7 @@ fn nobody_keeps_a_slot_for_a_nostream_member() {
 }
 
 #[test]
-fn a_replica_without_cascading_members_keeps_no_slots_and_without_a_list_touches_none() {
+fn a_replica_keeps_other_members_slots_drops_strangers_and_without_a_list_touches_none() {
     let mut n2 = ha("n2");
     let base = || {
         obs()
@@ -187,8 +193,16 @@ fn a_replica_without_cascading_members_keeps_no_slots_and_without_a_list_touches
     assert!(d.actions.is_empty(), "{:?}", d.actions);
     let d = n2.step(
         &base()
-            .slots(vec![slot("n3", SlotType::Physical, false)])
+            .slots(vec![
+                slot("n3", SlotType::Physical, false),
+                slot("ghost", SlotType::Physical, false),
+            ])
             .build(),
     );
-    assert_eq!(d.actions, [Action::DropSlot { name: "n3".into() }]);
+    assert_eq!(
+        d.actions,
+        [Action::DropSlot {
+            name: "ghost".into()
+        }]
+    );
 }

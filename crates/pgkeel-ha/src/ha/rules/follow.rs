@@ -2,9 +2,10 @@
 //! has not diverged from the leader's timeline.
 //! Reference: patroni-reference.md §2 `follow()`, `handle_rewind_or_reinitialize()`.
 
-use super::slots::slot_changes;
+use super::slots::slot_changes_keeping;
 use super::{Ctx, Verdict, demote, pause, verdict};
 use crate::ha::{Action, Ha, StopMode, TaskKind};
+use crate::keys::codec::slot_name_from_member_name;
 
 /// Whether a stopped data directory can follow the leader as is.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,9 +54,21 @@ impl Ha {
                 format!("following new leader ({target})"),
             );
         }
-        // Slots for the members that cascade from this replica (and none for anyone else).
+        // Slots for the members that cascade from this replica; other members' slots it holds
+        // are kept for when it leads, anything else inactive is dropped.
         let slots = if ctx.gc.use_slots {
-            slot_changes(ctx.obs.slots.as_deref(), &self.member_slots(ctx, leader))
+            let members: Vec<String> = ctx
+                .cluster
+                .members
+                .iter()
+                .filter(|m| m.name != self.cfg.name && m.unreadable.is_none())
+                .map(|m| slot_name_from_member_name(&m.name))
+                .collect();
+            slot_changes_keeping(
+                ctx.obs.slots.as_deref(),
+                &self.member_slots(ctx, leader),
+                &members,
+            )
         } else {
             Vec::new()
         };

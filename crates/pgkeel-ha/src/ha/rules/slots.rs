@@ -10,6 +10,18 @@ use crate::pg::{LocalSlot, SlotType};
 
 /// The create and drop actions that bring `observed` to `wanted` (creates first, as Patroni).
 pub(crate) fn slot_changes(observed: Option<&[LocalSlot]>, wanted: &[String]) -> Vec<Action> {
+    slot_changes_keeping(observed, wanted, &[])
+}
+
+/// As [`slot_changes`], but slots named in `keep` are not dropped either. A replica keeps the
+/// slots of current members it holds (a former leader's): when it is promoted, the replicas that
+/// reconnect at once find their slot waiting instead of retrying after
+/// `wal_retrieve_retry_interval` (5 s), which dropping them cost every switchover.
+pub(crate) fn slot_changes_keeping(
+    observed: Option<&[LocalSlot]>,
+    wanted: &[String],
+    keep: &[String],
+) -> Vec<Action> {
     let Some(observed) = observed else {
         return Vec::new();
     };
@@ -19,7 +31,12 @@ pub(crate) fn slot_changes(observed: Option<&[LocalSlot]>, wanted: &[String]) ->
         .map(|name| Action::CreateSlot { name: name.clone() });
     let drop = observed
         .iter()
-        .filter(|s| s.slot_type == SlotType::Physical && !s.active && !wanted.contains(&s.name))
+        .filter(|s| {
+            s.slot_type == SlotType::Physical
+                && !s.active
+                && !wanted.contains(&s.name)
+                && !keep.contains(&s.name)
+        })
         .map(|s| Action::DropSlot {
             name: s.name.clone(),
         });
