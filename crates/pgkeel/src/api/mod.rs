@@ -138,7 +138,7 @@ async fn dispatch(
 }
 
 /// The endpoints that change something. Each needs `restapi.authentication` when it is set;
-/// [`dispatch`] checks it once for all of them before the body is read.
+/// `dispatch` checks it once for all of them before the body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteEndpoint {
     /// `PATCH /config`: merge into the dynamic configuration.
