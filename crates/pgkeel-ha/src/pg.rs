@@ -126,6 +126,10 @@ pub struct LocalPostgres {
     /// Parameters changed in the configuration files that need a restart to take effect.
     #[serde(default)]
     pub pending_restart: Vec<PendingRestart>,
+    /// `pg_postmaster_start_time()` of the running server (ISO 8601): tells a scheduled
+    /// restart that the server restarted meanwhile.
+    #[serde(default)]
+    pub postmaster_start_time: Option<String>,
 }
 
 impl PendingRestart {
@@ -163,6 +167,7 @@ impl LocalPostgres {
             server_version: None,
             checkpoint_lsn: None,
             pending_restart: Vec::new(),
+            postmaster_start_time: None,
         }
     }
 

@@ -50,6 +50,7 @@ fn member_update() -> Box<MemberUpdate> {
             receive_lsn: None,
             replication_state: None,
             timeline: Some(1),
+            scheduled_restart: None,
             pause: None,
         },
         lease: 101,

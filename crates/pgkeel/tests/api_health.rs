@@ -196,6 +196,7 @@ fn pg(role: Option<ServerRole>) -> LocalPostgres {
         server_version: role.map(|_| 160004),
         checkpoint_lsn: None,
         pending_restart: Vec::new(),
+        postmaster_start_time: None,
     }
 }
 
@@ -240,6 +241,7 @@ async fn node(kind: &str, dcs: &FakeDcs) -> NodeStatus {
         next_cycle_due: Instant::now() + Duration::from_secs(10),
         last_message: String::new(),
         version: "0.1.0".into(),
+        scheduled_restart: None,
     }
 }
 

@@ -137,3 +137,164 @@ fn e2e_reinitialize_reclones_a_replica_and_the_leader_refuses() {
         );
     }
 }
+
+/// A time `secs` from now as patronictl's `--scheduled` takes it (ISO 8601 with a zone).
+fn in_seconds(secs: i64) -> String {
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .expect("a time in range");
+    format!("{}+00:00", at.strftime("%Y-%m-%dT%H:%M:%S"))
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `patronictl restart --scheduled` (POST /restart with `schedule`): published in the member
+/// key and `/patroni`, refused a second time, carried out at its time; one scheduled for later
+/// is removed by `patronictl flush ... restart`; in pause nothing can be scheduled.
+#[test]
+fn e2e_scheduled_restart_runs_at_its_time_and_a_flushed_one_does_not() {
+    require_tools();
+    pgkeel_testkit::patroni::require_patronictl();
+    let scope = "e2e-sched-restart";
+    let c = PgkeelCluster::start(options(scope)).expect("start the cluster");
+    let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    let replica = (0..c.len()).find(|&i| i != leader).expect("a replica");
+    let name = c.node(replica).name.clone();
+    let before = c.postmaster_pid(replica).expect("postmaster");
+
+    // Far enough out for the checks below (patronictl takes seconds per call on a busy machine).
+    let at = in_seconds(25);
+    let out = c
+        .patronictl(&["restart", scope, &name, "--scheduled", &at, "--force"])
+        .expect("patronictl restart --scheduled");
+    assert!(
+        out.status.success()
+            && stdout(&out).contains(&format!("Success: restart scheduled on member {name}")),
+        "{}",
+        stdout(&out)
+    );
+    // Published: `/patroni` (without the start time) and the member key (`list -e`).
+    let (_, status) = c.api_get(replica, "/patroni").expect("GET /patroni");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("JSON");
+    let shown = &status["scheduled_restart"];
+    assert!(
+        shown["schedule"].as_str().is_some() && shown.get("postmaster_start_time").is_none(),
+        "{status}"
+    );
+    pgkeel_testkit::eventually(Duration::from_secs(10), Duration::from_millis(100), || {
+        let out = c
+            .patronictl(&["list", scope, "-e", "-f", "json"])
+            .map_err(|e| e.to_string())?;
+        let rows: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let row = rows
+            .as_array()
+            .and_then(|r| r.iter().find(|m| m["Member"] == name.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        match row["Scheduled restart"].as_str() {
+            Some(s) if !s.is_empty() => Ok(()),
+            _ => Err(format!("not in list -e: {row}")),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+    let (code, body) = c
+        .api_request(
+            replica,
+            "POST",
+            "/restart",
+            &format!(r#"{{"schedule":"{}"}}"#, in_seconds(60)),
+        )
+        .expect("POST /restart");
+    assert_eq!(
+        (code, body.as_str()),
+        (409, "Another restart is already scheduled")
+    );
+    assert_eq!(
+        c.postmaster_pid(replica),
+        Some(before),
+        "restarted before its time"
+    );
+
+    pgkeel_testkit::eventually(
+        Duration::from_secs(40),
+        Duration::from_millis(100),
+        || match c.postmaster_pid(replica) {
+            Some(pid) if pid != before => Ok(()),
+            other => Err(format!("not restarted yet: {other:?}")),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+    assert!(
+        c.logs(replica).contains("Manual scheduled restart at"),
+        "{}",
+        c.log_tails(20)
+    );
+    pgkeel_testkit::eventually(Duration::from_secs(20), Duration::from_millis(100), || {
+        let (_, s) = c.api_get(replica, "/patroni").map_err(|e| e.to_string())?;
+        if s.contains("scheduled_restart") {
+            Err(format!("still scheduled: {s}"))
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+    c.wait_healthy(Duration::from_secs(30))
+        .expect("healthy after the restart");
+
+    // Scheduled for later on the leader, then flushed: nothing restarts.
+    let leader_name = c.node(leader).name.clone();
+    let leader_pid = c.postmaster_pid(leader).expect("postmaster");
+    let (code, body) = c
+        .api_request(
+            leader,
+            "POST",
+            "/restart",
+            &format!(r#"{{"schedule":"{}","role":"primary"}}"#, in_seconds(3600)),
+        )
+        .expect("POST /restart");
+    assert_eq!((code, body.as_str()), (202, "Restart scheduled"));
+    pgkeel_testkit::eventually(Duration::from_secs(10), Duration::from_millis(100), || {
+        let out = c
+            .patronictl(&["flush", scope, "restart", "--force"])
+            .map_err(|e| e.to_string())?;
+        let text = stdout(&out);
+        if text.contains(&format!(
+            "Success: flush scheduled restart for member {leader_name}"
+        )) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+    let (code, body) = c
+        .api_request(leader, "DELETE", "/restart", "")
+        .expect("DELETE /restart");
+    assert_eq!((code, body.as_str()), (404, "no restarts are scheduled"));
+    assert_eq!(c.postmaster_pid(leader), Some(leader_pid));
+
+    // In pause, nothing can be scheduled.
+    let out = c
+        .patronictl(&["pause", scope, "--wait"])
+        .expect("patronictl pause");
+    assert!(out.status.success(), "{}", stdout(&out));
+    let (code, body) = c
+        .api_request(
+            replica,
+            "POST",
+            "/restart",
+            &format!(r#"{{"schedule":"{}"}}"#, in_seconds(60)),
+        )
+        .expect("POST /restart");
+    assert_eq!(
+        (code, body.as_str()),
+        (500, "Can't schedule restart in the paused state")
+    );
+}

@@ -59,6 +59,8 @@ pub struct Member {
     pub pending_restart: bool,
     /// Why, as published: `{"<guc>": {"old_value": .., "new_value": ..}}`.
     pub pending_restart_reason: BTreeMap<String, Value>,
+    /// A restart the member has scheduled, as published (`schedule`, filters).
+    pub scheduled_restart: Option<serde_json::Map<String, Value>>,
     /// The lease the key is attached to.
     pub lease: i64,
     /// The key's mod_revision.

@@ -48,6 +48,11 @@ impl Ha {
             tags: identity.tags.clone(),
             pending_restart: (!local.pending_restart.is_empty()).then_some(true),
             pending_restart_reason: crate::pg::PendingRestart::reasons(&local.pending_restart),
+            scheduled_restart: self
+                .mem
+                .scheduled_restart
+                .as_ref()
+                .map(|s| s.to_member_json()),
             xlog_location: if running {
                 local.wal_position.map(|l| l.0)
             } else {

@@ -98,6 +98,9 @@ pub struct HaMemory {
     pub config_reload_pending: bool,
     /// The restart request being carried out (answered `Done` when its task ends).
     pub restart_request: Option<u64>,
+    /// A restart asked for a later time (`POST /restart` with `schedule`), until it runs, is
+    /// cancelled or goes stale (see `rules/scheduled_restart.rs`).
+    pub scheduled_restart: Option<ScheduledRestart>,
     /// How far a shutdown got (see `rules/shutdown.rs`).
     pub shutdown: Option<ShutdownStage>,
     /// The role PostgreSQL had the last time it was seen running: a primary that crashed is

@@ -189,6 +189,46 @@ pub enum RequestKind {
     /// Stop the agent (SIGTERM, Ctrl-C): stop PostgreSQL and release the leader key, or, in
     /// pause mode, leave both as they are. Nobody waits for its answer.
     Shutdown,
+    /// Remember a restart for later (Patroni's `POST /restart` with `schedule`): answered
+    /// `Done("Restart scheduled")`, or refused when one is already scheduled.
+    ScheduleRestart(ScheduledRestart),
+    /// Forget the scheduled restart (Patroni's `DELETE /restart`): `Done("scheduled restart
+    /// deleted")`, or refused with `no restarts are scheduled`.
+    CancelScheduledRestart,
+}
+
+/// A restart waiting for its time (Patroni keeps it in the agent's memory and publishes it in
+/// the member key as `scheduled_restart`; it does not survive a restart of the agent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRestart {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The time as published (`isoformat()` of the requested time).
+    pub schedule: String,
+    /// The restart's filters, checked when the time comes.
+    pub conditions: RestartConditions,
+    /// The request's other fields as given (`role`, `postgres_version`, `timeout`,
+    /// `restart_pending`), published with the schedule as Patroni does.
+    pub filters: serde_json::Map<String, serde_json::Value>,
+    /// `pg_postmaster_start_time()` when it was scheduled (filled in by the core): if the
+    /// server restarted meanwhile, the scheduled restart has happened and is cancelled.
+    pub postmaster_start_time: Option<String>,
+}
+
+impl ScheduledRestart {
+    /// The `scheduled_restart` object of the member key: the filters, `schedule` and
+    /// `postmaster_start_time` (`/patroni` shows it without the last).
+    pub fn to_member_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = self.filters.clone();
+        m.insert("schedule".into(), self.schedule.clone().into());
+        m.insert(
+            "postmaster_start_time".into(),
+            self.postmaster_start_time
+                .clone()
+                .map_or(serde_json::Value::Null, serde_json::Value::from),
+        );
+        m
+    }
 }
 
 /// The conditions of a restart request (Patroni's `restart_matches`); `None`/false: any.

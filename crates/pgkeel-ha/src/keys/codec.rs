@@ -195,6 +195,9 @@ pub fn parse_member(name: &str, text: &str, lease: i64, mod_revision: i64) -> Me
     if let Some(Value::Object(r)) = o.get("pending_restart_reason") {
         m.pending_restart_reason = r.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     }
+    if let Some(Value::Object(r)) = o.get("scheduled_restart") {
+        m.scheduled_restart = Some(r.clone());
+    }
     m
 }
 
@@ -307,6 +310,9 @@ pub struct MemberData {
     /// Current timeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<u32>,
+    /// A restart waiting for its time (after `timeline`, as Patroni writes it): `{"schedule": .., "postmaster_start_time": .., filters}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_restart: Option<Map<String, Value>>,
     /// Present (true) while the cluster is paused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<bool>,
@@ -535,6 +541,7 @@ mod tests {
             receive_lsn: Some(1),
             replication_state: Some("streaming".into()),
             timeline: Some(5),
+            scheduled_restart: None,
             pause: None,
         };
         assert_eq!(

@@ -1145,6 +1145,7 @@ impl Sim {
             server_version: Some(170_000),
             checkpoint_lsn: pg.data.as_ref().map(|d| Lsn(d.lsn)),
             pending_restart: Vec::new(),
+            postmaster_start_time: None,
         };
         let local = if n.blind {
             LocalPostgres {

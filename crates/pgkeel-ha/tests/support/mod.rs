@@ -232,6 +232,7 @@ pub fn local_primary() -> LocalPostgres {
         server_version: Some(170_000),
         checkpoint_lsn: None,
         pending_restart: Vec::new(),
+        postmaster_start_time: None,
     }
 }
 

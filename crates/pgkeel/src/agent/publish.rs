@@ -64,6 +64,7 @@ impl Agent {
             next_cycle_due: lease::later(Instant::now(), Duration::from_secs(gc.loop_wait)),
             last_message: d.status.clone(),
             version: PUBLISHED_VERSION.into(),
+            scheduled_restart: ha.memory().scheduled_restart.clone(),
         };
         status_tx.send_replace(Arc::new(status));
     }

@@ -49,6 +49,8 @@ pub struct NodeStatus {
     pub last_message: String,
     /// Agent version, dotted integers.
     pub version: String,
+    /// The restart scheduled on this node, if any (the core's memory).
+    pub scheduled_restart: Option<pgkeel_ha::ha::ScheduledRestart>,
 }
 
 impl NodeStatus {

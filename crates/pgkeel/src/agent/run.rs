@@ -103,6 +103,7 @@ pub async fn run_with(
         ),
         last_message: String::new(),
         version: PUBLISHED_VERSION.into(),
+        scheduled_restart: None,
     };
     let (status_tx, status_rx) = watch::channel(Arc::new(status0));
     let wake = Arc::new(Notify::new());

@@ -14,8 +14,9 @@
 //! * `status`: `/patroni`.
 //! * `cluster`: `/cluster`, `/history`.
 //! * `config`: `/config` GET/PATCH/PUT.
-//! * `restart`: `POST /restart`, a request into the HA loop.
+//! * `restart`: `POST /restart` and `DELETE /restart`, requests into the HA loop.
 //! * `reinitialize`: `POST /reinitialize`, a request into the HA loop.
+//! * `schedule`: the times of scheduled switchovers and restarts.
 //! * `switchover`: `POST /switchover`, `POST /failover`, `DELETE /switchover`: the `failover`
 //!   key, which every HA loop honours.
 //! * `auth`: basic auth for write methods.
@@ -28,6 +29,7 @@ pub mod health;
 pub mod model;
 mod reinitialize;
 mod restart;
+mod schedule;
 pub mod server;
 pub mod status;
 mod switchover;
@@ -145,8 +147,10 @@ pub enum WriteEndpoint {
     PatchConfig,
     /// `PUT /config`: replace the dynamic configuration.
     PutConfig,
-    /// `POST /restart`: restart PostgreSQL through the HA loop.
+    /// `POST /restart`: restart PostgreSQL through the HA loop, now or at a scheduled time.
     Restart,
+    /// `DELETE /restart`: cancel the scheduled restart.
+    CancelRestart,
     /// `POST /reinitialize`: wipe and re-clone this replica.
     Reinitialize,
     /// `POST /switchover`: a planned switchover, now or scheduled.
@@ -159,10 +163,11 @@ pub enum WriteEndpoint {
 
 impl WriteEndpoint {
     /// Every write endpoint with its method and path (for tests and docs).
-    pub const ALL: [(WriteEndpoint, &'static str, &'static str); 7] = [
+    pub const ALL: [(WriteEndpoint, &'static str, &'static str); 8] = [
         (WriteEndpoint::PatchConfig, "PATCH", "/config"),
         (WriteEndpoint::PutConfig, "PUT", "/config"),
         (WriteEndpoint::Restart, "POST", "/restart"),
+        (WriteEndpoint::CancelRestart, "DELETE", "/restart"),
         (WriteEndpoint::Reinitialize, "POST", "/reinitialize"),
         (WriteEndpoint::Switchover, "POST", "/switchover"),
         (WriteEndpoint::Failover, "POST", "/failover"),
@@ -182,6 +187,7 @@ impl WriteEndpoint {
             WriteEndpoint::PatchConfig => config::patch(state, body).await,
             WriteEndpoint::PutConfig => config::put(state, body).await,
             WriteEndpoint::Restart => restart::post(state, body).await,
+            WriteEndpoint::CancelRestart => restart::delete(state).await,
             WriteEndpoint::Reinitialize => reinitialize::post(state, body).await,
             WriteEndpoint::Switchover => {
                 switchover::post(state, body, switchover::Kind::Switchover).await

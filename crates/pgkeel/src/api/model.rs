@@ -8,7 +8,7 @@
 use pgkeel_ha::cluster::{Cluster, Member};
 use pgkeel_ha::pg::Lsn;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// `GET /patroni` (and the body of every health check).
@@ -66,6 +66,9 @@ pub struct PatroniStatus {
     pub pending_restart_reason: BTreeMap<String, Value>,
     /// Agent identity.
     pub patroni: PatroniInfo,
+    /// The restart this node has scheduled: `schedule` and the request's filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_restart: Option<Map<String, Value>>,
 }
 
 /// `xlog` in [`PatroniStatus`]: the primary and replica shapes differ.
@@ -192,6 +195,9 @@ pub struct ClusterMember {
     /// Why, as the member published it; omitted when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending_restart_reason: BTreeMap<String, Value>,
+    /// The member's scheduled restart as it published it (`schedule`, filters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_restart: Option<Map<String, Value>>,
     /// Tags, omitted when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, Value>,
@@ -298,6 +304,7 @@ fn member_json(cluster: &Cluster, m: &Member, optime: u64) -> ClusterMember {
         timeline: m.timeline,
         pending_restart: m.pending_restart.then_some(true),
         pending_restart_reason: m.pending_restart_reason.clone(),
+        scheduled_restart: m.scheduled_restart.clone(),
         tags: m.tags.clone(),
         receive_lsn: None,
         receive_lag: None,

@@ -82,6 +82,11 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
             scope: s.scope.clone(),
             name: s.name.clone(),
         },
+        scheduled_restart: s.scheduled_restart.as_ref().map(|r| {
+            let mut shown = r.to_member_json();
+            shown.remove("postmaster_start_time");
+            shown
+        }),
     };
     let answered = pg.running && pg.accepting_connections;
     let Some(role) = pg.role.filter(|_| answered) else {

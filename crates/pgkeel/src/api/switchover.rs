@@ -5,13 +5,13 @@
 //! (`pgkeel_ha` `rules/switchover.rs`). An immediate request is followed until the leader key
 //! changes, for at most `max(10, loop_wait) * 2` seconds.
 
+use super::schedule::{iso_utc, parse_schedule};
 use super::{ApiState, bounded, read_cluster, text_response};
 use axum::http::StatusCode;
 use axum::response::Response;
 use pgkeel_ha::cluster::{Cluster, GlobalConfig};
 use pgkeel_ha::ha::PeerStatus;
 use pgkeel_ha::keys::codec::encode_failover;
-use pgkeel_ha::time::parse_iso8601_ms;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -82,39 +82,6 @@ fn parse_body(body: &[u8]) -> Result<Body, Refusal> {
         candidate: field("candidate")?.or(field("member")?),
         scheduled_at: field("scheduled_at")?,
     })
-}
-
-/// Patroni's `parse_schedule`: the time (ms since the epoch) or 400 (no zone) / 422 (past,
-/// unreadable).
-fn parse_schedule(at: &str, action: &str, now_ms: i64) -> Result<i64, Refusal> {
-    match parse_iso8601_ms(at) {
-        Some(ms) if ms < now_ms => Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("Cannot schedule {action} in the past"),
-        )),
-        Some(ms) => Ok(ms),
-        None if parse_iso8601_ms(&format!("{}+00:00", at.trim())).is_some() => Err((
-            StatusCode::BAD_REQUEST,
-            format!("Timezone information is mandatory for the scheduled {action}"),
-        )),
-        None => Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601"
-                .into(),
-        )),
-    }
-}
-
-/// `scheduled_at` as written to the key: ISO 8601 in UTC (Patroni writes `isoformat()` of the
-/// parsed time; the instant is the same).
-fn iso_utc(ms: i64) -> Option<String> {
-    let ts = jiff::Timestamp::from_millisecond(ms).ok()?;
-    let frac = if ms.rem_euclid(1000) == 0 {
-        String::new()
-    } else {
-        format!(".{:06}", ms.rem_euclid(1000) * 1000)
-    };
-    Some(format!("{}{frac}+00:00", ts.strftime("%Y-%m-%dT%H:%M:%S")))
 }
 
 /// `POST /switchover` or `POST /failover` (auth checked by the caller).

@@ -9,6 +9,7 @@ mod race;
 mod recovery;
 mod reload;
 mod requests;
+mod scheduled_restart;
 mod shutdown;
 mod slots;
 mod stale_leader;
@@ -337,10 +338,17 @@ impl Ha {
             return verdict(vec![], "postgres is starting");
         }
         // 6. Running: the leader key decides.
+        //    With a leader, a scheduled restart that is due runs after the cycle's verdict.
         match &cluster.leader {
             None => self.unhealthy_cluster(&ctx),
-            Some(_) if ctx.i_hold_key => self.healthy_leader(&ctx),
-            Some(l) => self.follow_leader(&ctx, &l.name.clone()),
+            Some(_) if ctx.i_hold_key => {
+                let v = self.healthy_leader(&ctx);
+                self.evaluate_scheduled_restart(&ctx, v)
+            }
+            Some(l) => {
+                let v = self.follow_leader(&ctx, &l.name.clone());
+                self.evaluate_scheduled_restart(&ctx, v)
+            }
         }
     }
 

@@ -33,6 +33,8 @@ impl Ha {
                         Err(refusal) => refusal,
                     },
                 },
+                RequestKind::ScheduleRestart(scheduled) => self.schedule_restart(ctx, scheduled),
+                RequestKind::CancelScheduledRestart => self.cancel_scheduled_restart(),
                 RequestKind::Restart(conditions) => match accepted {
                     Some(_) => Answer::Busy("restart already in progress".to_string()),
                     None => match self.restart_refusal(ctx, conditions) {
@@ -51,7 +53,11 @@ impl Ha {
     }
 
     /// Why a restart cannot start now, in Patroni's words; `None` when it can.
-    fn restart_refusal(&self, ctx: &Ctx<'_>, conditions: &RestartConditions) -> Option<Answer> {
+    pub(super) fn restart_refusal(
+        &self,
+        ctx: &Ctx<'_>,
+        conditions: &RestartConditions,
+    ) -> Option<Answer> {
         if let Some(task) = &ctx.obs.task {
             return Some(Answer::Busy(format!(
                 "{} already in progress",
@@ -125,7 +131,7 @@ impl Ha {
 
     /// The restart task for this node's current role: a primary restarts as a primary (it
     /// keeps the leader key meanwhile, see `task_in_progress`), a replica follows the leader.
-    fn start_restart(&self, ctx: &Ctx<'_>) -> Verdict {
+    pub(super) fn start_restart(&self, ctx: &Ctx<'_>) -> Verdict {
         let as_primary = ctx.obs.local.is_running_primary();
         let follow = if as_primary {
             None

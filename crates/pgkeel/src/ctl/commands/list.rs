@@ -150,6 +150,7 @@ fn rows(
     scope: &str,
     extended: bool,
     topology: bool,
+    hide_long: bool,
 ) -> (Vec<&'static str>, Vec<Vec<Value>>) {
     let members = if topology {
         topology_sort(cj.members)
@@ -158,14 +159,18 @@ fn rows(
     };
     let with_host: Vec<&ClusterMember> = members.iter().filter(|m| m.host.is_some()).collect();
     let mut columns: Vec<&'static str> = BASE_COLUMNS.to_vec();
-    if extended || with_host.iter().any(|m| m.pending_restart == Some(true)) {
+    // patronictl: each optional column when extended or when any member has a value for it.
+    let any = |has: fn(&ClusterMember) -> bool| extended || with_host.iter().any(|m| has(m));
+    if any(|m| m.pending_restart == Some(true)) {
         columns.push("Pending restart");
     }
-    if extended {
+    if any(|m| !m.pending_restart_reason.is_empty()) {
         columns.push("Pending restart reason");
+    }
+    if any(|m| m.scheduled_restart.as_ref().is_some_and(|r| !r.is_empty())) {
         columns.push("Scheduled restart");
     }
-    if extended || with_host.iter().any(|m| !m.tags.is_empty()) {
+    if any(|m| !m.tags.is_empty()) {
         columns.push("Tags");
     }
     let mut hosts: Vec<&str> = with_host.iter().filter_map(|m| m.host.as_deref()).collect();
@@ -202,6 +207,8 @@ fn rows(
                     } else {
                         ""
                     }),
+                    "Scheduled restart" => Value::from(scheduled_restart_cell(m)),
+                    "Pending restart reason" => Value::from(restart_reason_cell(m, hide_long)),
                     "Tags" if !m.tags.is_empty() => {
                         Value::Object(m.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     }
@@ -211,6 +218,36 @@ fn rows(
         })
         .collect();
     (columns, rows)
+}
+
+/// patronictl's `Pending restart reason` cell: `param: old->new` per line; in the table a
+/// line longer than 50 characters reads `param: [hidden - too long]`.
+fn restart_reason_cell(m: &ClusterMember, hide_long: bool) -> String {
+    m.pending_restart_reason
+        .iter()
+        .map(|(param, values)| {
+            let value = |k: &str| values.get(k).map(cell_text).unwrap_or_default();
+            let full = format!("{param}: {}->{}", value("old_value"), value("new_value"));
+            if hide_long && full.chars().count() > 50 {
+                format!("{param}: [hidden - too long]")
+            } else {
+                full
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// patronictl's `Scheduled restart` cell: the schedule, and the version filter if any.
+fn scheduled_restart_cell(m: &ClusterMember) -> String {
+    let Some(r) = &m.scheduled_restart else {
+        return String::new();
+    };
+    let mut text = r.get("schedule").map(cell_text).unwrap_or_default();
+    if let Some(v) = r.get("postgres_version") {
+        text.push_str(&format!(" if version < {}", cell_text(v)));
+    }
+    text
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -258,7 +295,8 @@ pub fn render_list(
 ) -> String {
     let cj = cluster_json(cluster, scope);
     let footer = service_info(cj.pause == Some(true), cj.scheduled_switchover.as_ref());
-    let (columns, rows) = rows(cj, scope, extended, topology);
+    let hide_long = matches!(fmt, OutputFormat::Pretty);
+    let (columns, rows) = rows(cj, scope, extended, topology, hide_long);
     match fmt {
         OutputFormat::Json | OutputFormat::Yaml => records(&columns, rows, fmt, is_empty),
         OutputFormat::Tsv => {

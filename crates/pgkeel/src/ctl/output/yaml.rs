@@ -47,7 +47,7 @@ fn emit_map(o: &Map<String, Value>, indent: usize, out: &mut String, first_inlin
             }
             other => {
                 out.push(' ');
-                out.push_str(&flow(other));
+                out.push_str(&block_value(other, indent + 2));
                 out.push('\n');
             }
         }
@@ -64,11 +64,42 @@ fn emit_seq(a: &[Value], indent: usize, out: &mut String, first_inline: bool) {
             Value::Object(c) if !c.is_empty() => emit_map(c, indent + 2, out, true),
             Value::Array(c) if !c.is_empty() => emit_seq(c, indent + 2, out, true),
             other => {
-                out.push_str(&flow(other));
+                out.push_str(&block_value(other, indent + 2));
                 out.push('\n');
             }
         }
     }
+}
+
+/// A scalar in block context, `indent` being where its continuation lines start: a string
+/// with line breaks is single-quoted with each break doubled, as PyYAML's
+/// `write_single_quoted` folds it; anything else as in flow context.
+fn block_value(v: &Value, indent: usize) -> String {
+    match v {
+        Value::String(s) if s.contains('\n') && single_quotable_multiline(s) => {
+            let mut out = String::from("'");
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find('\n') {
+                out.push_str(&rest[..i].replace('\'', "''"));
+                let after = &rest[i..];
+                let breaks = after.len() - after.trim_start_matches('\n').len();
+                // PyYAML writes one more break than the text has, then the indentation.
+                out.push_str(&"\n".repeat(breaks + 1));
+                out.push_str(&" ".repeat(indent));
+                rest = &after[breaks..];
+            }
+            out.push_str(&rest.replace('\'', "''"));
+            out.push('\'');
+            out
+        }
+        other => flow(other),
+    }
+}
+
+/// PyYAML's `analyze_scalar` allows single quotes for a multi-line string: no other control
+/// character, no space right before or after a line break.
+fn single_quotable_multiline(s: &str) -> bool {
+    !s.chars().any(|c| c.is_control() && c != '\n') && !s.contains(" \n") && !s.contains("\n ")
 }
 
 fn flow(v: &Value) -> String {
@@ -173,9 +204,79 @@ fn resolves_implicitly(s: &str) -> bool {
     {
         return true;
     }
-    // Timestamps: YYYY-MM-DD...
+    is_yaml_timestamp(s)
+}
+
+/// PyYAML's timestamp resolver, anchored at both ends: `YYYY-M-D`, optionally followed by
+/// `T` (or blanks), `H:MM:SS`, a fraction and a zone (`Z`, `+H`, `+HH:MM`).
+fn is_yaml_timestamp(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[5].is_ascii_digit()
+    let mut i = 0;
+    let digits = |i: &mut usize, min: usize, max: usize| -> bool {
+        let start = *i;
+        while *i < b.len() && *i - start < max && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start >= min
+    };
+    let byte = |i: &mut usize, c: u8| -> bool {
+        if b.get(*i) == Some(&c) {
+            *i += 1;
+            true
+        } else {
+            false
+        }
+    };
+    if !(digits(&mut i, 4, 4)
+        && byte(&mut i, b'-')
+        && digits(&mut i, 1, 2)
+        && byte(&mut i, b'-')
+        && digits(&mut i, 1, 2))
+    {
+        return false;
+    }
+    if i == b.len() {
+        // A date alone needs two-digit month and day.
+        return i == 10;
+    }
+    if matches!(b[i], b'T' | b't') {
+        i += 1;
+    } else {
+        let start = i;
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    if !(digits(&mut i, 1, 2)
+        && byte(&mut i, b':')
+        && digits(&mut i, 2, 2)
+        && byte(&mut i, b':')
+        && digits(&mut i, 2, 2))
+    {
+        return false;
+    }
+    if byte(&mut i, b'.') {
+        digits(&mut i, 0, usize::MAX);
+    }
+    while i < b.len() && matches!(b[i], b' ' | b'\t') {
+        i += 1;
+    }
+    if i == b.len() {
+        return true;
+    }
+    if byte(&mut i, b'Z') {
+        return i == b.len();
+    }
+    if !(byte(&mut i, b'+') || byte(&mut i, b'-')) || !digits(&mut i, 1, 2) {
+        return false;
+    }
+    if byte(&mut i, b':') && !digits(&mut i, 2, 2) {
+        return false;
+    }
+    i == b.len()
 }
 
 #[cfg(test)]
@@ -208,6 +309,36 @@ mod tests {
         ] {
             assert_eq!(scalar_str(s), s);
         }
+    }
+
+    #[test]
+    fn timestamps_are_recognised_as_pyyaml_anchors_them() {
+        for t in [
+            "2030-01-02",
+            "2030-1-2T3:04:05",
+            "2030-01-02T03:04:05+00:00",
+            "2030-01-02 03:04:05.123 Z",
+            "2030-01-02t03:04:05-5",
+        ] {
+            assert!(is_yaml_timestamp(t), "{t}");
+        }
+        for t in [
+            "2030-1-2",
+            "2030-01-02T03:04:05+00:00 if version < 18.1",
+            "2030-01-02T03:04",
+            "2030-01-02x",
+        ] {
+            assert!(!is_yaml_timestamp(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn multi_line_strings_are_single_quoted_with_doubled_breaks() {
+        let v = json!({"a": "x: 1->2\nit's: ->3", "b": "one\n\ntwo", "c": "tab\t\nx"});
+        assert_eq!(
+            dump_block(&v),
+            "a: 'x: 1->2\n\n  it''s: ->3'\nb: 'one\n\n\n  two'\nc: \"tab\\t\\nx\"\n"
+        );
     }
 
     #[test]

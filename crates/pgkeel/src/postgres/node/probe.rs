@@ -179,7 +179,8 @@ impl PgNode {
             pg_catalog.pg_last_wal_replay_lsn()::text, \
             (SELECT status FROM pg_catalog.pg_stat_wal_receiver), \
             (SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver), \
-            (pg_catalog.pg_control_checkpoint()).timeline_id";
+            (pg_catalog.pg_control_checkpoint()).timeline_id, \
+            pg_catalog.pg_postmaster_start_time()::text";
         let rows = match self.query("probe", SQL, &[], QUERY_TIMEOUT).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -200,6 +201,11 @@ impl PgNode {
         let in_recovery: bool = row.try_get(0).unwrap_or(false);
         lp.accepting_connections = true;
         lp.server_version = int(1).and_then(|v| u32::try_from(v).ok());
+        lp.postmaster_start_time = row
+            .try_get::<_, Option<String>>(9)
+            .ok()
+            .flatten()
+            .map(|t| conf::iso_offset(&t));
         let checkpoint_tli = int(8).and_then(|v| u32::try_from(v).ok());
         if in_recovery {
             lp.role = Some(ServerRole::Replica);
