@@ -34,6 +34,13 @@ pub use load::{
 };
 pub use validate::validate_filesystem;
 
+/// Parses YAML text as PyYAML's `safe_load` reads it (YAML 1.1 booleans such as `on`/`off`,
+/// `~`/`null`/empty as null), for pgkeelctl's `edit-config` values and files; `source` names
+/// the text in errors.
+pub fn parse_yaml(text: &str, source: &str) -> Result<serde_json::Value, ConfigError> {
+    origin::parse_value(text, source)
+}
+
 /// The whole local configuration of one pgkeel node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -77,6 +84,9 @@ pub struct CtlSettings {
     pub namespace: String,
     /// The `etcd3` (or legacy `etcd`) section, when there is one.
     pub etcd: Option<EtcdConfig>,
+    /// The basic auth pgkeelctl sends to members' REST APIs: `ctl.authentication`, else
+    /// `restapi.authentication` (patronictl's `ctl.auth or restapi.auth`).
+    pub rest_auth: Option<BasicAuth>,
 }
 
 /// `restapi:` section.
