@@ -15,11 +15,13 @@ use std::path::{Path, PathBuf};
 
 const CONFIG: &str = r#"{"ttl":30,"loop_wait":10,"retry_timeout":10,"maximum_lag_on_failover":1048576,"postgresql":{"use_pg_rewind":true,"parameters":{"max_connections":100,"wal_level":"replica","auto_explain.log_min_duration":"1s"},"pg_hba":["host all all 0.0.0.0/0 md5"]},"slots":{"s1":{"type":"physical"}}}"#;
 
+#[allow(clippy::unwrap_used)] // test helper outside #[test]
 fn config() -> Value {
     serde_json::from_str(CONFIG).unwrap()
 }
 
 /// Writes an executable shell script.
+#[allow(clippy::unwrap_used)] // test helper outside #[test]
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, format!("#!/bin/sh\nset -e\n{body}\n")).unwrap();
@@ -53,7 +55,11 @@ fn set_and_pg_print_patronictls_diff() {
     assert_eq!((o.code, &o.error), (Some(0), &None), "{o:?}");
     assert!(o.stdout.starts_with("--- \n+++ \n@@ "), "{}", o.stdout);
     assert!(o.stdout.contains("\n-ttl: 30\n"), "{}", o.stdout);
-    assert!(o.stdout.contains("\n+ttl: 60\nConfiguration changed\n"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("\n+ttl: 60\nConfiguration changed\n"),
+        "{}",
+        o.stdout
+    );
     assert!(
         o.stdout.ends_with("Configuration changed\n"),
         "{}",

@@ -188,7 +188,8 @@ impl<'a> Matcher<'a> {
             }
             group.push((tag, i1, i2, j1, j2));
         }
-        if !group.is_empty() && !(group.len() == 1 && group[0].0 == Tag::Equal) {
+        let only_equal = matches!(group.as_slice(), [(Tag::Equal, ..)]);
+        if !group.is_empty() && !only_equal {
             groups.push(group);
         }
         groups
