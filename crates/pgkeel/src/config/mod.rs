@@ -34,13 +34,6 @@ pub use load::{
 };
 pub use validate::validate_filesystem;
 
-/// Parses YAML text as PyYAML's `safe_load` reads it (YAML 1.1 booleans such as `on`/`off`,
-/// `~`/`null`/empty as null), for pgkeelctl's `edit-config` values and files; `source` names
-/// the text in errors.
-pub fn parse_yaml(text: &str, source: &str) -> Result<serde_json::Value, ConfigError> {
-    origin::parse_value(text, source)
-}
-
 /// The whole local configuration of one pgkeel node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

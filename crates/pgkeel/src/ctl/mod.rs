@@ -10,6 +10,7 @@
 //! * `commands`: one file per subcommand (`list`, `topology`, `switchover`, `failover`,
 //!   `pause`, `resume`, `show-config`, `edit-config`, `history`).
 //! * `prompt`: click-style prompts on stdin.
+//! * `pyyaml`: YAML read as PyYAML's `safe_load` reads it (`edit-config` values and files).
 //! * `request`: requests to a member's REST API.
 //! * `output`: tables, JSON and YAML as patronictl prints them.
 
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod commands;
 pub mod output;
 pub mod prompt;
+pub mod pyyaml;
 pub mod request;
 pub mod target;
 

@@ -121,7 +121,7 @@ fn as_map(v: &Value) -> &Map<String, Value> {
 
 /// Parses YAML as `yaml.safe_load` does.
 fn safe_load(text: &str, source: &str) -> Result<Value, CtlError> {
-    crate::config::parse_yaml(text, source).map_err(|e| CtlError::Failed(e.to_string()))
+    super::super::pyyaml::safe_load(text, source).map_err(|e| CtlError::Failed(e.to_string()))
 }
 
 /// patronictl's `apply_yaml_file`: `data` patched with the mapping in `file` (`-` is stdin).
