@@ -74,6 +74,54 @@ fn set_and_pg_print_patronictls_diff() {
     want["tags"] = json!({"new": {"deep": [1, "a"]}});
     assert_eq!(o.config_key, Some(want));
 
+    // PyYAML's YAML 1.1 resolution: y/n, 1e3, 0o10 and None stay strings; 1:30 is 90, 010 is 8.
+    let o = f.compare(
+        &keys,
+        (200, ""),
+        &[
+            "edit-config",
+            "--force",
+            "-s",
+            "a=y",
+            "-s",
+            "b=1e3",
+            "-s",
+            "c=0o10",
+            "-s",
+            "d=None",
+            "-s",
+            "e=1:30",
+            "-s",
+            "f=010",
+            "-s",
+            "g=1.5",
+            "-s",
+            "h='on'",
+            "-s",
+            "i={x: off}",
+        ],
+        "",
+    );
+    let c = o.config_key.unwrap();
+    let got: Vec<&Value> = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .map(|k| &c[*k])
+        .collect();
+    assert_eq!(
+        got,
+        [
+            &json!("y"),
+            &json!("1e3"),
+            &json!("0o10"),
+            &json!("None"),
+            &json!(90),
+            &json!(8),
+            &json!(1.5),
+            &json!("on"),
+            &json!({"x": false})
+        ]
+    );
+
     // -q: nothing printed but the result.
     let o = f.compare(
         &keys,
@@ -139,6 +187,32 @@ fn set_and_pg_print_patronictls_diff() {
     assert_eq!(
         o.error.as_deref(),
         Some("Error: Invalid parameter setting postgresql.parameters.work_mem")
+    );
+
+    // --group N: a Citus group's keys, under batman/N/.
+    let mut grouped = keys.clone();
+    grouped.push(("1/config".into(), r#"{"ttl":5}"#.into()));
+    let o = f.compare(
+        &grouped,
+        (200, ""),
+        &["edit-config", "--group", "1", "--force", "-s", "ttl=6"],
+        "",
+    );
+    assert_eq!(o.code, Some(0), "{o:?}");
+    assert_eq!(
+        o.config_key,
+        Some(config()),
+        "the group's key is edited, not the cluster's"
+    );
+    let o = f.compare(
+        &keys,
+        (200, ""),
+        &["edit-config", "--group", "2", "-s", "ttl=6"],
+        "",
+    );
+    assert_eq!(
+        o.error.as_deref(),
+        Some("Error: The config key does not exist in the cluster batman")
     );
 
     // No config key at all.

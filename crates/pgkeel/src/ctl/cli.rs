@@ -185,7 +185,7 @@ pub struct EditConfigArgs {
     /// The cluster (default: the configuration's `scope`).
     #[arg(value_name = "CLUSTER_NAME")]
     pub cluster: Option<String>,
-    /// Citus group (not supported by pgkeel; accepted for patronictl's command line).
+    /// Citus group: the keys under `<cluster>/<group>/`, as patronictl reads them.
     #[arg(long = "group")]
     pub group: Option<i64>,
     /// Do not show changes.

@@ -23,14 +23,14 @@ pub async fn run(
     input: &mut (dyn BufRead + Send),
     out: &mut (dyn Write + Send),
 ) -> Result<(), CtlError> {
-    if args.group.is_some() {
-        return Err(CtlError::Usage(
-            "--group: Citus clusters are not supported by pgkeel".into(),
-        ));
-    }
     let name = cluster_name(ctx, args.cluster.as_deref())?;
+    // `--group N` is a Citus group: patronictl's keys are then under `<scope>/<N>/`.
+    let scope = match args.group {
+        Some(g) => format!("{name}/{g}"),
+        None => name.clone(),
+    };
     let dcs = connect(&ctx.target).await?;
-    let cluster = read_cluster(dcs.as_ref(), &ctx.target.namespace, &name).await?;
+    let cluster = read_cluster(dcs.as_ref(), &ctx.target.namespace, &scope).await?;
     let Some(config) = cluster.config else {
         return Err(CtlError::Failed(format!(
             "The config key does not exist in the cluster {name}"
@@ -95,7 +95,7 @@ pub async fn run(
         return Ok(());
     }
     if args.force || confirm(input, out, "Apply these changes?")? {
-        let key = KeyLayout::new(&ctx.target.namespace, &name).config();
+        let key = KeyLayout::new(&ctx.target.namespace, &scope).config();
         let text = json::dumps_compact(&changed);
         if !dcs
             .put_if_mod_revision(&key, config.mod_revision, text.as_bytes())
