@@ -414,6 +414,24 @@ echo 'synchronous_mode: on' >> "$1""#,
         Some("Error: Editor exited with return code 3")
     );
     assert_eq!((o.code, o.config_key), (Some(1), Some(config())));
+
+    // An emptied file is YAML null, written as such (patronictl does the same).
+    let empty = script(f.dir(), "empty.sh", ": > \"$1\"");
+    let env = [("EDITOR", empty.to_str().unwrap())];
+    let o = f.compare_with(&keys, (200, ""), &["edit-config", "--force"], "", &env);
+    assert_eq!(
+        (o.code, &o.config_key),
+        (Some(0), &Some(Value::Null)),
+        "{o:?}"
+    );
+
+    // No $EDITOR and neither `editor` nor `vi` on the PATH.
+    let env = [("PATH", "/nonexistent")];
+    let o = f.compare_with(&keys, (200, ""), &["edit-config"], "", &env);
+    assert_eq!(
+        o.error.as_deref(),
+        Some("Error: EDITOR environment variable is not set. editor or vi are not available")
+    );
 }
 
 #[test]
