@@ -36,21 +36,19 @@ pub async fn run(
             "The config key does not exist in the cluster {name}"
         )));
     };
-    let original = Value::Object(config.data);
+    let data = config.data;
+    let original = Value::Object(data.clone());
     let before_editing = yaml::dump_block(&original);
 
-    // `after_editing` stays `None` when nothing was asked on the command line.
-    let mut after_editing: Option<String> = None;
-    let mut changed = original.clone();
+    // The configuration the options ask for; `None` when they ask nothing, and the editor is
+    // started.
+    let mut edited: Option<Map<String, Value>> = None;
     if let Some(file) = &args.replace {
-        let data = apply_yaml_file(&Map::new(), file, input)?;
-        after_editing = Some(yaml::dump_block(&data));
-        changed = data;
+        edited = Some(apply_yaml_file(&Map::new(), file, input)?);
     }
     if let Some(file) = &args.apply {
-        let data = apply_yaml_file(as_map(&changed), file, input)?;
-        after_editing = Some(yaml::dump_block(&data));
-        changed = data;
+        let base = edited.as_ref().unwrap_or(&data);
+        edited = Some(apply_yaml_file(base, file, input)?);
     }
     if !args.set.is_empty() || !args.pg.is_empty() {
         let pairs: Vec<String> = args
@@ -63,17 +61,15 @@ pub async fn run(
                     .map(|p| format!("postgresql.parameters.{}", p.trim_start())),
             )
             .collect();
-        let data = apply_config_changes(as_map(&changed), &pairs)?;
-        after_editing = Some(yaml::dump_block(&data));
-        changed = data;
+        let base = edited.as_ref().unwrap_or(&data);
+        edited = Some(apply_config_changes(base, &pairs)?);
     }
-    let after_editing = match after_editing {
-        Some(a) => a,
-        None => {
-            let (text, data) = invoke_editor(&before_editing, &name)?;
-            changed = data;
-            text
+    let (after_editing, changed) = match edited {
+        Some(data) => {
+            let data = Value::Object(data);
+            (yaml::dump_block(&data), data)
         }
+        None => invoke_editor(&before_editing, &name)?,
     };
 
     if py_eq(&original, &changed) {
@@ -110,15 +106,6 @@ pub async fn run(
     Ok(())
 }
 
-/// The value as a mapping (a non-mapping left by an earlier step counts as `{}`).
-fn as_map(v: &Value) -> &Map<String, Value> {
-    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    match v {
-        Value::Object(m) => m,
-        _ => EMPTY.get_or_init(Map::new),
-    }
-}
-
 /// Parses YAML as `yaml.safe_load` does.
 fn safe_load(text: &str, source: &str) -> Result<Value, CtlError> {
     super::super::pyyaml::safe_load(text, source).map_err(|e| CtlError::Failed(e.to_string()))
@@ -129,7 +116,7 @@ fn apply_yaml_file(
     data: &Map<String, Value>,
     file: &str,
     input: &mut (dyn BufRead + Send),
-) -> Result<Value, CtlError> {
+) -> Result<Map<String, Value>, CtlError> {
     let text = if file == "-" {
         let mut s = String::new();
         input.read_to_string(&mut s)?;
@@ -145,7 +132,7 @@ fn apply_yaml_file(
     };
     let mut changed = data.clone();
     patch_config(&mut changed, &options);
-    Ok(Value::Object(changed))
+    Ok(changed)
 }
 
 /// patronictl's `apply_config_changes`: each `KEY=VALUE` pair sets the dotted path `KEY`
@@ -154,7 +141,7 @@ fn apply_yaml_file(
 pub fn apply_config_changes(
     data: &Map<String, Value>,
     pairs: &[String],
-) -> Result<Value, CtlError> {
+) -> Result<Map<String, Value>, CtlError> {
     let mut changed = data.clone();
     for pair in pairs {
         let Some((path, value)) = pair.split_once('=') else {
@@ -166,7 +153,7 @@ pub fn apply_config_changes(
         let path: Vec<String> = path.trim().split('.').map(str::to_string).collect();
         set_path_value(&mut changed, &path, &value, &[]);
     }
-    Ok(Value::Object(changed))
+    Ok(changed)
 }
 
 /// `set_path_value` of `apply_config_changes`.
@@ -489,7 +476,10 @@ mod tests {
             "s=None".to_string(),
         ];
         let v = apply_config_changes(&data, &pairs).unwrap();
-        assert_eq!(v, json!({"ttl": true, "n": {"m": [1, "a"]}, "s": "None"}));
+        assert_eq!(
+            Value::Object(v),
+            json!({"ttl": true, "n": {"m": [1, "a"]}, "s": "None"})
+        );
         let e = apply_config_changes(&data, &["ttl".to_string()]).unwrap_err();
         assert_eq!(e.to_string(), "Invalid parameter setting ttl");
     }
