@@ -523,4 +523,48 @@ fn ctl_authentication_wins_over_restapi() {
     let o = f.compare(&keys, (200, ""), &["pause"], "");
     // base64("ctl:two")
     assert_eq!(o.authorizations, [Some("Basic Y3RsOnR3bw==".to_string())]);
+
+    // The PATRONI_CTL_* variables override the file.
+    let env = [
+        ("PATRONI_CTL_USERNAME", "env"),
+        ("PATRONI_CTL_PASSWORD", "three"),
+    ];
+    let o = f.compare_with(&keys, (200, ""), &["pause"], "", &env);
+    // base64("env:three")
+    assert_eq!(o.authorizations, [Some("Basic ZW52OnRocmVl".to_string())]);
+}
+
+#[test]
+fn long_configs_diff_like_difflib() {
+    // Over 200 lines with many repeated ones: difflib's autojunk heuristic and several hunks.
+    let f = Fixture::start();
+    let mut params = serde_json::Map::new();
+    let mut slots = serde_json::Map::new();
+    for i in 0..150 {
+        params.insert(format!("p{i:03}"), json!(i % 7));
+        slots.insert(format!("s{i:03}"), json!({"type": "physical"}));
+    }
+    let config = json!({"ttl": 30, "postgresql": {"parameters": params}, "slots": slots});
+    let keys = batman(f.stub.port, &config.to_string());
+    let args = [
+        "edit-config",
+        "--force",
+        "-s",
+        "ttl=31",
+        "-p",
+        "p010=x",
+        "-p",
+        "p011=null",
+        "-p",
+        "p100=3",
+        "-s",
+        "slots.s050=null",
+        "-s",
+        "slots.s120.type=logical",
+        "-s",
+        "slots.zzz.type=physical",
+    ];
+    let o = f.compare(&keys, (200, ""), &args, "");
+    assert_eq!(o.code, Some(0), "{o:?}");
+    assert!(o.stdout.matches("\n@@ ").count() >= 4, "{}", o.stdout);
 }
