@@ -13,7 +13,7 @@ use super::keys::{TOP_KNOWN, TOP_UNSUPPORTED, check_keys};
 use super::origin::Ctx;
 use super::read::{opt_nonempty_str, req_str, section};
 use super::sections::bootstrap::build_bootstrap;
-use super::sections::ctl::build_ctl;
+use super::sections::ctl::{build_ctl, ctl_rest_auth};
 use super::sections::etcd::{build_etcd, build_etcd_opt};
 use super::sections::log::build_log;
 use super::sections::postgresql::build_postgresql;
@@ -96,6 +96,7 @@ pub(crate) fn build_ctl_settings(
         namespace: opt_nonempty_str(ctx, top, "", "namespace")?
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
         etcd: build_etcd_opt(ctx, top)?,
+        rest_auth: ctl_rest_auth(ctx, top)?,
     })
 }
 

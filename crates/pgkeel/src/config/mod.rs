@@ -77,6 +77,9 @@ pub struct CtlSettings {
     pub namespace: String,
     /// The `etcd3` (or legacy `etcd`) section, when there is one.
     pub etcd: Option<EtcdConfig>,
+    /// The basic auth pgkeelctl sends to members' REST APIs: `ctl.authentication`, else
+    /// `restapi.authentication` (patronictl's `ctl.auth or restapi.auth`).
+    pub rest_auth: Option<BasicAuth>,
 }
 
 /// `restapi:` section.

@@ -55,6 +55,8 @@ pub enum Command {
     Resume(PauseArgs),
     /// Show cluster configuration.
     ShowConfig(ShowConfigArgs),
+    /// Edit cluster configuration.
+    EditConfig(EditConfigArgs),
     /// Show the history of failovers/switchovers.
     History(HistoryArgs),
 }
@@ -174,4 +176,35 @@ pub struct HistoryArgs {
     /// Output format.
     #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
     pub format: OutputFormat,
+}
+
+/// `edit-config [CLUSTER] [--group N] [-q] [-s K=V]... [-p P=V]... [--apply FILE]
+/// [--replace FILE] [--force]`.
+#[derive(Debug, Clone, Args)]
+pub struct EditConfigArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// Citus group: the keys under `<cluster>/<group>/`, as patronictl reads them.
+    #[arg(long = "group")]
+    pub group: Option<i64>,
+    /// Do not show changes.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Set specific configuration value. Can be specified multiple times.
+    #[arg(short = 's', long = "set", value_name = "TEXT")]
+    pub set: Vec<String>,
+    /// Set specific PostgreSQL parameter value. Shorthand for -s postgresql.parameters. Can be
+    /// specified multiple times.
+    #[arg(short = 'p', long = "pg", value_name = "TEXT")]
+    pub pg: Vec<String>,
+    /// Apply configuration from file. Use - for stdin.
+    #[arg(long = "apply", value_name = "TEXT")]
+    pub apply: Option<String>,
+    /// Apply configuration from file, replacing existing configuration. Use - for stdin.
+    #[arg(long = "replace", value_name = "TEXT")]
+    pub replace: Option<String>,
+    /// Do not ask for confirmation at any point.
+    #[arg(long = "force")]
+    pub force: bool,
 }

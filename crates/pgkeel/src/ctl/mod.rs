@@ -8,8 +8,9 @@
 //! * `cli`: the clap command line.
 //! * `target`: where the DCS is (`--dcs-url` or the config file).
 //! * `commands`: one file per subcommand (`list`, `topology`, `switchover`, `failover`,
-//!   `pause`, `resume`, `show-config`).
+//!   `pause`, `resume`, `show-config`, `edit-config`, `history`).
 //! * `prompt`: click-style prompts on stdin.
+//! * `pyyaml`: YAML read as PyYAML's `safe_load` reads it (`edit-config` values and files).
 //! * `request`: requests to a member's REST API.
 //! * `output`: tables, JSON and YAML as patronictl prints them.
 
@@ -17,12 +18,13 @@ pub mod cli;
 pub mod commands;
 pub mod output;
 pub mod prompt;
+pub mod pyyaml;
 pub mod request;
 pub mod target;
 
 pub use cli::{
-    Cli, Command, FailoverArgs, HistoryArgs, ListArgs, PauseArgs, ShowConfigArgs, SwitchoverArgs,
-    TopologyArgs, WatchArgs,
+    Cli, Command, EditConfigArgs, FailoverArgs, HistoryArgs, ListArgs, PauseArgs, ShowConfigArgs,
+    SwitchoverArgs, TopologyArgs, WatchArgs,
 };
 pub use commands::list::render_list;
 pub use output::OutputFormat;
@@ -136,6 +138,12 @@ impl Context {
         })
     }
 
+    /// The basic auth to send with REST requests (`ctl.authentication`, else
+    /// `restapi.authentication`), when configured.
+    pub fn rest_auth(&self) -> Option<&crate::config::BasicAuth> {
+        self.config.as_ref().and_then(|c| c.rest_auth.as_ref())
+    }
+
     /// The clusters to act on: the given names, else the configuration's `scope`.
     pub fn cluster_names(&self, given: &[String]) -> Result<Vec<String>, CtlError> {
         if !given.is_empty() {
@@ -170,6 +178,9 @@ pub async fn run(
         Command::Pause(args) => commands::pause::run(&ctx, args, connect, out).await,
         Command::Resume(args) => commands::resume::run(&ctx, args, connect, out).await,
         Command::ShowConfig(args) => commands::show_config::run(&ctx, args, connect, out).await,
+        Command::EditConfig(args) => {
+            commands::edit_config::run(&ctx, args, connect, input, out).await
+        }
         Command::History(args) => commands::history::run(&ctx, args, connect, out).await,
     }
 }

@@ -1,6 +1,9 @@
 //! Requests to a member's REST API, as patronictl's `request_patroni` sends them: the member's
-//! `api_url` with its path replaced by the endpoint, the body as `json.dumps` prints it.
+//! `api_url` with its path replaced by the endpoint, the body as `json.dumps` prints it, and
+//! (like patronictl's `PatroniRequest`) basic auth from `ctl.authentication` or
+//! `restapi.authentication` on every request.
 
+use crate::config::BasicAuth;
 use std::time::Duration;
 
 /// Why a request got no HTTP answer (patronictl treats all of these alike: it falls back to
@@ -45,8 +48,9 @@ pub fn endpoint_url(api_url: &str, endpoint: &str) -> Option<String> {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Sends `method` to `endpoint` of the member `name` reachable at `api_url`, with an optional
-/// JSON body (already serialised).
+/// JSON body (already serialised), with `Authorization: Basic ...` when `auth` is set.
 pub async fn request_patroni(
+    auth: Option<&BasicAuth>,
     name: &str,
     api_url: Option<&str>,
     method: reqwest::Method,
@@ -67,6 +71,10 @@ pub async fn request_patroni(
         .build()
         .map_err(http)?;
     let mut req = client.request(method, &url);
+    if let Some(a) = auth {
+        // reqwest marks the header sensitive: it is never shown in Debug output or logs.
+        req = req.basic_auth(&a.username, Some(&a.password));
+    }
     if let Some(b) = body {
         req = req.body(b);
     }

@@ -2,7 +2,8 @@
 //! same setup (a real etcd holding Patroni-format keys of a fake cluster whose members'
 //! `api_url` point at in-process HTTP stubs on 127.0.0.1), and [`Fixture::compare`] asserts they
 //! print the same stdout (timestamps normalised), exit alike, print the same error, send the
-//! same requests and leave the same `failover` key.
+//! same requests (with the same `Authorization` headers) and leave the same `failover` and
+//! `config` keys.
 #![allow(clippy::unwrap_used)] // test support code outside #[test] fns
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -27,6 +28,8 @@ pub struct Recorded {
 #[derive(Default)]
 struct StubState {
     requests: Vec<Recorded>,
+    /// The `Authorization` header of each request, in the same order.
+    authorizations: Vec<Option<String>>,
     status: u16,
     body: String,
 }
@@ -67,12 +70,17 @@ impl Stub {
     fn answer(&self, status: u16, body: &str) {
         let mut s = self.state.lock().unwrap();
         s.requests.clear();
+        s.authorizations.clear();
         s.status = status;
         s.body = body.to_string();
     }
 
     fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    fn authorizations(&self) -> Vec<Option<String>> {
+        self.state.lock().unwrap().authorizations.clone()
     }
 }
 
@@ -86,6 +94,7 @@ fn serve(conn: TcpStream, port: u16, state: &Mutex<StubState>) {
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
     let mut length = 0usize;
+    let mut authorization = None;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
@@ -95,6 +104,11 @@ fn serve(conn: TcpStream, port: u16, state: &Mutex<StubState>) {
             && k.eq_ignore_ascii_case("content-length")
         {
             length = v.trim().parse().unwrap_or(0);
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("authorization")
+        {
+            authorization = Some(v.trim().to_string());
         }
     }
     let mut body = vec![0; length];
@@ -109,6 +123,7 @@ fn serve(conn: TcpStream, port: u16, state: &Mutex<StubState>) {
             path,
             body: String::from_utf8_lossy(&body).into_owned(),
         });
+        s.authorizations.push(authorization);
         (s.status, s.body.clone())
     };
     let mut conn = reader.into_inner();
@@ -127,8 +142,26 @@ pub struct Outcome {
     pub error: Option<String>,
     pub code: Option<i32>,
     pub requests: Vec<Recorded>,
+    /// The `Authorization` header of each request.
+    pub authorizations: Vec<Option<String>>,
     pub failover_key: Option<String>,
+    /// The `config` key afterwards, parsed (`None` when absent; a string if not JSON).
+    pub config_key: Option<serde_json::Value>,
+    /// The whole stderr (not compared: patronictl logs differently).
+    pub stderr: Ignored,
 }
+
+/// A value that every other value equals (what [`Outcome`] holds but does not compare).
+#[derive(Debug, Clone, Default)]
+pub struct Ignored(pub String);
+
+impl PartialEq for Ignored {
+    fn eq(&self, _: &Ignored) -> bool {
+        true
+    }
+}
+
+impl Eq for Ignored {}
 
 pub struct Fixture {
     pub etcd: EtcdCluster,
@@ -152,6 +185,11 @@ pub fn etcdctl(etcd: &EtcdCluster, args: &[&str]) -> String {
 
 impl Fixture {
     pub fn start() -> Fixture {
+        Fixture::start_with("")
+    }
+
+    /// [`Fixture::start`] with `extra` YAML appended to the configuration file.
+    pub fn start_with(extra: &str) -> Fixture {
         require_patronictl();
         let etcd = EtcdCluster::start(1).unwrap();
         let stub = Stub::start(3);
@@ -160,7 +198,7 @@ impl Fixture {
         std::fs::write(
             &config,
             format!(
-                "scope: batman\nnamespace: /service\netcd3:\n  hosts: {}\n",
+                "scope: batman\nnamespace: /service\netcd3:\n  hosts: {}\n{extra}",
                 etcd.client_hosts().join(",")
             ),
         )
@@ -179,6 +217,16 @@ impl Fixture {
         }
     }
 
+    /// A directory that lives as long as the fixture (for scripts and files tests write).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// The configuration file both tools are given with `-c`.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
     /// Replaces the cluster's keys with `keys` (relative to `/service/batman/`).
     pub fn load(&self, keys: &[(String, String)]) {
         etcdctl(&self.etcd, &["del", "--prefix", "/service/"]);
@@ -195,6 +243,19 @@ impl Fixture {
         args: &[&str],
         input: &str,
     ) -> Outcome {
+        self.run_with(bin, keys, answer, args, input, &[])
+    }
+
+    /// [`Fixture::run`] with extra environment variables.
+    pub fn run_with(
+        &self,
+        bin: &Path,
+        keys: &[(String, String)],
+        answer: (u16, &str),
+        args: &[&str],
+        input: &str,
+        env: &[(&str, &str)],
+    ) -> Outcome {
         self.load(keys);
         self.stub.answer(answer.0, answer.1);
         let mut child = Command::new(bin)
@@ -204,6 +265,8 @@ impl Fixture {
             .env_remove("PATRONICTL_CONFIG_FILE")
             .env("TZ", "UTC")
             .env("LANG", "C.UTF-8")
+            .env_remove("EDITOR")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -224,12 +287,22 @@ impl Fixture {
         ))
         .map(|s| s.trim_end().to_string())
         .filter(|s| !s.is_empty());
+        let config_key = Some(etcdctl(
+            &self.etcd,
+            &["get", "/service/batman/config", "--print-value-only"],
+        ))
+        .map(|s| s.trim_end().to_string())
+        .filter(|s| !s.is_empty())
+        .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)));
         Outcome {
             stdout: normalise(&String::from_utf8_lossy(&out.stdout)),
             error,
             code: out.status.code(),
             requests: self.stub.requests(),
+            authorizations: self.stub.authorizations(),
             failover_key,
+            config_key,
+            stderr: Ignored(stderr.into_owned()),
         }
     }
 
@@ -242,13 +315,26 @@ impl Fixture {
         args: &[&str],
         input: &str,
     ) -> Outcome {
-        let patroni = self.run(&patronictl_bin(), keys, answer, args, input);
-        let ours = self.run(
+        self.compare_with(keys, answer, args, input, &[])
+    }
+
+    /// [`Fixture::compare`] with extra environment variables for both tools.
+    pub fn compare_with(
+        &self,
+        keys: &[(String, String)],
+        answer: (u16, &str),
+        args: &[&str],
+        input: &str,
+        env: &[(&str, &str)],
+    ) -> Outcome {
+        let patroni = self.run_with(&patronictl_bin(), keys, answer, args, input, env);
+        let ours = self.run_with(
             Path::new(env!("CARGO_BIN_EXE_pgkeelctl")),
             keys,
             answer,
             args,
             input,
+            env,
         );
         assert_eq!(
             ours, patroni,

@@ -74,6 +74,7 @@ pub async fn toggle_pause(
     );
     for (name, api_url) in members_leader_first(&cluster) {
         let r = match request_patroni(
+            ctx.rest_auth(),
             &name,
             Some(&api_url),
             reqwest::Method::PATCH,

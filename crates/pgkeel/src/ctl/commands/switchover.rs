@@ -9,6 +9,7 @@ use super::super::request::request_patroni;
 use super::super::{Connect, Context, CtlError, SwitchoverArgs};
 use super::list::render_list;
 use super::{read_cluster, timestamp_micros};
+use crate::config::BasicAuth;
 use crate::ctl::OutputFormat;
 use crate::dcs::Dcs;
 use pgkeel_ha::cluster::{Cluster, bool_value};
@@ -414,7 +415,16 @@ pub async fn do_failover_or_switchover(
     };
     let body_text = json::dumps(&Value::Object(body));
     let sent = match &target {
-        Some((name, api_url)) => send(action, name, api_url.as_deref(), &body_text).await,
+        Some((name, api_url)) => {
+            send(
+                ctx.rest_auth(),
+                action,
+                name,
+                api_url.as_deref(),
+                &body_text,
+            )
+            .await
+        }
         None => None,
     };
     match sent {
@@ -456,6 +466,7 @@ pub async fn do_failover_or_switchover(
 /// server that does not know `/switchover` (501) is asked `/failover`, as patronictl does for
 /// old Patroni versions.
 async fn send(
+    auth: Option<&BasicAuth>,
     action: Action,
     name: &str,
     api_url: Option<&str>,
@@ -463,6 +474,7 @@ async fn send(
 ) -> Option<super::super::request::Response> {
     let post = |endpoint: &'static str| {
         request_patroni(
+            auth,
             name,
             api_url,
             reqwest::Method::POST,

@@ -7,11 +7,19 @@ use std::fmt::Write;
 /// `json.dumps(value)` with default arguments.
 pub fn dumps(v: &Value) -> String {
     let mut out = String::new();
-    write_value(v, &mut out);
+    write_value(v, &mut out, (", ", ": "));
     out
 }
 
-fn write_value(v: &Value, out: &mut String) {
+/// `json.dumps(value, separators=(',', ':'))`: what patronictl writes to the `config` key.
+pub fn dumps_compact(v: &Value) -> String {
+    let mut out = String::new();
+    write_value(v, &mut out, (",", ":"));
+    out
+}
+
+/// Writes `v` with the item and key separators `sep`.
+fn write_value(v: &Value, out: &mut String, sep: (&str, &str)) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -21,9 +29,9 @@ fn write_value(v: &Value, out: &mut String) {
             out.push('[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push_str(sep.0);
                 }
-                write_value(x, out);
+                write_value(x, out, sep);
             }
             out.push(']');
         }
@@ -34,8 +42,8 @@ fn write_value(v: &Value, out: &mut String) {
                     out.push_str(", ");
                 }
                 write_str(k, out);
-                out.push_str(": ");
-                write_value(x, out);
+                out.push_str(sep.1);
+                write_value(x, out, sep);
             }
             out.push('}');
         }

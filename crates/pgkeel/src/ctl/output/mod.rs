@@ -1,6 +1,7 @@
 //! Output formats shared by pgkeelctl commands: PrettyTable-style tables, patronictl's JSON and
 //! PyYAML-style YAML. Pure text functions; commands decide what to print.
 
+pub mod diff;
 pub mod json;
 pub mod table;
 pub mod yaml;
