@@ -283,6 +283,7 @@ async fn start_full(
         live_wal: None,
         requests,
         restart_wait: Duration::from_secs(5),
+        reload_agent: Arc::new(tokio::sync::Notify::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -655,6 +656,7 @@ async fn patch_config_conflict_gives_409() {
         live_wal: None,
         requests: None,
         restart_wait: Duration::from_secs(5),
+        reload_agent: Arc::new(tokio::sync::Notify::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

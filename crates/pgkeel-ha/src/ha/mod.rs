@@ -191,6 +191,13 @@ impl Ha {
         }
     }
 
+    /// New local settings for a running node (SIGHUP, `POST /reload`): tags, `nofailover`,
+    /// `failover_priority`, `replicatefrom` and what the member key says take effect from the
+    /// next step; what the node remembers is kept.
+    pub fn reconfigure(&mut self, cfg: HaConfig) {
+        self.cfg = cfg;
+    }
+
     /// A node that resumes with this memory: tests that start a node in the middle of its life
     /// (one that has run its first callback, say) rather than at its first cycle.
     pub fn with_memory(cfg: HaConfig, mem: HaMemory) -> Ha {

@@ -11,6 +11,7 @@
 //! * `execute.rs`: every action of the core, performed in one place; `tasks.rs`: the long ones.
 //! * `publish.rs`: the node's status for the REST API.
 //! * `lease.rs`: the lease keeper; `requests.rs`: requests in, answers out.
+//! * `reload.rs`: SIGHUP and `POST /reload`: the configuration file read again.
 //! * `replica_watch.rs`, `error.rs`: what their names say.
 //!
 //! Its waits and deadlines come from the dynamic configuration and the DCS, which anyone with
@@ -26,6 +27,7 @@ mod execute;
 pub mod lease;
 mod publish;
 pub mod published;
+mod reload;
 mod replica_watch;
 pub mod requests;
 mod run;

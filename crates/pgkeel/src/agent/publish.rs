@@ -60,7 +60,12 @@ impl Agent {
                 status_tx.borrow().dcs_last_seen
             },
             global: gc.clone(),
-            tags: self.cfg.tags.published.clone(),
+            tags: ha
+                .config()
+                .member
+                .as_ref()
+                .map(|m| m.tags.clone())
+                .unwrap_or_default(),
             next_cycle_due: lease::later(Instant::now(), Duration::from_secs(gc.loop_wait)),
             last_message: d.status.clone(),
             version: PUBLISHED_VERSION.into(),

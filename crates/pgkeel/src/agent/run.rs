@@ -107,6 +107,10 @@ pub async fn run_with(
     };
     let (status_tx, status_rx) = watch::channel(Arc::new(status0));
     let wake = Arc::new(Notify::new());
+    // SIGHUP and `POST /reload`: re-read the configuration file (see `reload.rs`).
+    let reload = Arc::new(Notify::new());
+    super::reload::notify_on_sighup(reload.clone());
+    let mut running_config = (*cfg).clone();
     let (request_tx, mut requests) = requests::channel();
     let mut tasks = tasks::TaskSlot::default();
     let mut last_cluster: Option<Cluster> = None;
@@ -150,6 +154,7 @@ pub async fn run_with(
         requests: Some(request_tx),
         restart_wait: Duration::from_secs(cfg.postgresql.pg_ctl_timeout.saturating_mul(2))
             .saturating_add(Duration::from_secs(10)),
+        reload_agent: reload.clone(),
     };
     let mut api_stop = stop_rx.clone();
     tokio::spawn(async move {
@@ -250,6 +255,12 @@ pub async fn run_with(
             _ = members_watch.changed(), if is_leader => {}
             _ = pg_exits.changed() => {}
             _ = wake.notified() => {}
+            _ = reload.notified() => {
+                if let Some(new) = super::reload::reread(&running_config) {
+                    ha.reconfigure(ha_config(&new));
+                    running_config = new;
+                }
+            }
             () = requests.arrived() => {}
             _ = tasks.finished() => {}
             // A lease granted (the first one, at start: the loop must not wait a loop_wait

@@ -19,6 +19,7 @@
 //! * `schedule`: the times of scheduled switchovers and restarts.
 //! * `switchover`: `POST /switchover`, `POST /failover`, `DELETE /switchover`: the `failover`
 //!   key, which every HA loop honours.
+//! * `POST /reload` is answered here: it only wakes the agent's reload (`agent/reload.rs`).
 //! * `auth`: basic auth for write methods.
 //! * `server`: connection cap, timeouts and eviction, so no client starves the agent.
 
@@ -68,6 +69,8 @@ pub struct ApiState {
     pub requests: Option<crate::agent::requests::RequestSender>,
     /// How long `POST /restart` waits for the restart to end.
     pub restart_wait: std::time::Duration,
+    /// Notified by `POST /reload`: the agent re-reads its configuration file (as on SIGHUP).
+    pub reload_agent: Arc<tokio::sync::Notify>,
 }
 
 /// The router: one fallback that dispatches like Patroni (see the module docs). Request
@@ -153,6 +156,8 @@ pub enum WriteEndpoint {
     CancelRestart,
     /// `POST /reinitialize`: wipe and re-clone this replica.
     Reinitialize,
+    /// `POST /reload`: re-read the local configuration file, as SIGHUP does.
+    Reload,
     /// `POST /switchover`: a planned switchover, now or scheduled.
     Switchover,
     /// `POST /failover`: a manual failover to a named candidate.
@@ -163,12 +168,13 @@ pub enum WriteEndpoint {
 
 impl WriteEndpoint {
     /// Every write endpoint with its method and path (for tests and docs).
-    pub const ALL: [(WriteEndpoint, &'static str, &'static str); 8] = [
+    pub const ALL: [(WriteEndpoint, &'static str, &'static str); 9] = [
         (WriteEndpoint::PatchConfig, "PATCH", "/config"),
         (WriteEndpoint::PutConfig, "PUT", "/config"),
         (WriteEndpoint::Restart, "POST", "/restart"),
         (WriteEndpoint::CancelRestart, "DELETE", "/restart"),
         (WriteEndpoint::Reinitialize, "POST", "/reinitialize"),
+        (WriteEndpoint::Reload, "POST", "/reload"),
         (WriteEndpoint::Switchover, "POST", "/switchover"),
         (WriteEndpoint::Failover, "POST", "/failover"),
         (WriteEndpoint::CancelSwitchover, "DELETE", "/switchover"),
@@ -189,6 +195,11 @@ impl WriteEndpoint {
             WriteEndpoint::Restart => restart::post(state, body).await,
             WriteEndpoint::CancelRestart => restart::delete(state).await,
             WriteEndpoint::Reinitialize => reinitialize::post(state, body).await,
+            WriteEndpoint::Reload => {
+                // Patroni's `do_POST_reload`: the reload happens in the loop, answered at once.
+                state.reload_agent.notify_one();
+                text_response(StatusCode::ACCEPTED, "reload scheduled")
+            }
             WriteEndpoint::Switchover => {
                 switchover::post(state, body, switchover::Kind::Switchover).await
             }
