@@ -119,3 +119,116 @@ fn e2e_dynamic_parameters_are_reloaded_or_left_pending_until_restart_pending() {
         leader
     );
 }
+
+fn output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The operator's path: `pgkeelctl edit-config --pg max_connections=...` raises
+/// `pending_restart` on every member (shown by `patronictl list`), and Patroni's own
+/// `patronictl restart CLUSTER --pending --force` restarts the whole cluster for it, member by
+/// member; afterwards nothing is pending and the leader is unchanged.
+#[test]
+fn e2e_edit_config_pg_raises_pending_restart_and_restart_pending_clears_it() {
+    require_tools();
+    pgkeel_testkit::patroni::require_patronictl();
+    let scope = "e2e-pending";
+    let c = PgkeelCluster::start(pgkeel_testkit::fast_options!(scope)).expect("start the cluster");
+    let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    let before: u32 = show(&c, leader, "max_connections")
+        .parse()
+        .expect("max_connections");
+    // Lower, so replicas restarted after the leader never run below the primary's value.
+    assert!(
+        before >= 30,
+        "max_connections {before} too low for this test"
+    );
+    let wanted = (before - 7).to_string();
+
+    let out = c
+        .ctl(&[
+            "edit-config",
+            scope,
+            "--pg",
+            &format!("max_connections={wanted}"),
+            "--force",
+        ])
+        .expect("pgkeelctl edit-config");
+    assert!(
+        out.status.success() && output(&out).contains("Configuration changed"),
+        "{}",
+        output(&out)
+    );
+    eventually(Duration::from_secs(30), Duration::from_millis(200), || {
+        let out = c
+            .patronictl(&["list", scope, "-f", "json"])
+            .map_err(|e| e.to_string())?;
+        let rows: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        if rows.len() == 3 && rows.iter().all(|r| r["Pending restart"] == "*") {
+            Ok(())
+        } else {
+            Err(format!("{rows:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+
+    let out = c
+        .patronictl(&["restart", scope, "--pending", "--force"])
+        .expect("patronictl restart --pending");
+    let text = output(&out);
+    for i in 0..c.len() {
+        assert!(
+            text.contains(&format!("Success: restart on member {}", c.node(i).name)),
+            "{text}\n{}",
+            c.log_tails(20)
+        );
+    }
+    assert_eq!(
+        c.wait_healthy(Duration::from_secs(30)).expect("healthy"),
+        leader,
+        "the restart moved the leader"
+    );
+    // A replica restarted before it replayed the primary's new setting cannot run below the
+    // primary's old one: it starts with that (Patroni's words in the log) and stays pending;
+    // one more `restart --pending` once it has replayed the change brings it to the new value.
+    for round in 0..3 {
+        eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(200),
+            || match (0..c.len()).all(|i| c.psql(i, "SELECT 1").is_ok()) {
+                true => Ok(()),
+                false => Err("a member does not answer".to_string()),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+        if (0..c.len()).all(|i| show(&c, i, "max_connections") == wanted) {
+            break;
+        }
+        assert!(
+            round < 2,
+            "still not {wanted} everywhere\n{}",
+            c.log_tails(20)
+        );
+        let out = c
+            .patronictl(&["restart", scope, "--pending", "--force"])
+            .expect("patronictl restart --pending");
+        assert!(!output(&out).contains("Failed"), "{}", output(&out));
+    }
+    for i in 0..c.len() {
+        assert_eq!(show(&c, i, "max_connections"), wanted, "node {i}");
+        eventually(Duration::from_secs(20), Duration::from_millis(100), || {
+            let (_, status) = c.api_json(i, "/patroni").map_err(|e| e.to_string())?;
+            if status.get("pending_restart").is_none() {
+                Ok(())
+            } else {
+                Err(format!("node {i}: {status}"))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
+    }
+}

@@ -415,6 +415,51 @@ pub(crate) struct ControlData {
     pub timeline: Option<u32>,
     /// `Latest checkpoint location` (for a cleanly stopped primary, where its WAL ends).
     pub checkpoint_lsn: Option<pgkeel_ha::pg::Lsn>,
+    /// The primary's settings a standby must not go below (`max_connections setting`, ...),
+    /// by parameter name.
+    pub hot_standby_minimums: BTreeMap<String, u64>,
+}
+
+/// The `pg_controldata` lines of the settings a hot standby needs at least the primary's value
+/// of, and PostgreSQL's default of each (Patroni's `effective_configuration`).
+const HOT_STANDBY_MINIMUMS: [(&str, &str, u64); 5] = [
+    ("max_connections setting", "max_connections", 100),
+    ("max_worker_processes setting", "max_worker_processes", 8),
+    ("max_wal_senders setting", "max_wal_senders", 10),
+    ("max_prepared_xacts setting", "max_prepared_transactions", 0),
+    (
+        "max_locks_per_xact setting",
+        "max_locks_per_transaction",
+        64,
+    ),
+];
+
+/// The settings a standby must start with above its configuration: where `pg_controldata`
+/// says the primary ran with more (the standby would refuse to start: `recovery aborted because
+/// of insufficient parameter settings`), the primary's value, as Patroni's
+/// `effective_configuration` does. `configured` is the written configuration.
+pub(crate) fn raised_for_standby(
+    cd: &ControlData,
+    configured: &BTreeMap<String, String>,
+) -> Vec<pgkeel_ha::pg::PendingRestart> {
+    HOT_STANDBY_MINIMUMS
+        .iter()
+        .filter_map(|(_, name, default)| {
+            let primary = *cd.hot_standby_minimums.get(*name)?;
+            let ours = match configured
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            {
+                Some((_, v)) => v.trim().parse::<u64>().ok()?,
+                None => *default,
+            };
+            (primary > ours).then(|| pgkeel_ha::pg::PendingRestart {
+                name: (*name).to_string(),
+                old_value: primary.to_string(),
+                new_value: ours.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Parses `pg_controldata` output (run with `LC_ALL=C`).
@@ -430,7 +475,14 @@ pub(crate) fn parse_controldata(text: &str) -> ControlData {
             "Database cluster state" => cd.state = Some(v.to_string()),
             "Latest checkpoint's TimeLineID" => cd.timeline = v.parse().ok(),
             "Latest checkpoint location" => cd.checkpoint_lsn = v.parse().ok(),
-            _ => {}
+            other => {
+                if let Some((_, name, _)) =
+                    HOT_STANDBY_MINIMUMS.iter().find(|(l, _, _)| *l == other)
+                    && let Ok(n) = v.parse()
+                {
+                    cd.hot_standby_minimums.insert((*name).to_string(), n);
+                }
+            }
         }
     }
     cd
@@ -627,6 +679,29 @@ mod tests {
         assert_eq!(read_following(&text), None);
         let back = parse_managed_params(&text);
         assert!(!back.contains_key("primary_conninfo") && !back.contains_key("primary_slot_name"));
+    }
+
+    #[test]
+    fn a_standby_starts_with_the_primarys_higher_settings() {
+        let cd = parse_controldata(
+            "max_connections setting:              50\nmax_worker_processes setting:         8\nmax_locks_per_xact setting:           64\n",
+        );
+        let configured = params(&[
+            ("max_connections", "43"),
+            ("max_locks_per_transaction", "128"),
+        ]);
+        let raised = raised_for_standby(&cd, &configured);
+        assert_eq!(
+            raised,
+            vec![pgkeel_ha::pg::PendingRestart {
+                name: "max_connections".into(),
+                old_value: "50".into(),
+                new_value: "43".into(),
+            }]
+        );
+        assert!(raised_for_standby(&cd, &params(&[("max_connections", "60")])).is_empty());
+        // Absent from the configuration: PostgreSQL's default (100) is already higher.
+        assert!(raised_for_standby(&cd, &BTreeMap::new()).is_empty());
     }
 
     #[test]

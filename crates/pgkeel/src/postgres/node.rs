@@ -67,6 +67,9 @@ pub struct PgNode {
     exits: Arc<watch::Sender<u64>>,
     watch: Arc<Mutex<Watch>>,
     secrets: Vec<String>,
+    /// Settings the running standby was started with above its configuration (see
+    /// `conf::raised_for_standby`): reported as pending a restart until it runs as configured.
+    raised: Mutex<Vec<pgkeel_ha::pg::PendingRestart>>,
 }
 
 impl std::fmt::Debug for PgNode {
@@ -105,6 +108,7 @@ impl PgNode {
             exits: Arc::new(watch::channel(0).0),
             watch: Arc::new(Mutex::new(Watch::default())),
             secrets,
+            raised: Mutex::new(Vec::new()),
         }
     }
 

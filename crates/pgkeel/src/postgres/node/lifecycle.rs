@@ -155,6 +155,39 @@ impl PgNode {
         }
     }
 
+    /// A standby (`standby.signal`) whose primary ran with higher settings than configured
+    /// starts with the primary's (Patroni's `effective_configuration`), logged in Patroni's
+    /// words and remembered as pending a restart. Empty for a primary.
+    async fn standby_minimums(&self) -> Vec<pgkeel_ha::pg::PendingRestart> {
+        let data = &self.cfg.data_dir;
+        let raised = if data.join("standby.signal").exists() {
+            let configured = std::fs::read_to_string(data.join("postgresql.conf"))
+                .map(|t| conf::parse_managed_params(&t))
+                .unwrap_or_default();
+            match self.controldata().await {
+                Ok(cd) => conf::raised_for_standby(&cd, &configured),
+                Err(e) => {
+                    tracing::warn!("cannot read pg_controldata before the start: {e}");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        for r in &raised {
+            tracing::info!(
+                "{} value in pg_controldata: {}, in the global configuration: {}. pg_controldata value will be used. Setting 'Pending restart' flag",
+                r.name,
+                r.old_value,
+                r.new_value
+            );
+        }
+        if let Ok(mut g) = self.raised.lock() {
+            g.clone_from(&raised);
+        }
+        raised
+    }
+
     /// Starts the postmaster, or adopts a running one, and waits for it: the body of
     /// [`PostgresControl::start`].
     ///
@@ -213,10 +246,12 @@ impl PgNode {
         }
         let err_file = file.try_clone().map_err(log_io)?;
         let mut cmd = os::prepare_command(&self.bin_dir.join("postgres"), user.as_ref());
-        cmd.arg("-D")
-            .arg(&self.cfg.data_dir)
-            .stdout(file)
-            .stderr(err_file);
+        cmd.arg("-D").arg(&self.cfg.data_dir);
+        for raised in self.standby_minimums().await {
+            cmd.arg("-c")
+                .arg(format!("{}={}", raised.name, raised.old_value));
+        }
+        cmd.stdout(file).stderr(err_file);
         let mut child = cmd.spawn().map_err(|e| PgError::Io {
             what: format!("spawning {}/postgres", self.bin_dir.display()),
             source: e,

@@ -233,6 +233,14 @@ impl PgNode {
                 .or(lp.timeline);
         }
         lp.pending_restart = self.pending_restart().await;
+        // Started above its configuration (a standby behind its primary's settings).
+        if let Ok(raised) = self.raised.lock() {
+            for r in raised.iter() {
+                if !lp.pending_restart.iter().any(|p| p.name == r.name) {
+                    lp.pending_restart.push(r.clone());
+                }
+            }
+        }
         lp
     }
 
