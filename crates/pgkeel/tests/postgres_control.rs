@@ -277,6 +277,7 @@ async fn primary_replica_crash_escalation_promote_rewind() {
         host: "127.0.0.1".into(),
         port: p1,
         slot_name: Some(slot.clone()),
+        nostream: false,
     });
     let change = node2
         .write_config(&node2.managed_config(Some(rec)))
@@ -401,6 +402,7 @@ async fn primary_replica_crash_escalation_promote_rewind() {
         host: "127.0.0.1".into(),
         port: p2,
         slot_name: None,
+        nostream: false,
     });
     node1
         .write_config(&node1.managed_config(Some(rec)))

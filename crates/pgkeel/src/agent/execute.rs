@@ -316,6 +316,7 @@ impl Agent {
             host,
             port,
             slot_name: use_slots.then(|| slot_name_from_member_name(&self.cfg.name)),
+            nostream: self.cfg.tags.nostream,
         }))
     }
 

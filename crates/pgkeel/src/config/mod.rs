@@ -284,6 +284,8 @@ pub struct Tags {
     pub nosync: bool,
     /// Stream from this member instead of the leader.
     pub replicatefrom: Option<String>,
+    /// Do not stream WAL at all: replay what `restore_command` and `pg_wal` give.
+    pub nostream: bool,
     /// Every tag as published (known ones only when set/true, custom ones verbatim).
     pub published: BTreeMap<String, serde_json::Value>,
 }

@@ -324,8 +324,13 @@ pub(crate) fn render_postgresql_conf(
     let mut out = String::from(CONF_HEADER);
     let _ = writeln!(out, "include {}", quote_guc(BASE_CONF));
     let _ = writeln!(out);
+    // The recovery block starts with primary_conninfo, or (nostream) recovery_target_timeline.
+    let first_recovery_key = match recovery.and_then(|r| r.upstream.as_ref()) {
+        Some(u) if u.nostream => "recovery_target_timeline",
+        _ => "primary_conninfo",
+    };
     for (k, v) in all_params(params, data_dir, recovery, ctx) {
-        if k == "primary_conninfo" {
+        if k == first_recovery_key {
             let _ = writeln!(out, "\n# recovery.conf");
             if let Some(u) = recovery.and_then(|r| r.upstream.as_ref()) {
                 let _ = writeln!(out, "{FOLLOWING_MARKER}{}", u.leader_name);
@@ -367,6 +372,10 @@ pub(crate) fn all_params(
     // A standby with no upstream yet (read-only start without a leader) gets standby.signal
     // but no primary_conninfo.
     if let Some(r) = recovery.and_then(|r| r.upstream.as_ref()) {
+        if r.nostream {
+            out.push(("recovery_target_timeline".into(), "latest".into()));
+            return out;
+        }
         let port = r.port.to_string();
         let pgpass = ctx.pgpass.display().to_string();
         let ci = conninfo(&[
@@ -651,6 +660,7 @@ mod tests {
             host: "10.0.0.1".into(),
             port: 5432,
             slot_name: Some("node_2".into()),
+            nostream: false,
         });
         let ctx = ConninfoContext {
             replication_user: "repl",
@@ -679,6 +689,19 @@ mod tests {
         assert_eq!(read_following(&text), None);
         let back = parse_managed_params(&text);
         assert!(!back.contains_key("primary_conninfo") && !back.contains_key("primary_slot_name"));
+        // nostream: the upstream is recorded (the core sees whom it follows), nothing streams.
+        let mut upstream = rec.upstream.clone().expect("upstream");
+        upstream.nostream = true;
+        let text = render_postgresql_conf(
+            &params,
+            Path::new("/data"),
+            Some(&Recovery::streaming_from(upstream)),
+            &ctx,
+        );
+        assert_eq!(read_following(&text).as_deref(), Some("node-1"));
+        let back = parse_managed_params(&text);
+        assert!(!back.contains_key("primary_conninfo") && !back.contains_key("primary_slot_name"));
+        assert_eq!(back["recovery_target_timeline"], "latest");
     }
 
     #[test]

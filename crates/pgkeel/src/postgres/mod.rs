@@ -162,6 +162,9 @@ pub struct Upstream {
     pub port: u16,
     /// Physical slot on the upstream (`primary_slot_name`), when slots are used.
     pub slot_name: Option<String>,
+    /// The `nostream` tag: the upstream is recorded as followed, but no `primary_conninfo` (or
+    /// slot) is written, so WAL comes only from `restore_command` and `pg_wal`, as in Patroni.
+    pub nostream: bool,
 }
 
 /// Everything pgkeel writes into the data directory's configuration files.

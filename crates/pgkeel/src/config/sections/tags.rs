@@ -79,6 +79,7 @@ pub(crate) fn build_tags(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<Tags>
         clonefrom,
         nosync,
         replicatefrom,
+        nostream: nostream.unwrap_or(false),
         published,
     })
 }
