@@ -284,6 +284,7 @@ async fn start_full(
         requests,
         restart_wait: Duration::from_secs(5),
         reload_agent: Arc::new(tokio::sync::Notify::new()),
+        access: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -657,6 +658,7 @@ async fn patch_config_conflict_gives_409() {
         requests: None,
         restart_wait: Duration::from_secs(5),
         reload_agent: Arc::new(tokio::sync::Notify::new()),
+        access: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1116,6 +1118,79 @@ async fn no_write_method_reaches_a_handler_without_the_configured_credentials() 
         assert!(
             code != 401 && code != 501,
             "{endpoint:?}: {code} {body} with the right credentials"
+        );
+    }
+}
+
+/// `restapi.allowlist` / `allowlist_include_members` (Patroni's `check_access`), on pgkeel's
+/// own server (which knows the client's address): a client outside the list gets 403 `Access is
+/// denied` on every write endpoint before its credentials are looked at; GETs stay open; a
+/// listed client, or a member's API host with `allowlist_include_members`, gets on to the
+/// credential check.
+#[tokio::test]
+async fn the_allowlist_keeps_other_clients_off_the_write_endpoints() {
+    use pgkeel::api::access::AccessList;
+    let cases: [(&[&str], bool, bool); 4] = [
+        (&["10.0.0.0/8"], false, true),
+        (&["127.0.0.0/8"], false, false),
+        (&["localhost"], false, false),
+        // The seeded members' api_url hosts are 127.0.0.1.
+        (&[], true, false),
+    ];
+    for (list, include_members, denied) in cases {
+        let dcs = seeded_dcs();
+        let status = node("leader", &dcs).await;
+        let (_tx, rx) = tokio::sync::watch::channel(Arc::new(status));
+        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        let state = ApiState {
+            status: rx,
+            dcs: dcs.clone(),
+            layout: layout(),
+            auth: Some(BasicAuth {
+                username: "admin".into(),
+                password: "secret".into(),
+            }),
+            wake_agent: Arc::new(tokio::sync::Notify::new()),
+            live_wal: None,
+            requests: None,
+            restart_wait: Duration::from_secs(5),
+            reload_agent: Arc::new(tokio::sync::Notify::new()),
+            access: Arc::new(AccessList::from_config(&list, include_members)),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(pgkeel::api::serve(listener, state, std::future::pending()));
+        let http = reqwest::Client::new();
+        for (_, method, path) in pgkeel::api::WriteEndpoint::ALL {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let r = http
+                .request(m, format!("http://{addr}{path}"))
+                .basic_auth("admin", Some("secret"))
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            if denied {
+                assert_eq!(
+                    (code, body.as_str()),
+                    (403, "Access is denied"),
+                    "{method} {path} with {list:?}"
+                );
+            } else {
+                assert_ne!(code, 403, "{method} {path} with {list:?}: {body}");
+            }
+        }
+        let r = http
+            .get(format!("http://{addr}/patroni"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "GET restricted by {list:?}");
+        assert_eq!(
+            dcs.get("/service/batman/config").unwrap(),
+            seeded_dcs().get("/service/batman/config").unwrap(),
+            "a denied write changed the config"
         );
     }
 }

@@ -543,3 +543,25 @@ fn commands_are_split_like_patroni_shlex() {
     assert_eq!(cb.program(), "/usr/local/bin/cb");
     assert_eq!(cb.args(), ["--note", "role changed"]);
 }
+
+#[test]
+fn restapi_allowlist_is_read_and_no_longer_warned_about() {
+    let text = minimal().replacen(
+        "restapi:\n",
+        "restapi:\n  allowlist: [10.0.0.0/8, 'db1.example']\n  allowlist_include_members: true\n",
+        1,
+    );
+    let l = load_str(&text, &[]);
+    assert_eq!(l.config.restapi.allowlist, ["10.0.0.0/8", "db1.example"]);
+    assert!(l.config.restapi.allowlist_include_members);
+    assert!(
+        !warnings(&l).iter().any(|w| w.contains("allowlist")),
+        "{:?}",
+        warnings(&l)
+    );
+    let bad = minimal().replacen("restapi:\n", "restapi:\n  allowlist: 10.0.0.1\n", 1);
+    let err = load_config_from_str(&bad, Path::new("node.yml"), &[])
+        .err()
+        .expect("a scalar allowlist is refused");
+    assert!(err.to_string().contains("restapi.allowlist"), "{err}");
+}

@@ -149,6 +149,10 @@ pub async fn run_with(
         dcs: dcs.clone(),
         layout: layout.clone(),
         auth: cfg.restapi.authentication.clone(),
+        access: Arc::new(crate::api::access::AccessList::from_config(
+            &cfg.restapi.allowlist,
+            cfg.restapi.allowlist_include_members,
+        )),
         wake_agent: wake.clone(),
         live_wal: pg.live_wal().map(Arc::new),
         requests: Some(request_tx),

@@ -20,9 +20,11 @@
 //! * `switchover`: `POST /switchover`, `POST /failover`, `DELETE /switchover`: the `failover`
 //!   key, which every HA loop honours.
 //! * `POST /reload` is answered here: it only wakes the agent's reload (`agent/reload.rs`).
+//! * `access`: `restapi.allowlist` for write methods (403 before the credentials).
 //! * `auth`: basic auth for write methods.
 //! * `server`: connection cap, timeouts and eviction, so no client starves the agent.
 
+pub mod access;
 mod auth;
 mod cluster;
 mod config;
@@ -61,6 +63,8 @@ pub struct ApiState {
     pub layout: KeyLayout,
     /// `restapi.authentication`: required on write methods when set.
     pub auth: Option<BasicAuth>,
+    /// `restapi.allowlist`: who may call write methods at all.
+    pub access: Arc<access::AccessList>,
     /// Notified after a successful `/config` write so the HA loop runs a cycle at once.
     pub wake_agent: Arc<tokio::sync::Notify>,
     /// Live WAL positions for `/patroni`; `None` serves the published ones (API tests).
@@ -103,6 +107,7 @@ pub use crate::dcs::read_cluster;
 
 async fn dispatch(
     State(state): State<Arc<ApiState>>,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -130,10 +135,17 @@ async fn dispatch(
         }
         _ => match WriteEndpoint::route(&method, segment) {
             // Every write goes through this one check: a new write endpoint cannot forget it.
-            Some(endpoint) => match auth::check(state.auth.as_ref(), &headers) {
-                Ok(()) => endpoint.serve(&state, &body).await,
-                Err(r) => r,
-            },
+            Some(endpoint) => {
+                let cluster = state.status.borrow().cluster.clone();
+                let allowed = state
+                    .access
+                    .check(client.map(|c| c.0.0), cluster.as_ref())
+                    .and_then(|()| auth::check(state.auth.as_ref(), &headers));
+                match allowed {
+                    Ok(()) => endpoint.serve(&state, &body).await,
+                    Err(r) => r,
+                }
+            }
             None => text_response(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("Unsupported method ({:?})", bounded(method.as_str())),

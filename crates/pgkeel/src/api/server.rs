@@ -275,8 +275,8 @@ pub async fn serve_with(
                 listener.accept().await
             } => accepted,
         };
-        let (stream, share) = match accepted {
-            Ok((stream, _)) => (stream, budget.take()),
+        let (stream, peer, share) = match accepted {
+            Ok((stream, peer)) => (stream, peer, budget.take()),
             Err(e) => {
                 if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     tracing::warn!("REST API: accepting a connection failed: {e}");
@@ -306,7 +306,10 @@ pub async fn serve_with(
             (id, handles.0, handles.1, handles.2)
         };
         let inner = TowerToHyperService::new(router.clone());
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            // The client's address, for `restapi.allowlist` (axum's `ConnectInfo`).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let guard = Busy::start(&busy);
             let answer = inner.call(req);
             async move {

@@ -36,7 +36,13 @@ pub(crate) const TOP_UNSUPPORTED: &[&str] = &[
     "thread_stack_size",
 ];
 /// `restapi` keys pgkeel reads.
-pub(crate) const RESTAPI_KNOWN: &[&str] = &["listen", "connect_address", "authentication"];
+pub(crate) const RESTAPI_KNOWN: &[&str] = &[
+    "listen",
+    "connect_address",
+    "authentication",
+    "allowlist",
+    "allowlist_include_members",
+];
 /// `restapi` keys of Patroni's HTTPS server and request handling that pgkeel does not implement.
 pub(crate) const RESTAPI_UNSUPPORTED: &[&str] = &[
     "certfile",
@@ -45,8 +51,6 @@ pub(crate) const RESTAPI_UNSUPPORTED: &[&str] = &[
     "cafile",
     "ciphers",
     "verify_client",
-    "allowlist",
-    "allowlist_include_members",
     "http_extra_headers",
     "https_extra_headers",
     "request_queue_size",

@@ -91,6 +91,11 @@ pub struct RestApiConfig {
     pub connect_address: String,
     /// Basic auth required by the write endpoints (POST/PUT/PATCH/DELETE).
     pub authentication: Option<BasicAuth>,
+    /// `allowlist`: the only clients (IP addresses, networks, host names) the write endpoints
+    /// accept; empty: any.
+    pub allowlist: Vec<String>,
+    /// `allowlist_include_members`: the members' REST API hosts may write too.
+    pub allowlist_include_members: bool,
 }
 
 /// `ctl:` section.

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use crate::config::error::ConfigError;
 use crate::config::keys::{BASIC_AUTH_KNOWN, RESTAPI_KNOWN, RESTAPI_UNSUPPORTED, check_keys};
 use crate::config::origin::{Ctx, join};
-use crate::config::read::{opt_nonempty_str, opt_str, req_str, section};
+use crate::config::read::{opt_bool, opt_nonempty_str, opt_str, req_str, section, str_list};
 use crate::config::tls;
 use crate::config::{BasicAuth, RestApiConfig};
 
@@ -33,10 +33,15 @@ pub(crate) fn build_restapi(ctx: &mut Ctx<'_>, top: &Map<String, Value>) -> R<Re
         }
     };
     let authentication = basic_auth(ctx, m, "restapi")?;
+    let allowlist = str_list(ctx, m, "restapi", "allowlist")?;
+    let allowlist_include_members =
+        opt_bool(ctx, m, "restapi", "allowlist_include_members")?.unwrap_or(false);
     Ok(RestApiConfig {
         listen,
         connect_address,
         authentication,
+        allowlist,
+        allowlist_include_members,
     })
 }
 
