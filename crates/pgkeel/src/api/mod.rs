@@ -137,11 +137,11 @@ async fn dispatch(
             // Every write goes through this one check: a new write endpoint cannot forget it.
             Some(endpoint) => {
                 let cluster = state.status.borrow().cluster.clone();
-                let allowed = state
-                    .access
-                    .check(client.map(|c| c.0.0), cluster.as_ref())
-                    .and_then(|()| auth::check(state.auth.as_ref(), &headers));
-                match allowed {
+                // Patroni's order: the client's address first, then its credentials.
+                if let Err(r) = state.access.check(client.map(|c| c.0.0), cluster.as_ref()) {
+                    return r;
+                }
+                match auth::check(state.auth.as_ref(), &headers) {
                     Ok(()) => endpoint.serve(&state, &body).await,
                     Err(r) => r,
                 }
