@@ -40,6 +40,16 @@ enum Mode {
     Sigterm,
 }
 
+impl Mode {
+    /// What a round does, for the report.
+    fn describe(self) -> &'static str {
+        match self {
+            Mode::Switchover => "planned switchover (POST /switchover to a named candidate)",
+            Mode::Sigterm => "SIGTERM of the leader's agent",
+        }
+    }
+}
+
 struct Args {
     mode: Mode,
     rounds: usize,
@@ -103,8 +113,8 @@ fn run() -> anyhow::Result<()> {
     let writer = Writer::start(ports, "pgkeel-bench-switchover")?;
     println!("machine:  {}", machine());
     println!(
-        "settings: {:?}; ttl {} / loop_wait {} / retry_timeout {}; one INSERT every {} ms",
-        a.mode,
+        "settings: {}; ttl {} / loop_wait {} / retry_timeout {}; one INSERT every {} ms",
+        a.mode.describe(),
         a.ttl,
         a.loop_wait,
         a.retry_timeout,
