@@ -59,6 +59,8 @@ pub enum Command {
     EditConfig(EditConfigArgs),
     /// Show the history of failovers/switchovers.
     History(HistoryArgs),
+    /// Remove cluster from DCS.
+    Remove(RemoveArgs),
 }
 
 /// `-W` / `-w SECS`: repeat the output.
@@ -207,4 +209,15 @@ pub struct EditConfigArgs {
     /// Do not ask for confirmation at any point.
     #[arg(long = "force")]
     pub force: bool,
+}
+
+/// `remove CLUSTER [-f fmt]`.
+#[derive(Debug, Clone, Args)]
+pub struct RemoveArgs {
+    /// The cluster whose keys are removed.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: String,
+    /// Output format of the member list shown first.
+    #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
+    pub format: OutputFormat,
 }

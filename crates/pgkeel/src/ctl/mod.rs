@@ -23,8 +23,8 @@ pub mod request;
 pub mod target;
 
 pub use cli::{
-    Cli, Command, EditConfigArgs, FailoverArgs, HistoryArgs, ListArgs, PauseArgs, ShowConfigArgs,
-    SwitchoverArgs, TopologyArgs, WatchArgs,
+    Cli, Command, EditConfigArgs, FailoverArgs, HistoryArgs, ListArgs, PauseArgs, RemoveArgs,
+    ShowConfigArgs, SwitchoverArgs, TopologyArgs, WatchArgs,
 };
 pub use commands::list::render_list;
 pub use output::OutputFormat;
@@ -182,6 +182,7 @@ pub async fn run(
             commands::edit_config::run(&ctx, args, connect, input, out).await
         }
         Command::History(args) => commands::history::run(&ctx, args, connect, out).await,
+        Command::Remove(args) => commands::remove::run(&ctx, args, connect, input, out).await,
     }
 }
 

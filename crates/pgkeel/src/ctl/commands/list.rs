@@ -84,9 +84,32 @@ pub fn lag_mb(bytes: u64) -> u64 {
 fn lag_cell(lag: Option<&Lag>) -> Value {
     match lag {
         Some(Lag::Bytes(b)) => Value::from(lag_mb(*b)),
-        Some(Lag::Text(t)) => Value::from(t.clone()),
-        None => Value::from(""),
+        Some(Lag::Text(t)) if t != "unknown" => Value::from(t.clone()),
+        _ => Value::from(""),
     }
+}
+
+/// The receive and replay cells (LSN, lag) of a member as patronictl fills them: when both are
+/// `unknown` but the member has an `lsn` (the old single-position form), it goes into the
+/// receive cells of a streaming member and into the replay cells of any other.
+fn lsn_cells(m: &ClusterMember) -> [(Option<String>, Option<&Lag>); 2] {
+    let unknown = |l: &Option<String>| l.as_deref() == Some("unknown");
+    let mut receive = (m.receive_lsn.clone(), m.receive_lag.as_ref());
+    let mut replay = (m.replay_lsn.clone(), m.replay_lag.as_ref());
+    if unknown(&m.receive_lsn)
+        && unknown(&m.replay_lsn)
+        && m.lsn
+            .as_deref()
+            .is_some_and(|l| !l.is_empty() && l != "unknown")
+    {
+        let single = (m.lsn.clone(), m.lag.as_ref());
+        if m.state == "streaming" {
+            receive = single;
+        } else {
+            replay = single;
+        }
+    }
+    [receive, replay]
 }
 
 /// patronictl's `topology_sort`: the leader, then each member's replicas (by `replicatefrom`
@@ -186,6 +209,7 @@ fn rows(
                 (Some(h), _) => h.clone(),
                 (None, _) => String::new(),
             };
+            let [(receive_lsn, receive_lag), (replay_lsn, replay_lag)] = lsn_cells(m);
             columns
                 .iter()
                 .map(|c| match *c {
@@ -198,10 +222,10 @@ fn rows(
                         .timeline
                         .map(Value::from)
                         .unwrap_or_else(|| Value::from("")),
-                    "Receive LSN" => Value::from(m.receive_lsn.clone().unwrap_or_default()),
-                    "Receive Lag" => lag_cell(m.receive_lag.as_ref()),
-                    "Replay LSN" => Value::from(m.replay_lsn.clone().unwrap_or_default()),
-                    "Replay Lag" => lag_cell(m.replay_lag.as_ref()),
+                    "Receive LSN" => Value::from(receive_lsn.clone().unwrap_or_default()),
+                    "Receive Lag" => lag_cell(receive_lag),
+                    "Replay LSN" => Value::from(replay_lsn.clone().unwrap_or_default()),
+                    "Replay Lag" => lag_cell(replay_lag),
                     "Pending restart" => Value::from(if m.pending_restart == Some(true) {
                         "*"
                     } else {

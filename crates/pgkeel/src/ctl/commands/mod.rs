@@ -5,6 +5,7 @@ pub mod failover;
 pub mod history;
 pub mod list;
 pub mod pause;
+pub mod remove;
 pub mod resume;
 pub mod show_config;
 pub mod switchover;
