@@ -61,6 +61,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Remove cluster from DCS.
     Remove(RemoveArgs),
+    /// Output version of pgkeelctl or of the running members.
+    Version(VersionArgs),
 }
 
 /// `-W` / `-w SECS`: repeat the output.
@@ -220,4 +222,15 @@ pub struct RemoveArgs {
     /// Output format of the member list shown first.
     #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
     pub format: OutputFormat,
+}
+
+/// `version [CLUSTER [MEMBER...]]`.
+#[derive(Debug, Clone, Args)]
+pub struct VersionArgs {
+    /// The cluster whose members are asked (none: only pgkeelctl's own version).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// Only these members.
+    #[arg(value_name = "MEMBER_NAMES")]
+    pub members: Vec<String>,
 }

@@ -24,7 +24,7 @@ pub mod target;
 
 pub use cli::{
     Cli, Command, EditConfigArgs, FailoverArgs, HistoryArgs, ListArgs, PauseArgs, RemoveArgs,
-    ShowConfigArgs, SwitchoverArgs, TopologyArgs, WatchArgs,
+    ShowConfigArgs, SwitchoverArgs, TopologyArgs, VersionArgs, WatchArgs,
 };
 pub use commands::list::render_list;
 pub use output::OutputFormat;
@@ -183,6 +183,7 @@ pub async fn run(
         }
         Command::History(args) => commands::history::run(&ctx, args, connect, out).await,
         Command::Remove(args) => commands::remove::run(&ctx, args, connect, input, out).await,
+        Command::Version(args) => commands::version::run(&ctx, args, connect, out).await,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod resume;
 pub mod show_config;
 pub mod switchover;
 pub mod topology;
+pub mod version;
 
 use super::{Connect, Context, CtlError, WatchArgs};
 use crate::dcs::Dcs;
