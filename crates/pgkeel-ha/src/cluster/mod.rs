@@ -290,11 +290,19 @@ impl Cluster {
     /// The members that stream from `me` when `leader` leads (see [`Cluster::upstream_of`]),
     /// leaving out unreadable keys and `nostream` members: the physical slots `me` keeps.
     pub fn downstream_of(&self, me: &str, leader: &str) -> Vec<&Member> {
-        self.members
-            .iter()
-            .filter(|m| m.name != me && m.unreadable.is_none() && !m.nostream())
+        self.others(me)
+            .filter(|m| !m.nostream())
             .filter(|m| self.upstream_of(&m.name, m.replicatefrom(), leader) == me)
             .collect()
+    }
+
+    /// The members other than `me` whose keys parse: a key that does not is nobody's member
+    /// (it gets no slot, and its slot name protects nothing).
+    pub fn others<'a>(&'a self, me: &str) -> impl Iterator<Item = &'a Member> + 'a {
+        let me = me.to_string();
+        self.members
+            .iter()
+            .filter(move |m| m.name != me && m.unreadable.is_none())
     }
 
     /// The member holding the leader key, if it has a member entry.

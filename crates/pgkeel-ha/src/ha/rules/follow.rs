@@ -59,9 +59,7 @@ impl Ha {
         let slots = if ctx.gc.use_slots {
             let members: Vec<String> = ctx
                 .cluster
-                .members
-                .iter()
-                .filter(|m| m.name != self.cfg.name && m.unreadable.is_none())
+                .others(&self.cfg.name)
                 .map(|m| slot_name_from_member_name(&m.name))
                 .collect();
             slot_changes_keeping(
