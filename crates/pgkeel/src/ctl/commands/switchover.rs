@@ -83,7 +83,7 @@ pub(crate) fn cluster_name(ctx: &Context, given: Option<&str>) -> Result<String,
 }
 
 /// Patroni's `GlobalConfig.check_mode`: the key read with `parse_bool`, false when unreadable.
-fn check_mode(config: &Map<String, Value>, key: &str) -> bool {
+pub(crate) fn check_mode(config: &Map<String, Value>, key: &str) -> bool {
     config.get(key).and_then(bool_value).unwrap_or(false)
 }
 
