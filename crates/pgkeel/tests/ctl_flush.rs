@@ -28,7 +28,7 @@ fn flush_restart_deletes_scheduled_restarts() {
         "",
     );
     assert_eq!(o.code, Some(0));
-    assert_eq!(o.requests, [delete.clone()]);
+    assert_eq!(o.requests, std::slice::from_ref(&delete));
     assert!(
         o.stdout.ends_with(
             "No scheduled restart for member node0\nSuccess: flush scheduled restart for member node1\nNo scheduled restart for member node2\n"
@@ -43,7 +43,7 @@ fn flush_restart_deletes_scheduled_restarts() {
         &["flush", "batman", "node1", "node2", "restart", "--force"],
         "",
     );
-    assert_eq!(o.requests, [delete.clone()]);
+    assert_eq!(o.requests, std::slice::from_ref(&delete));
     let o = f.compare(
         &keys,
         (200, ""),
