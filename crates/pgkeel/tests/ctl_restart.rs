@@ -271,3 +271,19 @@ fn any_restarts_a_single_member() {
         assert_eq!(o.requests.len(), 1, "{bin:?}");
     }
 }
+
+#[test]
+fn group_reads_the_citus_group_keys() {
+    let f = Fixture::start();
+    let keys: Vec<_> = batman(f.stub.port, "{}")
+        .into_iter()
+        .map(|(k, v)| (format!("1/{k}"), v))
+        .collect();
+    let o = f.compare(
+        &keys,
+        (200, ""),
+        &["restart", "batman", "--group", "1", "node1", "--force"],
+        "",
+    );
+    assert_eq!(o.requests.len(), 1);
+}

@@ -6,7 +6,7 @@
 use super::super::request::request_patroni;
 use super::super::{Connect, Context, CtlError, FlushArgs};
 use super::members::{
-    Selection, check_response, get_members, members_leader_first, read_group_cluster,
+    Selection, check_response, get_members, group_scope, members_leader_first, read_group_cluster,
     request_failed,
 };
 use super::timestamp_micros;
@@ -38,6 +38,7 @@ pub async fn run(
             member_names,
             role: args.role,
             role_repr: format!("'{}'", args.role.as_str()),
+            group: args.group,
             force: args.force,
             action: "flush",
             ask_confirmation: true,
@@ -104,11 +105,10 @@ pub async fn run(
         timestamp_micros(),
         args.cluster
     )?;
-    let scope = match args.group {
-        Some(g) => format!("{}/{g}", args.cluster),
-        None => args.cluster.clone(),
-    };
-    let layout = KeyLayout::new(&ctx.target.namespace, &scope);
+    let layout = KeyLayout::new(
+        &ctx.target.namespace,
+        &group_scope(&args.cluster, args.group),
+    );
     dcs.put_if_mod_revision(&layout.failover(), failover.mod_revision, b"{}")
         .await?;
     Ok(())

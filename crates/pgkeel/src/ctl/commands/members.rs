@@ -5,13 +5,21 @@
 use super::super::prompt::{confirm, prompt};
 use super::super::request::Response;
 use super::super::{Connect, Context, CtlError, Role};
-use super::list::render_list;
+use super::list::render_list_group;
 use super::read_cluster;
 use crate::ctl::OutputFormat;
 use crate::dcs::Dcs;
 use pgkeel_ha::cluster::{Cluster, Member};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
+
+/// The scope of `--group N`'s keys: `<name>/<N>`, else `name`.
+pub(crate) fn group_scope(name: &str, group: Option<i64>) -> String {
+    match group {
+        Some(g) => format!("{name}/{g}"),
+        None => name.to_string(),
+    }
+}
 
 /// Connects and reads `name` (with `--group N`, the Citus group's keys under `<name>/<N>/`).
 pub(crate) async fn read_group_cluster(
@@ -20,10 +28,7 @@ pub(crate) async fn read_group_cluster(
     group: Option<i64>,
     connect: Connect<'_>,
 ) -> Result<(Arc<dyn Dcs>, Cluster), CtlError> {
-    let scope = match group {
-        Some(g) => format!("{name}/{g}"),
-        None => name.to_string(),
-    };
+    let scope = group_scope(name, group);
     let dcs = connect(&ctx.target).await?;
     let cluster = read_cluster(dcs.as_ref(), &ctx.target.namespace, &scope).await?;
     Ok((dcs, cluster))
@@ -80,6 +85,8 @@ pub struct Selection<'a> {
     /// `repr(role)` as patronictl prints it: `'any'` for a `--role` option (a string),
     /// `replica` for `reinit` (the enum).
     pub role_repr: String,
+    /// `--group`: the table is titled as a Citus group's.
+    pub group: Option<i64>,
     /// `--force`.
     pub force: bool,
     /// `restart`, `reload`, `reinitialize` or `flush`.
@@ -107,12 +114,13 @@ pub fn get_members<'c>(
     write!(
         out,
         "{}",
-        render_list(
+        render_list_group(
             cluster,
             sel.cluster_name,
             OutputFormat::Pretty,
             false,
-            false
+            false,
+            sel.group
         )
     )?;
     let mut names: Vec<String> = if !sel.member_names.is_empty() {

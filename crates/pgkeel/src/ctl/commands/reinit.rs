@@ -26,6 +26,7 @@ pub async fn run(
         member_names: &args.members,
         role: Role::Replica,
         role_repr: Role::Replica.as_str().to_string(),
+        group: args.group,
         force: args.force,
         action: "reinitialize",
         ask_confirmation: true,

@@ -20,6 +20,7 @@ pub async fn run(
         member_names: &args.members,
         role: args.role,
         role_repr: format!("'{}'", args.role.as_str()),
+        group: args.group,
         force: args.force,
         action: "reload",
         ask_confirmation: true,
