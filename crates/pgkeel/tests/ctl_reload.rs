@@ -62,3 +62,22 @@ fn reload_posts_to_the_members_and_reports_each_answer() {
         assert!(o.requests.is_empty());
     }
 }
+
+#[test]
+fn requests_carry_the_ctl_basic_auth() {
+    let f =
+        Fixture::start_with("ctl:\n  authentication:\n    username: admin\n    password: s3cret\n");
+    let keys = batman(f.stub.port, "{}");
+    for args in [
+        &["reload", "batman", "node0", "--force"][..],
+        &["restart", "batman", "node0", "--force"],
+        &["reinit", "batman", "node1", "--force"],
+    ] {
+        let o = f.compare(&keys, (200, ""), args, "");
+        assert_eq!(
+            o.authorizations,
+            [Some("Basic YWRtaW46czNjcmV0".to_string())],
+            "{args:?}"
+        );
+    }
+}
