@@ -6,8 +6,8 @@
 use super::super::request::request_patroni;
 use super::super::{Connect, Context, CtlError, FlushArgs};
 use super::members::{
-    Selection, check_response, get_members, group_scope, members_leader_first, read_group_cluster,
-    request_failed,
+    Selection, check_response, get_members, group_scope, has_scheduled_restart, member_request,
+    members_leader_first, read_group_cluster,
 };
 use super::timestamp_micros;
 use pgkeel_ha::keys::KeyLayout;
@@ -44,17 +44,8 @@ pub async fn run(
             ask_confirmation: true,
         };
         for m in get_members(&cluster, &sel, input, out)? {
-            if m.scheduled_restart.as_ref().is_some_and(|s| !s.is_empty()) {
-                let r = request_patroni(
-                    ctx.rest_auth(),
-                    &m.name,
-                    m.api_url.as_deref(),
-                    reqwest::Method::DELETE,
-                    "restart",
-                    None,
-                )
-                .await
-                .map_err(request_failed)?;
+            if has_scheduled_restart(m) {
+                let r = member_request(ctx, m, reqwest::Method::DELETE, "restart", None).await?;
                 check_response(out, &r, &m.name, "flush scheduled restart", false)?;
             } else {
                 writeln!(out, "No scheduled restart for member {}", m.name)?;

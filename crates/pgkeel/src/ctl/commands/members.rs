@@ -3,7 +3,7 @@
 //! `check_response` and `get_all_members_leader_first`.
 
 use super::super::prompt::{confirm, prompt};
-use super::super::request::Response;
+use super::super::request::{Response, request_patroni};
 use super::super::{Connect, Context, CtlError, Role};
 use super::list::render_list_group;
 use super::read_cluster;
@@ -222,7 +222,28 @@ pub fn check_response(
     Ok(true)
 }
 
-/// A request error as a command failure (patronictl lets the exception end the command).
-pub fn request_failed(e: super::super::request::RequestError) -> CtlError {
-    CtlError::Failed(e.to_string())
+/// `member.data.get('scheduled_restart')` is truthy: a non-empty `scheduled_restart`.
+pub fn has_scheduled_restart(m: &Member) -> bool {
+    m.scheduled_restart.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+/// `request_patroni(member, method, endpoint, body)`; no answer ends the command (patronictl
+/// lets the exception end it).
+pub async fn member_request(
+    ctx: &Context,
+    m: &Member,
+    method: reqwest::Method,
+    endpoint: &str,
+    body: Option<String>,
+) -> Result<Response, CtlError> {
+    request_patroni(
+        ctx.rest_auth(),
+        &m.name,
+        m.api_url.as_deref(),
+        method,
+        endpoint,
+        body,
+    )
+    .await
+    .map_err(|e| CtlError::Failed(e.to_string()))
 }

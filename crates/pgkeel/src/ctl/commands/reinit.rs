@@ -5,10 +5,10 @@
 
 use super::super::output::json;
 use super::super::prompt::confirm;
-use super::super::request::request_patroni;
 use super::super::{Connect, Context, CtlError, ReinitArgs, Role};
-use super::members::{Selection, check_response, get_members, read_group_cluster, request_failed};
+use super::members::{Selection, check_response, get_members, member_request, read_group_cluster};
 use pgkeel_ha::cluster::Member;
+use reqwest::Method;
 use serde_json::Value;
 use std::io::{BufRead, Write};
 
@@ -40,7 +40,7 @@ pub async fn run(
                 "force": force,
                 "from_leader": args.from_leader,
             }));
-            let r = post(ctx, m, "reinitialize", Some(body)).await?;
+            let r = member_request(ctx, m, Method::POST, "reinitialize", Some(body)).await?;
             let started = check_response(out, &r, &m.name, "reinitialize", false)?;
             if !started
                 && r.body.ends_with(" already in progress")
@@ -79,7 +79,7 @@ pub async fn run(
         let mut i = 0;
         while i < waiting.len() {
             let m = waiting[i];
-            let r = post(ctx, m, "patroni", None).await?;
+            let r = member_request(ctx, m, Method::GET, "patroni", None).await?;
             let state: Value = serde_json::from_str(&r.body)
                 .map_err(|e| CtlError::Failed(format!("{}: bad /patroni answer: {e}", m.name)))?;
             if state.get("state").and_then(Value::as_str) != Some("creating replica") {
@@ -90,28 +90,4 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-/// `POST endpoint` with a body, or `GET endpoint` without one.
-async fn post(
-    ctx: &Context,
-    m: &Member,
-    endpoint: &str,
-    body: Option<String>,
-) -> Result<super::super::request::Response, CtlError> {
-    let method = if body.is_some() {
-        reqwest::Method::POST
-    } else {
-        reqwest::Method::GET
-    };
-    request_patroni(
-        ctx.rest_auth(),
-        &m.name,
-        m.api_url.as_deref(),
-        method,
-        endpoint,
-        body,
-    )
-    .await
-    .map_err(request_failed)
 }

@@ -1,8 +1,7 @@
 //! `pgkeelctl reload`: patronictl 4.1's `reload`, `POST /reload` on every chosen member.
 
-use super::super::request::request_patroni;
 use super::super::{Connect, Context, CtlError, ReloadArgs};
-use super::members::{Selection, get_members, read_group_cluster, request_failed};
+use super::members::{Selection, get_members, member_request, read_group_cluster};
 use serde_json::Value;
 use std::io::{BufRead, Write};
 
@@ -27,16 +26,7 @@ pub async fn run(
     };
     let members = get_members(&cluster, &sel, input, out)?;
     for m in members {
-        let r = request_patroni(
-            ctx.rest_auth(),
-            &m.name,
-            m.api_url.as_deref(),
-            reqwest::Method::POST,
-            "reload",
-            None,
-        )
-        .await
-        .map_err(request_failed)?;
+        let r = member_request(ctx, m, reqwest::Method::POST, "reload", None).await?;
         match r.status {
             200 => writeln!(out, "No changes to apply on member {}", m.name)?,
             202 => writeln!(

@@ -4,13 +4,12 @@
 
 use super::super::output::json;
 use super::super::prompt::prompt;
-use super::super::request::request_patroni;
 use super::super::{Connect, Context, CtlError, RestartArgs};
 use super::members::{
-    Selection, check_response, confirm_members_action, get_members, read_group_cluster,
-    request_failed,
+    Selection, check_response, confirm_members_action, get_members, has_scheduled_restart,
+    member_request, read_group_cluster,
 };
-use super::switchover::{check_mode, isoformat, parse_scheduled};
+use super::switchover::{check_mode, isoformat, next_hour, parse_scheduled};
 use serde_json::{Map, Value};
 use std::io::{BufRead, Write};
 
@@ -39,10 +38,7 @@ pub async fn run(
         Some(s) => Some(s.clone()),
         None if args.force => None,
         None => {
-            let next_hour = (jiff::ZonedDateTime::now() + jiff::SignedDuration::from_hours(1))
-                .strftime("%Y-%m-%dT%H:%M")
-                .to_string();
-            let text = format!("When should the restart take place (e.g. {next_hour}) ");
+            let text = format!("When should the restart take place (e.g. {}) ", next_hour());
             Some(prompt(input, out, &text, Some("now"))?)
         }
     };
@@ -112,30 +108,12 @@ pub async fn run(
     let body = json::dumps(&Value::Object(content.clone()));
 
     for m in members {
-        let api_url = m.api_url.as_deref();
-        if content.contains_key("schedule") && args.force && m.scheduled_restart.is_some() {
-            let r = request_patroni(
-                ctx.rest_auth(),
-                &m.name,
-                api_url,
-                reqwest::Method::DELETE,
-                "restart",
-                None,
-            )
-            .await
-            .map_err(request_failed)?;
+        if content.contains_key("schedule") && args.force && has_scheduled_restart(m) {
+            let r = member_request(ctx, m, reqwest::Method::DELETE, "restart", None).await?;
             check_response(out, &r, &m.name, "flush scheduled restart", true)?;
         }
-        let r = request_patroni(
-            ctx.rest_auth(),
-            &m.name,
-            api_url,
-            reqwest::Method::POST,
-            "restart",
-            Some(body.clone()),
-        )
-        .await
-        .map_err(request_failed)?;
+        let r =
+            member_request(ctx, m, reqwest::Method::POST, "restart", Some(body.clone())).await?;
         match r.status {
             200 => writeln!(out, "Success: restart on member {}", m.name)?,
             202 => writeln!(out, "Success: restart scheduled on member {}", m.name)?,

@@ -155,6 +155,13 @@ pub fn parse_scheduled(scheduled: Option<&str>) -> Result<Option<jiff::ZonedDate
     })
 }
 
+/// The prompts' example time: an hour from now, `%Y-%m-%dT%H:%M` local.
+pub(crate) fn next_hour() -> String {
+    (jiff::ZonedDateTime::now() + jiff::SignedDuration::from_hours(1))
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
 /// `YYYY-MM-DD[T| ]HH:MM[:SS[.f]]` with an optional `Z`, `±HH`, `±HHMM` or `±HH:MM`.
 fn parse_iso(s: &str) -> Option<jiff::ZonedDateTime> {
     let s = s.replacen(' ', "T", 1);
@@ -339,10 +346,10 @@ pub async fn do_failover_or_switchover(
             Some(s) => Some(s),
             None if force => None,
             None => {
-                let next_hour = (jiff::ZonedDateTime::now() + jiff::SignedDuration::from_hours(1))
-                    .strftime("%Y-%m-%dT%H:%M")
-                    .to_string();
-                let text = format!("When should the switchover take place (e.g. {next_hour} ) ");
+                let text = format!(
+                    "When should the switchover take place (e.g. {} ) ",
+                    next_hour()
+                );
                 Some(prompt(input, out, &text, Some("now"))?)
             }
         };
