@@ -287,3 +287,70 @@ fn group_reads_the_citus_group_keys() {
     );
     assert_eq!(o.requests.len(), 1);
 }
+
+#[test]
+fn edge_cases_match_patronictl() {
+    let f = Fixture::start();
+    let p = f.stub.port;
+    let keys = batman(p, "{}");
+    // --pending with nobody pending: the confirmation names nobody, nothing is sent.
+    let o = f.compare(
+        &keys,
+        (200, ""),
+        &["restart", "batman", "--pending"],
+        "now\ny\n\n",
+    );
+    assert_eq!(o.code, Some(0));
+    assert!(o.requests.is_empty());
+    // --scheduled now is immediate.
+    let o = f.compare(
+        &keys,
+        (200, ""),
+        &[
+            "restart",
+            "batman",
+            "node1",
+            "--scheduled",
+            "now",
+            "--force",
+        ],
+        "",
+    );
+    assert_eq!(o.requests, [post(p, "{}")]);
+    // No leader key: no leader, the others are replicas.
+    let leaderless: Vec<_> = keys
+        .iter()
+        .filter(|(k, _)| k != "leader")
+        .cloned()
+        .collect();
+    for (role, n) in [("leader", 0), ("replica", 3)] {
+        let o = f.compare(
+            &leaderless,
+            (200, ""),
+            &["restart", "batman", "-r", role, "--force"],
+            "",
+        );
+        assert_eq!(o.requests.len(), n, "{role}");
+    }
+    // A standby leader is a leader and a standby-leader, not a primary.
+    let standby: Vec<_> = keys
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "members/node0" {
+                v.replace(r#""role":"primary""#, r#""role":"standby_leader""#)
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    for (role, n) in [("standby-leader", 1), ("primary", 0), ("leader", 1)] {
+        let o = f.compare(
+            &standby,
+            (200, ""),
+            &["restart", "batman", "-r", role, "--force"],
+            "",
+        );
+        assert_eq!(o.requests.len(), n, "{role}");
+    }
+}

@@ -84,6 +84,8 @@ pub fn lag_mb(bytes: u64) -> u64 {
 fn lag_cell(lag: Option<&Lag>) -> Value {
     match lag {
         Some(Lag::Bytes(b)) => Value::from(lag_mb(*b)),
+        // `'' if lag == 'unknown' else lag`.
+        Some(Lag::Text(t)) if t == "unknown" => Value::from(""),
         Some(Lag::Text(t)) => Value::from(t.clone()),
         None => Value::from(""),
     }
@@ -186,6 +188,26 @@ fn rows(
                 (Some(h), _) => h.clone(),
                 (None, _) => String::new(),
             };
+            // patronictl's "old lsn/lag implementation compatibility": a member publishing
+            // only its position shows it as the receive (streaming) or replay LSN.
+            let unknown = |l: &Option<String>| l.as_deref() == Some("unknown");
+            let (mut receive, mut replay) = (
+                (m.receive_lsn.clone(), m.receive_lag.as_ref()),
+                (m.replay_lsn.clone(), m.replay_lag.as_ref()),
+            );
+            if unknown(&m.receive_lsn)
+                && unknown(&m.replay_lsn)
+                && m.lsn
+                    .as_deref()
+                    .is_some_and(|l| !l.is_empty() && l != "unknown")
+            {
+                let old = (m.lsn.clone(), m.lag.as_ref());
+                if m.state == "streaming" {
+                    receive = old;
+                } else {
+                    replay = old;
+                }
+            }
             columns
                 .iter()
                 .map(|c| match *c {
@@ -198,10 +220,10 @@ fn rows(
                         .timeline
                         .map(Value::from)
                         .unwrap_or_else(|| Value::from("")),
-                    "Receive LSN" => Value::from(m.receive_lsn.clone().unwrap_or_default()),
-                    "Receive Lag" => lag_cell(m.receive_lag.as_ref()),
-                    "Replay LSN" => Value::from(m.replay_lsn.clone().unwrap_or_default()),
-                    "Replay Lag" => lag_cell(m.replay_lag.as_ref()),
+                    "Receive LSN" => Value::from(receive.0.clone().unwrap_or_default()),
+                    "Receive Lag" => lag_cell(receive.1),
+                    "Replay LSN" => Value::from(replay.0.clone().unwrap_or_default()),
+                    "Replay Lag" => lag_cell(replay.1),
                     "Pending restart" => Value::from(if m.pending_restart == Some(true) {
                         "*"
                     } else {
