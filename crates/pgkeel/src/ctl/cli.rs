@@ -63,6 +63,144 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Output version of pgkeelctl or of the running members.
     Version(VersionArgs),
+    /// Restart cluster member.
+    Restart(RestartArgs),
+    /// Reload cluster member configuration.
+    Reload(ReloadArgs),
+    /// Reinitialize cluster member.
+    Reinit(ReinitArgs),
+    /// Discard scheduled events.
+    Flush(FlushArgs),
+}
+
+/// patronictl's `CtlPostgresqlRole`: which members a command acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The leader (primary or standby leader).
+    Leader,
+    /// The leader when it is a primary.
+    Primary,
+    /// The leader when it is a standby leader.
+    StandbyLeader,
+    /// Every member but the leader.
+    Replica,
+    /// Every member but the leader.
+    Standby,
+    /// Every member.
+    Any,
+}
+
+impl Role {
+    /// The name patronictl shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Primary => "primary",
+            Role::StandbyLeader => "standby-leader",
+            Role::Replica => "replica",
+            Role::Standby => "standby",
+            Role::Any => "any",
+        }
+    }
+}
+
+/// `restart CLUSTER [MEMBER...] [--group N] [-r ROLE] [--any] [--scheduled TIME]
+/// [--pg-version V] [--pending] [--timeout T] [--force]`.
+#[derive(Debug, Clone, Args)]
+pub struct RestartArgs {
+    /// The cluster.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: String,
+    /// The members to restart (default: all with the role).
+    #[arg(value_name = "MEMBER_NAMES")]
+    pub members: Vec<String>,
+    /// Citus group.
+    #[arg(long = "group")]
+    pub group: Option<i64>,
+    /// Restart only members with this role.
+    #[arg(short = 'r', long = "role", value_enum, default_value = "any")]
+    pub role: Role,
+    /// Restart a single member only.
+    #[arg(long = "any")]
+    pub any: bool,
+    /// Timestamp of a scheduled restart in unambiguous format (e.g. ISO 8601).
+    #[arg(long = "scheduled")]
+    pub scheduled: Option<String>,
+    /// Restart if the PostgreSQL version is less than provided (e.g. 9.5.2).
+    #[arg(long = "pg-version")]
+    pub pg_version: Option<String>,
+    /// Restart if pending.
+    #[arg(long = "pending")]
+    pub pending: bool,
+    /// Return error and fail over if necessary when restarting takes longer than this.
+    #[arg(long = "timeout")]
+    pub timeout: Option<String>,
+    /// Do not ask for confirmation at any point.
+    #[arg(long = "force")]
+    pub force: bool,
+}
+
+/// `reload CLUSTER [MEMBER...] [--group N] [-r ROLE] [--force]`.
+#[derive(Debug, Clone, Args)]
+pub struct ReloadArgs {
+    /// The cluster.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: String,
+    /// The members to reload (default: all with the role).
+    #[arg(value_name = "MEMBER_NAMES")]
+    pub members: Vec<String>,
+    /// Citus group.
+    #[arg(long = "group")]
+    pub group: Option<i64>,
+    /// Reload only members with this role.
+    #[arg(short = 'r', long = "role", value_enum, default_value = "any")]
+    pub role: Role,
+    /// Do not ask for confirmation at any point.
+    #[arg(long = "force")]
+    pub force: bool,
+}
+
+/// `reinit CLUSTER [MEMBER...] [--group N] [--force] [--from-leader] [--wait]`.
+#[derive(Debug, Clone, Args)]
+pub struct ReinitArgs {
+    /// The cluster.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: String,
+    /// The members to reinitialize (asked for when none is given).
+    #[arg(value_name = "MEMBER_NAMES")]
+    pub members: Vec<String>,
+    /// Citus group.
+    #[arg(long = "group")]
+    pub group: Option<i64>,
+    /// Do not ask for confirmation at any point.
+    #[arg(long = "force")]
+    pub force: bool,
+    /// Get basebackup from leader.
+    #[arg(long = "from-leader")]
+    pub from_leader: bool,
+    /// Wait until reinitialization completes.
+    #[arg(long = "wait")]
+    pub wait: bool,
+}
+
+/// `flush CLUSTER [MEMBER...] {restart|switchover} [--group N] [-r ROLE] [--force]`.
+#[derive(Debug, Clone, Args)]
+pub struct FlushArgs {
+    /// The cluster.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: String,
+    /// The members, then what to flush: `restart` or `switchover` (the last word).
+    #[arg(value_name = "[MEMBER_NAMES]... {restart|switchover}", required = true)]
+    pub members_and_target: Vec<String>,
+    /// Citus group.
+    #[arg(long = "group")]
+    pub group: Option<i64>,
+    /// Flush only members with this role.
+    #[arg(short = 'r', long = "role", value_enum, default_value = "any")]
+    pub role: Role,
+    /// Do not ask for confirmation at any point.
+    #[arg(long = "force")]
+    pub force: bool,
 }
 
 /// `-W` / `-w SECS`: repeat the output.

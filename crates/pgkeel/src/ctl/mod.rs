@@ -8,7 +8,8 @@
 //! * `cli`: the clap command line.
 //! * `target`: where the DCS is (`--dcs-url` or the config file).
 //! * `commands`: one file per subcommand (`list`, `topology`, `switchover`, `failover`,
-//!   `pause`, `resume`, `show-config`, `edit-config`, `history`).
+//!   `pause`, `resume`, `show-config`, `edit-config`, `history`, `restart`, `reload`, `reinit`,
+//!   `flush`; `members` holds the member selection and confirmation they share).
 //! * `prompt`: click-style prompts on stdin.
 //! * `pyyaml`: YAML read as PyYAML's `safe_load` reads it (`edit-config` values and files).
 //! * `request`: requests to a member's REST API.
@@ -23,8 +24,9 @@ pub mod request;
 pub mod target;
 
 pub use cli::{
-    Cli, Command, EditConfigArgs, FailoverArgs, HistoryArgs, ListArgs, PauseArgs, RemoveArgs,
-    ShowConfigArgs, SwitchoverArgs, TopologyArgs, VersionArgs, WatchArgs,
+    Cli, Command, EditConfigArgs, FailoverArgs, FlushArgs, HistoryArgs, ListArgs, PauseArgs,
+    ReinitArgs, ReloadArgs, RemoveArgs, RestartArgs, Role, ShowConfigArgs, SwitchoverArgs,
+    TopologyArgs, VersionArgs, WatchArgs,
 };
 pub use commands::list::render_list;
 pub use output::OutputFormat;
@@ -184,6 +186,10 @@ pub async fn run(
         Command::History(args) => commands::history::run(&ctx, args, connect, out).await,
         Command::Remove(args) => commands::remove::run(&ctx, args, connect, input, out).await,
         Command::Version(args) => commands::version::run(&ctx, args, connect, out).await,
+        Command::Restart(args) => commands::restart::run(&ctx, args, connect, input, out).await,
+        Command::Reload(args) => commands::reload::run(&ctx, args, connect, input, out).await,
+        Command::Reinit(args) => commands::reinit::run(&ctx, args, connect, input, out).await,
+        Command::Flush(args) => commands::flush::run(&ctx, args, connect, input, out).await,
     }
 }
 

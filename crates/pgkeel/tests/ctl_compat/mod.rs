@@ -372,10 +372,21 @@ fn replace_pattern(s: &str, pattern: &str, with: &str) -> String {
     out
 }
 
-/// Hides the clock: `timestamp()` values and the prompt's "next hour" example.
+/// Hides the clock: `timestamp()` values and the prompts' "next hour" examples (switchover's
+/// and restart's).
 pub fn normalise(s: &str) -> String {
     let s = replace_pattern(s, "9999-99-99 99:99:99.99999", "<TS>");
-    replace_pattern(&s, "(e.g. 9999-99-99T99:99 )", "(e.g. <NEXT_HOUR> )")
+    let s = replace_pattern(&s, "(e.g. 9999-99-99T99:99 )", "(e.g. <NEXT_HOUR> )");
+    replace_pattern(&s, "(e.g. 9999-99-99T99:99) ", "(e.g. <NEXT_HOUR>) ")
+}
+
+/// Appends `extra` (`,"key":value...`) to the JSON of member `name` in `keys`.
+pub fn extend_member(keys: &mut [(String, String)], name: &str, extra: &str) {
+    let key = format!("members/{name}");
+    let (_, value) = keys.iter_mut().find(|(k, _)| *k == key).unwrap();
+    value.truncate(value.len() - 1);
+    value.push_str(extra);
+    value.push('}');
 }
 
 pub fn member(api_port: u16, pg_port: u16, role: &str, state: &str, tags: &str) -> String {

@@ -25,10 +25,7 @@ pub async fn run(
 ) -> Result<(), CtlError> {
     let name = cluster_name(ctx, args.cluster.as_deref())?;
     // `--group N` is a Citus group: patronictl's keys are then under `<scope>/<N>/`.
-    let scope = match args.group {
-        Some(g) => format!("{name}/{g}"),
-        None => name.clone(),
-    };
+    let scope = super::members::group_scope(&name, args.group);
     let dcs = connect(&ctx.target).await?;
     let cluster = read_cluster(dcs.as_ref(), &ctx.target.namespace, &scope).await?;
     let Some(config) = cluster.config else {

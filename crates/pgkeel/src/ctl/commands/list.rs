@@ -317,6 +317,19 @@ pub fn render_list(
     extended: bool,
     topology: bool,
 ) -> String {
+    render_list_group(cluster, scope, fmt, extended, topology, None)
+}
+
+/// [`render_list`] of one Citus group's keys (`--group N`): the table is titled
+/// ` Citus cluster: <scope> (group: N, <sysid>) ` as patronictl titles it.
+pub fn render_list_group(
+    cluster: &Cluster,
+    scope: &str,
+    fmt: OutputFormat,
+    extended: bool,
+    topology: bool,
+    group: Option<i64>,
+) -> String {
     let cj = cluster_json(cluster, scope);
     let footer = service_info(cj.pause == Some(true), cj.scheduled_switchover.as_ref());
     let hide_long = matches!(fmt, OutputFormat::Pretty);
@@ -345,7 +358,10 @@ pub fn render_list(
                 Some("") => "initializing",
                 Some(s) => s,
             };
-            let title = format!(" Cluster: {scope} ({initialize}) ");
+            let title = match group {
+                Some(g) => format!(" Citus cluster: {scope} (group: {g}, {initialize}) "),
+                None => format!(" Cluster: {scope} ({initialize}) "),
+            };
             let headers: Vec<String> = columns[1..]
                 .iter()
                 .map(|c| if c.ends_with(" Lag") { "Lag" } else { c }.to_string())

@@ -2,10 +2,15 @@
 
 pub mod edit_config;
 pub mod failover;
+pub mod flush;
 pub mod history;
 pub mod list;
+pub mod members;
 pub mod pause;
+pub mod reinit;
+pub mod reload;
 pub mod remove;
+pub mod restart;
 pub mod resume;
 pub mod show_config;
 pub mod switchover;

@@ -5,6 +5,7 @@
 use super::super::output::json;
 use super::super::request::request_patroni;
 use super::super::{Connect, Context, CtlError, PauseArgs};
+use super::members::members_leader_first;
 use super::read_cluster;
 use super::switchover::cluster_name;
 use crate::dcs::Dcs;
@@ -28,22 +29,6 @@ pub async fn run(
 /// `paused and 'x' or 'y'`.
 fn word(paused: bool, yes: &'static str, no: &'static str) -> &'static str {
     if paused { yes } else { no }
-}
-
-/// patronictl's `get_all_members_leader_first`: members with an `api_url`, the leader first.
-fn members_leader_first(cluster: &Cluster) -> Vec<(String, String)> {
-    let leader = cluster
-        .leader_member()
-        .and_then(|m| m.api_url.clone().map(|u| (m.name.clone(), u)));
-    let mut out: Vec<(String, String)> = leader.iter().cloned().collect();
-    for m in &cluster.members {
-        if let Some(u) = &m.api_url
-            && leader.as_ref().is_none_or(|(l, _)| *l != m.name)
-        {
-            out.push((m.name.clone(), u.clone()));
-        }
-    }
-    out
 }
 
 /// patronictl's `toggle_pause`.

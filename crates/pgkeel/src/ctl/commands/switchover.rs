@@ -83,7 +83,7 @@ pub(crate) fn cluster_name(ctx: &Context, given: Option<&str>) -> Result<String,
 }
 
 /// Patroni's `GlobalConfig.check_mode`: the key read with `parse_bool`, false when unreadable.
-fn check_mode(config: &Map<String, Value>, key: &str) -> bool {
+pub(crate) fn check_mode(config: &Map<String, Value>, key: &str) -> bool {
     config.get(key).and_then(bool_value).unwrap_or(false)
 }
 
@@ -153,6 +153,13 @@ pub fn parse_scheduled(scheduled: Option<&str>) -> Result<Option<jiff::ZonedDate
             "Unable to parse scheduled timestamp ({s}). It should be in an unambiguous format (e.g. ISO 8601)"
         ))
     })
+}
+
+/// The prompts' example time: an hour from now, `%Y-%m-%dT%H:%M` local.
+pub(crate) fn next_hour() -> String {
+    (jiff::ZonedDateTime::now() + jiff::SignedDuration::from_hours(1))
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string()
 }
 
 /// `YYYY-MM-DD[T| ]HH:MM[:SS[.f]]` with an optional `Z`, `±HH`, `±HHMM` or `±HH:MM`.
@@ -339,10 +346,10 @@ pub async fn do_failover_or_switchover(
             Some(s) => Some(s),
             None if force => None,
             None => {
-                let next_hour = (jiff::ZonedDateTime::now() + jiff::SignedDuration::from_hours(1))
-                    .strftime("%Y-%m-%dT%H:%M")
-                    .to_string();
-                let text = format!("When should the switchover take place (e.g. {next_hour} ) ");
+                let text = format!(
+                    "When should the switchover take place (e.g. {} ) ",
+                    next_hour()
+                );
                 Some(prompt(input, out, &text, Some("now"))?)
             }
         };
