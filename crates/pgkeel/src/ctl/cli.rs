@@ -63,6 +63,8 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Output version of pgkeelctl or of the running members.
     Version(VersionArgs),
+    /// Generate a dsn for the provided member, defaults to a dsn of the leader.
+    Dsn(DsnArgs),
     /// Restart cluster member.
     Restart(RestartArgs),
     /// Reload cluster member configuration.
@@ -371,4 +373,21 @@ pub struct VersionArgs {
     /// Only these members.
     #[arg(value_name = "MEMBER_NAMES")]
     pub members: Vec<String>,
+}
+
+/// `dsn [CLUSTER] [--group N] [-r ROLE | -m MEMBER]`.
+#[derive(Debug, Clone, Args)]
+pub struct DsnArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// Citus group.
+    #[arg(long = "group")]
+    pub group: Option<i64>,
+    /// Give a dsn of any member with this role.
+    #[arg(short = 'r', long = "role", value_enum)]
+    pub role: Option<Role>,
+    /// Generate a dsn for this member.
+    #[arg(short = 'm', long = "member")]
+    pub member: Option<String>,
 }

@@ -24,9 +24,9 @@ pub mod request;
 pub mod target;
 
 pub use cli::{
-    Cli, Command, EditConfigArgs, FailoverArgs, FlushArgs, HistoryArgs, ListArgs, PauseArgs,
-    ReinitArgs, ReloadArgs, RemoveArgs, RestartArgs, Role, ShowConfigArgs, SwitchoverArgs,
-    TopologyArgs, VersionArgs, WatchArgs,
+    Cli, Command, DsnArgs, EditConfigArgs, FailoverArgs, FlushArgs, HistoryArgs, ListArgs,
+    PauseArgs, ReinitArgs, ReloadArgs, RemoveArgs, RestartArgs, Role, ShowConfigArgs,
+    SwitchoverArgs, TopologyArgs, VersionArgs, WatchArgs,
 };
 pub use commands::list::render_list;
 pub use output::OutputFormat;
@@ -186,6 +186,7 @@ pub async fn run(
         Command::History(args) => commands::history::run(&ctx, args, connect, out).await,
         Command::Remove(args) => commands::remove::run(&ctx, args, connect, input, out).await,
         Command::Version(args) => commands::version::run(&ctx, args, connect, out).await,
+        Command::Dsn(args) => commands::dsn::run(&ctx, args, connect, out).await,
         Command::Restart(args) => commands::restart::run(&ctx, args, connect, input, out).await,
         Command::Reload(args) => commands::reload::run(&ctx, args, connect, input, out).await,
         Command::Reinit(args) => commands::reinit::run(&ctx, args, connect, input, out).await,

@@ -1,5 +1,6 @@
 //! One file per pgkeelctl subcommand, plus helpers they share.
 
+pub mod dsn;
 pub mod edit_config;
 pub mod failover;
 pub mod flush;
