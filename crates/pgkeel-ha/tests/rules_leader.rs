@@ -468,3 +468,68 @@ fn a_hostile_config_keeps_the_last_good_values_and_the_leader_leads() {
     let gc = fresh.global_config(None);
     assert_eq!((gc.ttl, gc.loop_wait, gc.retry_timeout), (30, 10, 10));
 }
+
+#[test]
+fn a_former_primary_this_node_started_read_only_is_not_fenced_while_it_starts() {
+    // n1 led, lost the key to n2 and was stopped; with the leader gone it is started read-only
+    // (standby.signal): while that start runs (postmaster up, not answering yet) it cannot take
+    // writes, so the fencing rule must leave it alone when n2 takes the key meanwhile, instead of
+    // stopping it mid-start.
+    let mut n1 = ha("n1");
+    n1.step(
+        &obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    let stopped = local_stopped("shut down", 1, 100);
+    let d = n1.step(
+        &obs()
+            .cluster(
+                ClusterBuilder::initialized()
+                    .three_nodes_led_by("n1")
+                    .without("leader"),
+            )
+            .fresh_lease("n1")
+            .local(stopped)
+            .build(),
+    );
+    assert!(
+        d.actions.iter().any(|a| matches!(
+            a,
+            Action::StartTask(pgkeel_ha::ha::TaskKind::Start {
+                as_primary: false,
+                ..
+            })
+        )),
+        "{d:?}"
+    );
+    let mut starting = local_primary();
+    starting.accepting_connections = false;
+    starting.role = None;
+    let o = obs()
+        .cluster(ClusterBuilder::initialized().three_nodes_led_by("n2"))
+        .fresh_lease("n1")
+        .local(starting.clone())
+        .build();
+    let d = n1.step(&o);
+    assert!(
+        !d.actions.contains(&Action::Stop(StopMode::Immediate)),
+        "a read-only start was fenced: {d:?}"
+    );
+    // Once it has been seen as a primary again (promoted by anyone), the rule applies again.
+    let mut n1b = n1.clone();
+    n1b.step(
+        &obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    assert_decision(
+        &n1b.step(&o),
+        &demote_actions(),
+        "demoting self because I do not have the lock and I was a leader",
+    );
+}

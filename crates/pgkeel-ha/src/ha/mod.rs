@@ -103,6 +103,11 @@ pub struct HaMemory {
     pub scheduled_restart: Option<ScheduledRestart>,
     /// How far a shutdown got (see `rules/shutdown.rs`).
     pub shutdown: Option<ShutdownStage>,
+    /// This node last started the server read-only (as a standby, `standby.signal` written),
+    /// and has not promoted it since: while such a server starts (running, not answering yet)
+    /// it cannot take writes, even if it was a primary before (`last_role`), so the fencing
+    /// rule leaves the start alone instead of stopping it.
+    pub started_read_only: bool,
     /// The role PostgreSQL had the last time it was seen running: a primary that crashed is
     /// restarted in place, a former primary must be checked for divergence before following.
     pub last_role: Option<ServerRole>,
@@ -297,6 +302,10 @@ impl Ha {
         if obs.local.running {
             if let Some(role) = obs.local.role {
                 self.mem.last_role = Some(role);
+                // Seen writable (promoted by anyone): no longer known to be read-only.
+                if role == ServerRole::Primary {
+                    self.mem.started_read_only = false;
+                }
             }
             self.mem.expect_running = true;
             if obs.local.is_running_replica() && obs.local.streaming {
@@ -331,6 +340,16 @@ impl Ha {
                 | Action::StartTask(TaskKind::Bootstrap)
                 | Action::StartTask(TaskKind::Restart { .. })
                 | Action::StartTask(TaskKind::Clone { .. }) => self.mem.expect_running = true,
+                _ => {}
+            }
+            // What this node last started the server as (see `HaMemory::started_read_only`).
+            match a {
+                Action::StartTask(
+                    TaskKind::Start { as_primary, .. } | TaskKind::Restart { as_primary, .. },
+                ) => self.mem.started_read_only = !*as_primary,
+                Action::Promote | Action::StartTask(TaskKind::Bootstrap) => {
+                    self.mem.started_read_only = false;
+                }
                 _ => {}
             }
         }

@@ -117,7 +117,8 @@ impl Ha {
         local.is_running_primary()
             || (local.running
                 && local.role.is_none()
-                && self.mem.last_role == Some(crate::pg::ServerRole::Primary))
+                && self.mem.last_role == Some(crate::pg::ServerRole::Primary)
+                && !self.mem.started_read_only)
     }
 
     pub(crate) fn decide(&mut self, obs: &Observation) -> Verdict {
