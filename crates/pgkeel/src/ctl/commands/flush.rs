@@ -33,16 +33,14 @@ pub async fn run(
     }
     let (dcs, cluster) = read_group_cluster(ctx, &args.cluster, args.group, connect).await?;
     if target == "restart" {
-        let sel = Selection {
-            cluster_name: &args.cluster,
+        let sel = Selection::for_role_option(
+            &args.cluster,
             member_names,
-            role: args.role,
-            role_repr: format!("'{}'", args.role.as_str()),
-            group: args.group,
-            force: args.force,
-            action: "flush",
-            ask_confirmation: true,
-        };
+            args.role,
+            args.group,
+            args.force,
+            "flush",
+        );
         for m in get_members(&cluster, &sel, input, out)? {
             if has_scheduled_restart(m) {
                 let r = member_request(ctx, m, reqwest::Method::DELETE, "restart", None).await?;

@@ -95,6 +95,30 @@ pub struct Selection<'a> {
     pub ask_confirmation: bool,
 }
 
+impl<'a> Selection<'a> {
+    /// The selection of a command with a `--role` option (its `repr` quoted, as patronictl
+    /// prints a string option) that confirms before acting.
+    pub fn for_role_option(
+        cluster_name: &'a str,
+        member_names: &'a [String],
+        role: Role,
+        group: Option<i64>,
+        force: bool,
+        action: &'a str,
+    ) -> Selection<'a> {
+        Selection {
+            cluster_name,
+            member_names,
+            role,
+            role_repr: format!("'{}'", role.as_str()),
+            group,
+            force,
+            action,
+            ask_confirmation: true,
+        }
+    }
+}
+
 /// patronictl's `get_members`: prints the members table, checks the names, asks for a member
 /// (`reinitialize` without names) and, when asked, confirms the action.
 pub fn get_members<'c>(

@@ -22,14 +22,16 @@ pub async fn run(
 ) -> Result<(), CtlError> {
     let (_dcs, cluster) = read_group_cluster(ctx, &args.cluster, args.group, connect).await?;
     let sel = Selection {
-        cluster_name: &args.cluster,
-        member_names: &args.members,
-        role: Role::Replica,
+        // patronictl passes the enum here, whose repr is unquoted.
         role_repr: Role::Replica.as_str().to_string(),
-        group: args.group,
-        force: args.force,
-        action: "reinitialize",
-        ask_confirmation: true,
+        ..Selection::for_role_option(
+            &args.cluster,
+            &args.members,
+            Role::Replica,
+            args.group,
+            args.force,
+            "reinitialize",
+        )
     };
     let members = get_members(&cluster, &sel, input, out)?;
     let mut waiting: Vec<&Member> = Vec::new();

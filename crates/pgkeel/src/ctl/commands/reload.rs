@@ -14,16 +14,14 @@ pub async fn run(
     out: &mut (dyn Write + Send),
 ) -> Result<(), CtlError> {
     let (_dcs, cluster) = read_group_cluster(ctx, &args.cluster, args.group, connect).await?;
-    let sel = Selection {
-        cluster_name: &args.cluster,
-        member_names: &args.members,
-        role: args.role,
-        role_repr: format!("'{}'", args.role.as_str()),
-        group: args.group,
-        force: args.force,
-        action: "reload",
-        ask_confirmation: true,
-    };
+    let sel = Selection::for_role_option(
+        &args.cluster,
+        &args.members,
+        args.role,
+        args.group,
+        args.force,
+        "reload",
+    );
     let members = get_members(&cluster, &sel, input, out)?;
     for m in members {
         let r = member_request(ctx, m, reqwest::Method::POST, "reload", None).await?;

@@ -23,14 +23,16 @@ pub async fn run(
 ) -> Result<(), CtlError> {
     let (_dcs, cluster) = read_group_cluster(ctx, &args.cluster, args.group, connect).await?;
     let sel = Selection {
-        cluster_name: &args.cluster,
-        member_names: &args.members,
-        role: args.role,
-        role_repr: format!("'{}'", args.role.as_str()),
-        group: args.group,
-        force: args.force,
-        action: "restart",
+        // restart confirms after its own prompts (the schedule and the version).
         ask_confirmation: false,
+        ..Selection::for_role_option(
+            &args.cluster,
+            &args.members,
+            args.role,
+            args.group,
+            args.force,
+            "restart",
+        )
     };
     let mut members = get_members(&cluster, &sel, input, out)?;
 
