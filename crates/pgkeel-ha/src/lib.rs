@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod ha;
 pub mod keys;
 pub mod pg;
+pub mod sync;
 pub mod time;
 
 pub use ha::{Action, Decision, Ha, HaConfig, Observation};

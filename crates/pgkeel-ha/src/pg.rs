@@ -92,6 +92,37 @@ pub struct PendingRestart {
     pub new_value: String,
 }
 
+/// One walsender of the local primary (`pg_stat_replication`), as the agent observed it: what
+/// the primary needs to choose synchronous standbys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationConnection {
+    /// `application_name`: the member name of a standby pgkeel or Patroni configured.
+    pub application_name: String,
+    /// `state` (`streaming`, `catchup`, ...).
+    pub state: String,
+    /// `sync_state` (`async`, `potential`, `sync`, `quorum`).
+    pub sync_state: String,
+    /// `write_lsn`.
+    pub write_lsn: Option<Lsn>,
+    /// `flush_lsn`.
+    pub flush_lsn: Option<Lsn>,
+    /// `replay_lsn`.
+    pub replay_lsn: Option<Lsn>,
+}
+
+impl ReplicationConnection {
+    /// The position that counts for commits under `synchronous_commit` (Patroni's sort
+    /// column): `replay_lsn` for `remote_apply`, `write_lsn` for `remote_write`, else
+    /// `flush_lsn`.
+    pub fn position_for(&self, synchronous_commit: Option<&str>) -> Option<Lsn> {
+        match synchronous_commit {
+            Some("remote_apply") => self.replay_lsn,
+            Some("remote_write") => self.write_lsn,
+            _ => self.flush_lsn,
+        }
+    }
+}
+
 /// One observation of the local PostgreSQL server, taken at the start of an HA cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalPostgres {
@@ -130,6 +161,15 @@ pub struct LocalPostgres {
     /// restart that the server restarted meanwhile.
     #[serde(default)]
     pub postmaster_start_time: Option<String>,
+    /// Running primary: its walsenders (`pg_stat_replication`); empty otherwise.
+    #[serde(default)]
+    pub replication: Vec<ReplicationConnection>,
+    /// Running server: `synchronous_standby_names` as it runs with it.
+    #[serde(default)]
+    pub synchronous_standby_names: Option<String>,
+    /// Running server: `synchronous_commit`.
+    #[serde(default)]
+    pub synchronous_commit: Option<String>,
 }
 
 impl PendingRestart {
@@ -168,6 +208,9 @@ impl LocalPostgres {
             checkpoint_lsn: None,
             pending_restart: Vec::new(),
             postmaster_start_time: None,
+            replication: Vec::new(),
+            synchronous_standby_names: None,
+            synchronous_commit: None,
         }
     }
 

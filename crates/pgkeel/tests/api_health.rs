@@ -197,6 +197,9 @@ fn pg(role: Option<ServerRole>) -> LocalPostgres {
         checkpoint_lsn: None,
         pending_restart: Vec::new(),
         postmaster_start_time: None,
+        replication: Vec::new(),
+        synchronous_standby_names: None,
+        synchronous_commit: None,
     }
 }
 

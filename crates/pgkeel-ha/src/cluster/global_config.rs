@@ -29,6 +29,16 @@ pub struct GlobalConfig {
     pub use_pg_rewind: Option<bool>,
     /// Maintenance mode: the agents touch nothing.
     pub pause: bool,
+    /// `synchronous_mode`: off, on (priority) or quorum.
+    pub synchronous_mode: SyncMode,
+    /// `synchronous_mode_strict`: with no synchronous standby, commits wait rather than go
+    /// unprotected.
+    pub synchronous_mode_strict: bool,
+    /// `synchronous_node_count`: how many standbys are synchronous (at least 1).
+    pub synchronous_node_count: u64,
+    /// `maximum_lag_on_syncnode`: bytes a synchronous standby may fall behind the most advanced
+    /// one before another replaces it; 0 or less: never swapped for lag.
+    pub maximum_lag_on_syncnode: i64,
     /// Problems found while reading (key, value, what was used instead).
     pub warnings: Vec<String>,
 }
@@ -45,10 +55,48 @@ impl Default for GlobalConfig {
             use_slots: true,
             use_pg_rewind: None,
             pause: false,
+            synchronous_mode: SyncMode::Off,
+            synchronous_mode_strict: false,
+            synchronous_node_count: 1,
+            maximum_lag_on_syncnode: -1,
             warnings: Vec::new(),
         }
     }
 }
+
+/// Patroni's `synchronous_mode`: who must confirm a commit before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Asynchronous replication (`false`, `off`).
+    #[default]
+    Off,
+    /// Priority-based synchronous replication (`true`, `on`): `synchronous_standby_names` lists
+    /// the synchronous standbys, the `sync` key the ones that may be promoted.
+    On,
+    /// Quorum commit (`quorum`): `ANY k (...)`.
+    Quorum,
+}
+
+impl SyncMode {
+    /// Reads `synchronous_mode` as Patroni does: a boolean (in any of Patroni's spellings) or
+    /// `quorum` (any case); `None` for anything else.
+    pub fn from_value(v: &Value) -> Option<SyncMode> {
+        if let Value::String(s) = v
+            && s.trim().eq_ignore_ascii_case("quorum")
+        {
+            return Some(SyncMode::Quorum);
+        }
+        bool_value(v).map(|on| if on { SyncMode::On } else { SyncMode::Off })
+    }
+
+    /// Synchronous replication of either kind is asked for.
+    pub fn is_synchronous(self) -> bool {
+        self != SyncMode::Off
+    }
+}
+
+/// Largest accepted `synchronous_node_count`: more standbys than any cluster has.
+pub const MAX_SYNC_NODES: u64 = 1_000;
 
 /// Smallest accepted lease TTL (seconds). Patroni's floor is 20; pgkeel renews the lease on its
 /// own task and fences on the monotonic clock, so it accepts shorter leases.
@@ -79,7 +127,7 @@ pub struct IntKey {
 
 /// The integer keys pgkeel reads, with their ranges (docs/configuration.md lists them).
 /// `master_start_timeout` is Patroni's old name of `primary_start_timeout`.
-pub const INT_KEYS: [IntKey; 6] = [
+pub const INT_KEYS: [IntKey; 7] = [
     IntKey {
         key: "ttl",
         min: MIN_TTL,
@@ -109,6 +157,11 @@ pub const INT_KEYS: [IntKey; 6] = [
         key: "master_start_timeout",
         min: 0,
         max: MAX_SECONDS,
+    },
+    IntKey {
+        key: "synchronous_node_count",
+        min: 1,
+        max: MAX_SYNC_NODES,
     },
 ];
 
@@ -346,6 +399,42 @@ impl GlobalConfig {
             &mut w,
         );
         c.pause = read_bool(m, "pause", d.pause, last.pause, &mut w);
+        c.synchronous_mode = match m.get("synchronous_mode") {
+            None | Some(Value::Null) => d.synchronous_mode,
+            Some(v) => SyncMode::from_value(v).unwrap_or_else(|| {
+                w.push(format!(
+                    "synchronous_mode: {} is not a boolean or \"quorum\"; keeping {:?}",
+                    quote(v),
+                    last.synchronous_mode
+                ));
+                last.synchronous_mode
+            }),
+        };
+        c.synchronous_mode_strict = read_bool(
+            m,
+            "synchronous_mode_strict",
+            d.synchronous_mode_strict,
+            last.synchronous_mode_strict,
+            &mut w,
+        );
+        c.synchronous_node_count = read_u64(
+            m,
+            "synchronous_node_count",
+            d.synchronous_node_count,
+            last.synchronous_node_count,
+            &mut w,
+        );
+        c.maximum_lag_on_syncnode = match m.get("maximum_lag_on_syncnode") {
+            None | Some(Value::Null) => d.maximum_lag_on_syncnode,
+            Some(v) => signed_int(v).unwrap_or_else(|| {
+                w.push(format!(
+                    "maximum_lag_on_syncnode: {} is not an integer; keeping {}",
+                    quote(v),
+                    last.maximum_lag_on_syncnode
+                ));
+                last.maximum_lag_on_syncnode
+            }),
+        };
         match m.get("postgresql") {
             Some(Value::Object(pg)) => {
                 c.use_slots = read_bool(pg, "use_slots", d.use_slots, last.use_slots, &mut w);
@@ -404,6 +493,26 @@ impl GlobalConfig {
                 value: quote(v),
                 problem: problem.to_string(),
                 expected: format!("an integer from {} to {}", k.min, k.max),
+            });
+        }
+        if let Some(v) = m.get("synchronous_mode").filter(|v| !v.is_null())
+            && SyncMode::from_value(v).is_none()
+        {
+            return Err(ConfigRejected {
+                key: "synchronous_mode".to_string(),
+                value: quote(v),
+                problem: "not a synchronous mode".to_string(),
+                expected: "true, false or \"quorum\"".to_string(),
+            });
+        }
+        if let Some(v) = m.get("maximum_lag_on_syncnode").filter(|v| !v.is_null())
+            && signed_int(v).is_none()
+        {
+            return Err(ConfigRejected {
+                key: "maximum_lag_on_syncnode".to_string(),
+                value: quote(v),
+                problem: "not an integer".to_string(),
+                expected: "an integer (bytes; -1 to never swap for lag)".to_string(),
             });
         }
         let bool_rejected = |key: String, v: &Value| ConfigRejected {
@@ -539,6 +648,15 @@ fn read_u64(
             w.push(format!("{key}: {} {what}; keeping {last}", quote(v)));
             last
         }
+    }
+}
+
+/// A signed integer: a JSON integer or a string holding one.
+fn signed_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 

@@ -9,7 +9,8 @@ mod history;
 
 pub use global_config::{
     BOOL_KEYS, ConfigRejected, GlobalConfig, INT_KEYS, IntKey, MAX_LAG_BYTES, MAX_SECONDS,
-    MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, PG_BOOL_KEYS, QUOTE_LIMIT, Timeouts, bool_value,
+    MAX_SYNC_NODES, MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL, PG_BOOL_KEYS, QUOTE_LIMIT, SyncMode,
+    Timeouts, bool_value,
 };
 pub use history::{HistoryEntry, merge_timeline_history, parse_timeline_history_file};
 
@@ -81,6 +82,21 @@ impl Member {
     /// `failover_priority` tag, default 1.
     pub fn failover_priority(&self) -> i64 {
         failover_priority(self.tags.get("failover_priority"))
+    }
+
+    /// True if the member must never be a synchronous standby (`nosync` tag, or
+    /// `sync_priority <= 0`), as Patroni's `Tags.nosync`.
+    pub fn nosync(&self) -> bool {
+        forbids_failover(self.tags.get("nosync"), self.tags.get("sync_priority"))
+    }
+
+    /// `sync_priority` tag (default 1; 0 when tagged `nosync`): higher is chosen first.
+    pub fn sync_priority(&self) -> i64 {
+        if tag_is_true(self.tags.get("nosync")) {
+            0
+        } else {
+            failover_priority(self.tags.get("sync_priority"))
+        }
     }
 
     /// True if the member is tagged `clonefrom`.
@@ -223,6 +239,19 @@ pub struct SyncState {
     pub sync_standby: Vec<String>,
     /// The key's mod_revision.
     pub mod_revision: i64,
+}
+
+impl SyncState {
+    /// `name` is listed as a synchronous standby (Patroni's `SyncState.matches`).
+    pub fn lists(&self, name: &str) -> bool {
+        self.sync_standby.iter().any(|s| s == name)
+    }
+
+    /// `name` is the primary that wrote the key or one of its synchronous standbys: the
+    /// members that have every acknowledged commit (Patroni's `SyncState.members`).
+    pub fn includes(&self, name: &str) -> bool {
+        self.leader.as_deref() == Some(name) || self.lists(name)
+    }
 }
 
 /// The `config` key: the dynamic configuration.

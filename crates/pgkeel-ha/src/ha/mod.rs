@@ -166,6 +166,15 @@ pub struct HaMemory {
     /// New recovery settings that need a restart were written while the cluster was paused
     /// (the leader they follow): pause restarts nothing, so the restart waits for the resume.
     pub deferred_restart: Option<String>,
+    /// What the primary knows about its synchronous standbys (see [`crate::sync::SyncTracker`]).
+    pub sync: crate::sync::SyncTracker,
+    /// The user's own `synchronous_standby_names` is in effect: nothing was set for synchronous
+    /// mode since it was restored (see `rules/sync_replication.rs`).
+    pub sync_names_restored: bool,
+    /// The "commits will be delayed" warning of strict mode was logged and still holds.
+    pub strict_sync_warned: bool,
+    /// The warning that quorum mode runs as priority mode was logged.
+    pub quorum_unsupported_warned: bool,
 }
 
 /// The HA state machine of one node: pure, deterministic, replayable.

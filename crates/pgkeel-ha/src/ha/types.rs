@@ -424,6 +424,32 @@ pub enum Action {
     },
     /// Leader: write `status` (optime, slots).
     WriteStatus,
+    /// Primary: run with this `synchronous_standby_names` (rewrite the configuration and
+    /// reload). `None`: the user's own setting (synchronous mode is off); `Some("")`: nothing
+    /// is synchronous.
+    SetSynchronousStandbyNames {
+        /// The value.
+        value: Option<String>,
+    },
+    /// Primary: write the `sync` key (`{"leader","quorum","sync_standby"}`) if it is still the
+    /// one the decision saw: `expected` its mod_revision, `None` when it was absent (then only
+    /// if it still is). A lost compare-and-swap fails the action, so nothing after it runs.
+    WriteSync {
+        /// The primary (this node).
+        leader: String,
+        /// The synchronous standbys.
+        sync_standby: Vec<String>,
+        /// `quorum` (0 in priority mode).
+        quorum: i64,
+        /// The key's mod_revision in the snapshot the decision was made on.
+        expected: Option<i64>,
+    },
+    /// Primary: delete the `sync` key if it is still the one the decision saw (synchronous mode
+    /// was turned off).
+    DeleteSync {
+        /// The key's mod_revision in the snapshot the decision was made on.
+        mod_revision: i64,
+    },
     /// Run `CHECKPOINT` (before a graceful demotion, so the shutdown checkpoint that follows is
     /// short and the replicas receive it quickly). A failure is logged, not fatal (as Patroni).
     Checkpoint,

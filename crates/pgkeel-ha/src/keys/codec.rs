@@ -359,6 +359,24 @@ pub fn status_is_current(current: &Status, optime: u64, slots: &BTreeMap<String,
     current.optime == Some(optime) && &current.slots == slots && current.retain_slots.is_empty()
 }
 
+/// The `sync` key's value as Patroni writes it: `{"leader":..,"quorum":..,"sync_standby":..}`,
+/// the standbys sorted and comma-joined, `null` when there are none.
+pub fn encode_sync(leader: &str, sync_standby: &[String], quorum: i64) -> String {
+    let mut names: Vec<&str> = sync_standby.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let standbys = if names.is_empty() {
+        Value::Null
+    } else {
+        Value::from(names.join(","))
+    };
+    let mut o = serde_json::Map::new();
+    o.insert("leader".into(), Value::from(leader));
+    o.insert("quorum".into(), Value::from(quorum));
+    o.insert("sync_standby".into(), standbys);
+    Value::Object(o).to_string()
+}
+
 /// Encodes the `history` key.
 pub fn encode_history(entries: &[HistoryEntry]) -> String {
     Value::Array(entries.iter().map(HistoryEntry::to_json).collect()).to_string()

@@ -1146,6 +1146,9 @@ impl Sim {
             checkpoint_lsn: pg.data.as_ref().map(|d| Lsn(d.lsn)),
             pending_restart: Vec::new(),
             postmaster_start_time: None,
+            replication: Vec::new(),
+            synchronous_standby_names: None,
+            synchronous_commit: None,
         };
         let local = if n.blind {
             LocalPostgres {
@@ -1319,6 +1322,7 @@ impl Sim {
                 | Action::CheckUniqueName { .. }
                 | Action::DuplicateName
                 | Action::Checkpoint
+                | Action::SetSynchronousStandbyNames { .. }
         );
         if needs_dcs && self.nodes[i].dcs_cut {
             return Err("etcd: connection refused".into());
@@ -1337,6 +1341,7 @@ impl Sim {
                 | Action::SyncSlots { .. }
                 | Action::CreateSlot { .. }
                 | Action::DropSlot { .. }
+                | Action::SetSynchronousStandbyNames { .. }
         );
         if needs_files && self.nodes[i].blind {
             return Err("Too many open files (os error 24)".into());
@@ -1505,6 +1510,11 @@ impl Sim {
             | Action::Callback { .. }
             | Action::ProbePeers
             | Action::Checkpoint => Ok(None),
+            // The simulated cluster runs asynchronously (the replication model comes with the
+            // synchronous-mode campaign): nothing to do for these yet.
+            Action::SetSynchronousStandbyNames { .. }
+            | Action::WriteSync { .. }
+            | Action::DeleteSync { .. } => Ok(None),
             Action::WriteShutdownPosition => {
                 if let Some(d) = &self.nodes[i].pg.data
                     && d.state == "shut down"

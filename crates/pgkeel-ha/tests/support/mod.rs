@@ -233,6 +233,9 @@ pub fn local_primary() -> LocalPostgres {
         checkpoint_lsn: None,
         pending_restart: Vec::new(),
         postmaster_start_time: None,
+        replication: Vec::new(),
+        synchronous_standby_names: None,
+        synchronous_commit: None,
     }
 }
 

@@ -16,7 +16,7 @@ use pgkeel_ha::cluster::{
 };
 use pgkeel_ha::ha::{Action, Observation, Outcome, PeerStatus, Ran, StopMode, TaskKind};
 use pgkeel_ha::keys::codec::{
-    encode_history, encode_status, slot_name_from_member_name, status_is_current,
+    encode_history, encode_status, encode_sync, slot_name_from_member_name, status_is_current,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,6 +212,48 @@ impl Agent {
                     Ran::Done
                 })
                 .map_err(ActionError::from),
+            Action::SetSynchronousStandbyNames { value } => {
+                match value.as_deref() {
+                    Some("") => tracing::info!("Resetting synchronous_standby_names"),
+                    Some(v) => tracing::info!("Assigning synchronous_standby_names to {v}"),
+                    None => tracing::info!(
+                        "Restoring the configured synchronous_standby_names (synchronous mode is off)"
+                    ),
+                }
+                done(self.pg.set_synchronous_standby_names(value.as_deref()).await)
+            }
+            Action::WriteSync {
+                leader,
+                sync_standby,
+                quorum,
+                expected,
+            } => {
+                let v = encode_sync(leader, sync_standby, *quorum);
+                let key = self.layout.sync();
+                let written = match expected {
+                    Some(rev) => self.dcs.put_if_mod_revision(&key, *rev, v.as_bytes()).await,
+                    None => self.dcs.create_if_absent(&key, v.as_bytes(), None).await,
+                };
+                match written {
+                    Ok(true) => Ok(Ran::Done),
+                    Ok(false) => Err(ActionError::from(
+                        "Synchronous replication key updated by someone else",
+                    )),
+                    Err(e) => Err(ActionError::from(e)),
+                }
+            }
+            Action::DeleteSync { mod_revision } => self
+                .dcs
+                .delete_if_mod_revision(&self.layout.sync(), *mod_revision)
+                .await
+                .map_err(ActionError::from)
+                .and_then(|deleted| {
+                    if deleted {
+                        Ok(Ran::Done)
+                    } else {
+                        Err(ActionError::from("Synchronous replication key updated by someone else"))
+                    }
+                }),
             Action::UpdateHistory => self.update_history(obs).await.map(|()| Ran::Done),
             Action::ProbePeers => Ok(Ran::Peers(self.probe_peers(cluster).await)),
             Action::RemoveDataDir => done(self.pg.remove_data_dir().await),

@@ -221,20 +221,6 @@ pub struct ClusterMember {
     pub lag: Option<Lag>,
 }
 
-/// `synchronous_mode` as read from the dynamic configuration.
-fn synchronous_mode(cluster: &Cluster) -> Option<&'static str> {
-    let v = cluster.config.as_ref()?.data.get("synchronous_mode")?;
-    match v {
-        Value::Bool(true) => Some("on"),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "quorum" => Some("quorum"),
-            "on" | "true" | "yes" | "1" => Some("on"),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// True when the dynamic configuration describes a standby cluster.
 pub fn is_standby_cluster(cluster: &Cluster) -> bool {
     cluster
@@ -256,15 +242,13 @@ pub fn is_paused(cluster: &Cluster) -> bool {
 /// Synchronous-replication role of `name`: `Some("sync_standby")`/`Some("quorum_standby")` when
 /// synchronous mode is on and `/sync` lists it.
 pub fn sync_role(cluster: &Cluster, name: &str) -> Option<&'static str> {
-    let mode = synchronous_mode(cluster)?;
-    let listed = cluster
-        .sync
-        .as_ref()
-        .is_some_and(|s| s.sync_standby.iter().any(|n| n == name));
+    use pgkeel_ha::cluster::{GlobalConfig, SyncMode};
+    let mode = GlobalConfig::from_map(&cluster.config.as_ref()?.data).synchronous_mode;
+    let listed = cluster.sync.as_ref().is_some_and(|s| s.lists(name));
     match (listed, mode) {
-        (false, _) => None,
-        (true, "quorum") => Some("quorum_standby"),
-        (true, _) => Some("sync_standby"),
+        (false, _) | (_, SyncMode::Off) => None,
+        (true, SyncMode::Quorum) => Some("quorum_standby"),
+        (true, SyncMode::On) => Some("sync_standby"),
     }
 }
 

@@ -317,6 +317,10 @@ pub trait PostgresControl: Send + Sync {
     /// Runs `CHECKPOINT` (before a switchover or after a promotion, for pg_rewind).
     async fn checkpoint(&self) -> Result<(), PgError>;
 
+    /// Sets `synchronous_standby_names` on the running server (`None`: back to the
+    /// configuration files' value) and reloads it.
+    async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError>;
+
     /// Lists replication slots.
     async fn list_slots(&self) -> Result<Vec<SlotInfo>, PgError>;
 

@@ -311,6 +311,10 @@ impl PostgresControl for PgNode {
         PgNode::checkpoint(self).await
     }
 
+    async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
+        PgNode::set_synchronous_standby_names(self, value).await
+    }
+
     async fn list_slots(&self) -> Result<Vec<SlotInfo>, PgError> {
         PgNode::list_slots(self).await
     }

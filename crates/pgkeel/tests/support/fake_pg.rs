@@ -392,6 +392,14 @@ impl PostgresControl for FakePostgres {
         Ok(())
     }
 
+    async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
+        drop(self.record(format!(
+            "synchronous_standby_names {}",
+            value.unwrap_or("(reset)")
+        )));
+        Ok(())
+    }
+
     async fn list_slots(&self) -> Result<Vec<SlotInfo>, PgError> {
         let s = lock(&self.state);
         Ok(s.slots

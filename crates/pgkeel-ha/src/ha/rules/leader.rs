@@ -103,6 +103,8 @@ impl Ha {
                 actions.push(Action::SyncSlots { wanted });
             }
             actions.push(Action::WriteStatus);
+            // Last: a lost compare-and-swap on `sync` skips only what follows it.
+            actions.extend(self.sync_replication(ctx));
             return verdict(
                 actions,
                 format!(
@@ -112,13 +114,14 @@ impl Ha {
             );
         }
         // A cleared request waits until writes resume.
-        let mut actions = vec![
+        let mut actions = self.sync_before_promote(ctx);
+        actions.extend([
             Action::Promote,
             Action::Callback {
                 event: CallbackEvent::OnRoleChange,
                 role: Role::Primary,
             },
-        ];
+        ]);
         actions.extend(first);
         verdict(
             actions,

@@ -14,6 +14,7 @@ mod shutdown;
 mod slots;
 mod stale_leader;
 mod switchover;
+mod sync_replication;
 mod unique_name;
 
 use super::{

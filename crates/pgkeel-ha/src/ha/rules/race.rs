@@ -2,6 +2,7 @@
 //! Reference: patroni-reference.md §2 `process_unhealthy_cluster()`, `_is_healthiest_node()`.
 
 use super::{Ctx, Verdict, demote, pause, verdict};
+use crate::cluster::SyncState;
 use crate::ha::{Action, CallbackEvent, Ha, Outcome, Role};
 
 impl Ha {
@@ -30,13 +31,14 @@ impl Ha {
                     "acquired session lock as a leader",
                 );
             }
-            let mut actions = vec![
+            let mut actions = self.sync_before_promote(ctx);
+            actions.extend([
                 Action::Promote,
                 Action::Callback {
                     event: CallbackEvent::OnRoleChange,
                     role: Role::Primary,
                 },
-            ];
+            ]);
             actions.extend(clear);
             return verdict(actions, "promoted self to leader by acquiring session lock");
         }
@@ -149,9 +151,17 @@ impl Ha {
                 _ => Ok(()),
             };
         }
+        let not_sync = Self::sync_active(ctx).is_some_and(|s| !s.includes(&self.cfg.name));
         if let Some(f) = ctx.cluster.failover.clone() {
+            if f.leader.is_some() && not_sync {
+                return Err("I am not a synchronous standby".into());
+            }
             // A requested failover/switchover decides (rules/switchover.rs); no lag check.
             return self.manual_failover_no_leader(ctx, &f);
+        }
+        // Synchronous mode: only a member the `sync` key lists has every acknowledged commit.
+        if not_sync {
+            return Err("I am not a synchronous standby".into());
         }
         if let Some(optime) = ctx.cluster.plausible_optime(self.mem.highest_member_lsn) {
             let lag = optime.saturating_sub(my_lsn);
@@ -163,6 +173,15 @@ impl Ha {
             }
         }
         self.compare_with_peers(ctx, None)
+    }
+
+    /// The `sync` key while synchronous mode is on and a primary has written it (Patroni's
+    /// `sync_mode_is_active`): then only the members it lists may be promoted.
+    pub(crate) fn sync_active<'a>(ctx: &Ctx<'a>) -> Option<&'a SyncState> {
+        if !ctx.gc.synchronous_mode.is_synchronous() {
+            return None;
+        }
+        ctx.cluster.sync.as_ref().filter(|s| s.leader.is_some())
     }
 
     /// The timeline check and the comparison with the peers' answers (Patroni's
@@ -192,6 +211,7 @@ impl Ha {
         let Some(peers) = &ctx.obs.peers else {
             return Ok(()); // not probed yet: `unhealthy_cluster` probes before racing
         };
+        let sync = Self::sync_active(ctx);
         for p in peers
             .iter()
             .filter(|p| p.reachable && p.name != self.cfg.name)
@@ -200,7 +220,12 @@ impl Ha {
             if !p.in_recovery {
                 return Err(format!("Primary ({}) is still alive", p.name));
             }
-            if p.nofailover {
+            // Synchronous mode compares only with the members `sync` lists; the former primary
+            // it names may be ahead (it wrote what the standbys had not confirmed yet).
+            if p.nofailover || sync.is_some_and(|s| !s.includes(&p.name)) {
+                continue;
+            }
+            if p.lsn > my_lsn && sync.is_some_and(|s| s.leader.as_deref() == Some(&p.name)) {
                 continue;
             }
             if p.lsn > my_lsn {

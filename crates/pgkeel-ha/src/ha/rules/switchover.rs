@@ -14,7 +14,7 @@
 //! Patroni's `patroni/ha.py`.
 
 use super::{Ctx, Verdict, verdict};
-use crate::cluster::Failover;
+use crate::cluster::{Failover, SyncMode};
 use crate::ha::{Action, CallbackEvent, Ha, Outcome, PeerStatus, Role, StopMode};
 use crate::time::parse_iso8601_ms;
 
@@ -192,10 +192,14 @@ impl Ha {
         f: &Failover,
         exclude_candidate: bool,
     ) -> Vec<String> {
+        // Synchronous mode: a switchover goes only to a member `sync` lists (a failover
+        // without a leader may go to an asynchronous one: the operator confirmed it).
+        let sync = Self::sync_active(ctx).filter(|_| f.leader.is_some());
         ctx.cluster
             .members
             .iter()
             .filter(|m| m.name != self.cfg.name && m.unreadable.is_none())
+            .filter(|m| sync.is_none_or(|s| s.lists(&m.name)))
             .filter(|m| !(exclude_candidate && f.member.as_deref() == Some(m.name.as_str())))
             .filter(|m| !m.nofailover() && m.api_url.is_some())
             .filter(|m| {
@@ -263,6 +267,13 @@ impl Ha {
         if let Some(c) = &f.member {
             if *c == me {
                 return Ok(());
+            }
+            // Synchronous mode (not quorum): a member `sync` does not list stands back
+            // even when the candidate cannot take over.
+            if ctx.gc.synchronous_mode == SyncMode::On
+                && Self::sync_active(ctx).is_some_and(|s| !s.includes(&me))
+            {
+                return Err(format!("{action}: I am not a synchronous standby"));
             }
             if ctx.cluster.member(c).is_some() {
                 let Some(peers) = &ctx.obs.peers else {

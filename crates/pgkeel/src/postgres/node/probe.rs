@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, PendingRestart, ServerRole};
+use pgkeel_ha::pg::{
+    DataDir, LocalPostgres, Lsn, PendingRestart, ReplicationConnection, ServerRole,
+};
 
 use super::{PgNode, QUERY_TIMEOUT};
 use crate::postgres::{PgError, ReplicationRow, StatusDetails, conf, os};
@@ -180,7 +182,9 @@ impl PgNode {
             (SELECT status FROM pg_catalog.pg_stat_wal_receiver), \
             (SELECT received_tli FROM pg_catalog.pg_stat_wal_receiver), \
             (pg_catalog.pg_control_checkpoint()).timeline_id, \
-            pg_catalog.pg_postmaster_start_time()::text";
+            pg_catalog.pg_postmaster_start_time()::text, \
+            pg_catalog.current_setting('synchronous_standby_names'), \
+            pg_catalog.current_setting('synchronous_commit')";
         let rows = match self.query("probe", SQL, &[], QUERY_TIMEOUT).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -206,6 +210,9 @@ impl PgNode {
             .ok()
             .flatten()
             .map(|t| conf::iso_offset(&t));
+        let text = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
+        lp.synchronous_standby_names = text(10);
+        lp.synchronous_commit = text(11);
         let checkpoint_tli = int(8).and_then(|v| u32::try_from(v).ok());
         if in_recovery {
             lp.role = Some(ServerRole::Replica);
@@ -232,6 +239,9 @@ impl PgNode {
                 .or(checkpoint_tli)
                 .or(lp.timeline);
         }
+        if lp.role == Some(ServerRole::Primary) {
+            lp.replication = self.replication_connections().await;
+        }
         lp.pending_restart = self.pending_restart().await;
         // Started above its configuration (a standby behind its primary's settings).
         if let Ok(raised) = self.raised.lock() {
@@ -242,6 +252,35 @@ impl PgNode {
             }
         }
         lp
+    }
+
+    /// The primary's walsenders with their positions, for choosing synchronous standbys. Empty
+    /// when the query fails (then no standby counts as synchronous this cycle).
+    async fn replication_connections(&self) -> Vec<ReplicationConnection> {
+        const SQL: &str = "SELECT application_name, state, sync_state, write_lsn::text, \
+            flush_lsn::text, replay_lsn::text FROM pg_catalog.pg_stat_replication \
+            ORDER BY application_name";
+        match self.query("replication", SQL, &[], QUERY_TIMEOUT).await {
+            Ok(rows) => rows
+                .iter()
+                .map(|row| {
+                    let text = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
+                    let lsn = |i: usize| text(i).and_then(|s| s.parse::<Lsn>().ok());
+                    ReplicationConnection {
+                        application_name: text(0).unwrap_or_default(),
+                        state: text(1).unwrap_or_default(),
+                        sync_state: text(2).unwrap_or_default(),
+                        write_lsn: lsn(3),
+                        flush_lsn: lsn(4),
+                        replay_lsn: lsn(5),
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read pg_stat_replication");
+                Vec::new()
+            }
+        }
     }
 
     /// Parameters the configuration files changed that apply only after a restart: the value

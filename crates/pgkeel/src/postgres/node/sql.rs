@@ -130,4 +130,38 @@ impl PgNode {
             .await
             .map(|_| ())
     }
+
+    /// Runs with `synchronous_standby_names` = `value` (`None`: the configuration files'
+    /// own setting) through `ALTER SYSTEM`, so the value the primary decided survives a restart
+    /// of the agent or of the server, then reloads. On a primary a little WAL is written
+    /// afterwards (without waiting for a standby) so the standbys report a position past the
+    /// change at once (Patroni does the same).
+    pub(super) async fn set_synchronous_standby_names(
+        &self,
+        value: Option<&str>,
+    ) -> Result<(), PgError> {
+        let sql = match value {
+            Some(v) => format!(
+                "ALTER SYSTEM SET synchronous_standby_names = {}",
+                crate::postgres::conf::quote_literal(v)
+            ),
+            None => "ALTER SYSTEM RESET synchronous_standby_names".to_string(),
+        };
+        self.query("synchronous_standby_names", &sql, &[], CONNECT_TIMEOUT)
+            .await?;
+        self.query(
+            "reload",
+            "SELECT pg_catalog.pg_reload_conf()",
+            &[],
+            CONNECT_TIMEOUT,
+        )
+        .await?;
+        const NUDGE: &str = "DO $$ BEGIN IF NOT pg_catalog.pg_is_in_recovery() THEN \
+            SET LOCAL synchronous_commit = 'off'; PERFORM pg_catalog.txid_current(); \
+            END IF; END; $$";
+        if let Err(e) = self.query("WAL nudge", NUDGE, &[], CONNECT_TIMEOUT).await {
+            tracing::debug!(error = %e, "could not write WAL after changing synchronous_standby_names");
+        }
+        Ok(())
+    }
 }

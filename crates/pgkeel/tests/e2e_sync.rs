@@ -1,0 +1,182 @@
+//! End-to-end: `synchronous_mode: on` on a real cluster (3 etcd + 3 PostgreSQL 15 + 3 agents
+//! on 127.0.0.1). Turned on at run time through `/config`, the leader names one replica in
+//! `synchronous_standby_names` and then in the `sync` key; Patroni's own `patronictl list`
+//! shows it as `Sync Standby`; `/sync` and `/async` answer by it; when the leader's host dies,
+//! that standby (not the other replica) is promoted; turned off, the key goes and the parameter
+//! is cleared.
+
+use std::time::Duration;
+
+use pgkeel_testkit::patroni::require_patronictl;
+use pgkeel_testkit::{PgkeelCluster, require_tools, wait};
+use serde_json::{Value, json};
+
+fn show(c: &PgkeelCluster, i: usize, guc: &str) -> String {
+    c.psql(i, &format!("SHOW {guc}")).unwrap_or_default()
+}
+
+/// The `sync` key as JSON (`Null` when absent or unreadable).
+fn sync_key(c: &PgkeelCluster) -> Value {
+    c.etcd_get("sync")
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn patch_config(c: &PgkeelCluster, node: usize, patch: Value) {
+    let (code, body) = c
+        .api_request(node, "PATCH", "/config", &patch.to_string())
+        .expect("PATCH /config");
+    assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
+    require_tools();
+    require_patronictl();
+    let mut c =
+        PgkeelCluster::start(pgkeel_testkit::fast_options!("e2e-sync")).expect("start the cluster");
+    let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    let leader_name = c.node(leader).name.clone();
+    assert_eq!(sync_key(&c), Value::Null, "asynchronous at first");
+
+    patch_config(&c, leader, json!({"synchronous_mode": true}));
+
+    // The key names one replica, and the leader's parameter names the same one.
+    let standby_name = wait(&c, "a synchronous standby", Duration::from_secs(30), || {
+        let key = sync_key(&c);
+        match (key["leader"].as_str(), key["sync_standby"].as_str()) {
+            (Some(l), Some(s)) if l == leader_name && !s.contains(',') => Ok(s.to_string()),
+            _ => Err(key.to_string()),
+        }
+    });
+    assert_eq!(key_order(&c), ["leader", "quorum", "sync_standby"]);
+    assert_eq!(sync_key(&c)["quorum"], json!(0));
+    assert_eq!(show(&c, leader, "synchronous_standby_names"), standby_name);
+    let standby = c.index_of(&standby_name).expect("the standby is a member");
+    let other = (0..c.len())
+        .find(|&i| i != leader && i != standby)
+        .expect("a third node");
+    assert_eq!(
+        c.psql(
+            leader,
+            &format!(
+                "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{standby_name}'"
+            )
+        )
+        .expect("pg_stat_replication"),
+        "sync"
+    );
+
+    // Health checks and Patroni's own patronictl see the synchronous role.
+    // (Each agent answers from its own last view of the DCS: poll until it has cycled.)
+    for (node, path, want) in [
+        (standby, "/sync", 200),
+        (other, "/sync", 503),
+        (other, "/async", 200),
+        (standby, "/async", 503),
+    ] {
+        wait(
+            &c,
+            &format!("GET {path} on node {node}"),
+            Duration::from_secs(20),
+            || match c.api_get(node, path).map_err(|e| e.to_string())? {
+                (code, _) if code == want => Ok(()),
+                (code, body) => Err(format!("{code} {body}")),
+            },
+        );
+    }
+    let out = c
+        .patronictl(&["list", "-f", "json"])
+        .expect("patronictl list");
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let role_of = |name: &str| {
+        rows.iter()
+            .find(|r| r["Member"] == name)
+            .and_then(|r| r["Role"].as_str())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        role_of(&standby_name).as_deref(),
+        Some("Sync Standby"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(role_of(&c.node(other).name).as_deref(), Some("Replica"));
+
+    // A commit the leader acknowledged is on the synchronous standby.
+    c.psql(
+        leader,
+        "CREATE TABLE acked (id int); INSERT INTO acked VALUES (1)",
+    )
+    .expect("write on the leader");
+
+    // The leader's host dies: only the synchronous standby may take over.
+    c.kill_agent(leader).expect("kill the agent");
+    c.kill_postmaster(leader).expect("kill the postmaster");
+    let new_leader = c
+        .wait_for_leader(Duration::from_secs(60))
+        .expect("a new leader");
+    assert_eq!(new_leader, standby, "{}", c.log_tails(30));
+    wait(
+        &c,
+        "the new primary takes writes",
+        Duration::from_secs(30),
+        || {
+            c.psql(standby, "INSERT INTO acked VALUES (2)")
+                .map_err(|e| e.to_string())
+        },
+    );
+    assert_eq!(
+        c.psql(standby, "SELECT count(*) FROM acked")
+            .expect("count"),
+        "2"
+    );
+    wait(
+        &c,
+        "the new primary in the sync key",
+        Duration::from_secs(30),
+        || {
+            let key = sync_key(&c);
+            if key["leader"] == json!(standby_name) {
+                Ok(())
+            } else {
+                Err(key.to_string())
+            }
+        },
+    );
+
+    // Off again: the key is deleted and the parameter cleared.
+    patch_config(&c, standby, json!({"synchronous_mode": false}));
+    wait(
+        &c,
+        "the sync key deleted",
+        Duration::from_secs(30),
+        || match c.etcd_get("sync").map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(v) => Err(v),
+        },
+    );
+    wait(
+        &c,
+        "the parameter cleared",
+        Duration::from_secs(30),
+        || match show(&c, standby, "synchronous_standby_names") {
+            v if v.is_empty() => Ok(()),
+            v => Err(v),
+        },
+    );
+}
+
+/// The `sync` key's field names in the order they are stored (Patroni writes leader, quorum,
+/// sync_standby).
+fn key_order(c: &PgkeelCluster) -> Vec<String> {
+    let raw = c.etcd_get("sync").ok().flatten().unwrap_or_default();
+    let mut fields: Vec<(usize, String)> = ["leader", "quorum", "sync_standby"]
+        .iter()
+        .filter_map(|f| raw.find(&format!("\"{f}\"")).map(|p| (p, f.to_string())))
+        .collect();
+    fields.sort();
+    fields.into_iter().map(|(_, f)| f).collect()
+}
