@@ -1,5 +1,7 @@
-//! The command line of `pgkeelctl`, shaped like patronictl's (global options before or after
-//! the subcommand). One `Command` variant per subcommand; each has its file in `commands/`.
+//! The command line of `pgkeelctl`, shaped like patronictl's: `-c/--config-file` and
+//! `-d/--dcs-url` go before the subcommand, as in patronictl (`query` has its own `-c` and
+//! `-d`); `-k` may also follow it. One `Command` variant per subcommand; each has its file in
+//! `commands/`.
 
 use super::output::OutputFormat;
 use clap::{Args, Parser, Subcommand};
@@ -14,21 +16,10 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Configuration file (default: ~/.config/patroni/patronictl.yaml).
-    #[arg(
-        short = 'c',
-        long = "config-file",
-        env = "PATRONICTL_CONFIG_FILE",
-        global = true
-    )]
+    #[arg(short = 'c', long = "config-file", env = "PATRONICTL_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
     /// The DCS: `etcd3://host:port[,host:port][/namespace]` (also `etcd://`, `http://`).
-    #[arg(
-        short = 'd',
-        long = "dcs-url",
-        visible_alias = "dcs",
-        env = "DCS_URL",
-        global = true
-    )]
+    #[arg(short = 'd', long = "dcs-url", visible_alias = "dcs", env = "DCS_URL")]
     pub dcs_url: Option<String>,
     /// Do not verify TLS certificates.
     #[arg(short = 'k', long = "insecure", global = true)]
@@ -73,6 +64,8 @@ pub enum Command {
     Reinit(ReinitArgs),
     /// Discard scheduled events.
     Flush(FlushArgs),
+    /// Query a Patroni PostgreSQL member.
+    Query(QueryArgs),
 }
 
 /// patronictl's `CtlPostgresqlRole`: which members a command acts on.
@@ -390,4 +383,55 @@ pub struct DsnArgs {
     /// Generate a dsn for this member.
     #[arg(short = 'm', long = "member")]
     pub member: Option<String>,
+}
+
+/// `query [CLUSTER] [--group N] [--format FMT] [-f FILE | -c SQL] [--password] [-U USER]
+/// [-W | -w SECS] [-r ROLE | -m MEMBER] [--delimiter D] [-d DBNAME]`.
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// The cluster (default: the configuration's `scope`).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster: Option<String>,
+    /// Citus group.
+    #[arg(long = "group")]
+    pub group: Option<i64>,
+    /// Output format (pretty, tsv, json, yaml); patronictl takes any word and prints nothing
+    /// for one it does not know.
+    #[arg(long = "format", default_value = "tsv")]
+    pub format: String,
+    /// Execute the SQL commands from this file (checked for readability when parsed, as
+    /// click's `File` does).
+    #[arg(short = 'f', long = "file", value_name = "P_FILE", value_parser = readable_file)]
+    pub file: Option<PathBuf>,
+    /// Force password prompt.
+    #[arg(long = "password")]
+    pub password: bool,
+    /// Database user name.
+    #[arg(short = 'U', long = "username")]
+    pub username: Option<String>,
+    /// Watch options.
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    /// The role of the query.
+    #[arg(short = 'r', long = "role", value_enum)]
+    pub role: Option<Role>,
+    /// Query a specific member.
+    #[arg(short = 'm', long = "member")]
+    pub member: Option<String>,
+    /// The column delimiter.
+    #[arg(long = "delimiter", default_value = "\t")]
+    pub delimiter: String,
+    /// The SQL commands to execute.
+    #[arg(short = 'c', long = "command")]
+    pub command: Option<String>,
+    /// Database name to connect to.
+    #[arg(short = 'd', long = "dbname")]
+    pub dbname: Option<String>,
+}
+
+/// `--file`'s parser: the path, once it opens for reading.
+fn readable_file(s: &str) -> Result<PathBuf, String> {
+    std::fs::File::open(s)
+        .map(|_| PathBuf::from(s))
+        .map_err(|e| format!("'{s}': {e}"))
 }

@@ -9,7 +9,7 @@
 //! * `target`: where the DCS is (`--dcs-url` or the config file).
 //! * `commands`: one file per subcommand (`list`, `topology`, `switchover`, `failover`,
 //!   `pause`, `resume`, `show-config`, `edit-config`, `history`, `restart`, `reload`, `reinit`,
-//!   `flush`; `members` holds the member selection and confirmation they share).
+//!   `flush`, `query`; `members` holds the member selection and confirmation they share).
 //! * `prompt`: click-style prompts on stdin.
 //! * `pyyaml`: YAML read as PyYAML's `safe_load` reads it (`edit-config` values and files).
 //! * `request`: requests to a member's REST API.
@@ -25,7 +25,7 @@ pub mod target;
 
 pub use cli::{
     Cli, Command, DsnArgs, EditConfigArgs, FailoverArgs, FlushArgs, HistoryArgs, ListArgs,
-    PauseArgs, ReinitArgs, ReloadArgs, RemoveArgs, RestartArgs, Role, ShowConfigArgs,
+    PauseArgs, QueryArgs, ReinitArgs, ReloadArgs, RemoveArgs, RestartArgs, Role, ShowConfigArgs,
     SwitchoverArgs, TopologyArgs, VersionArgs, WatchArgs,
 };
 pub use commands::list::render_list;
@@ -191,6 +191,7 @@ pub async fn run(
         Command::Reload(args) => commands::reload::run(&ctx, args, connect, input, out).await,
         Command::Reinit(args) => commands::reinit::run(&ctx, args, connect, input, out).await,
         Command::Flush(args) => commands::flush::run(&ctx, args, connect, input, out).await,
+        Command::Query(args) => commands::query::run(&ctx, args, connect, input, out).await,
     }
 }
 

@@ -22,6 +22,11 @@ fn read_line(input: &mut (dyn BufRead + Send)) -> Result<Option<String>, CtlErro
     Ok(Some(line))
 }
 
+/// One line without its line ending; end of input is click's `Abort`.
+pub fn read_line_or_abort(input: &mut (dyn BufRead + Send)) -> Result<String, CtlError> {
+    read_line(input)?.ok_or(CtlError::Aborted)
+}
+
 /// `click.prompt(text, type=str, default=default)`: `text [default]: `; an empty answer is the
 /// default; without a default an empty answer asks again.
 pub fn prompt(

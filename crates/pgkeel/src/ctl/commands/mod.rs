@@ -8,6 +8,7 @@ pub mod history;
 pub mod list;
 pub mod members;
 pub mod pause;
+pub mod query;
 pub mod reinit;
 pub mod reload;
 pub mod remove;
