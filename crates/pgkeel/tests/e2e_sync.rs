@@ -1,9 +1,10 @@
 //! End-to-end: `synchronous_mode: on` on a real cluster (3 etcd + 3 PostgreSQL 15 + 3 agents
 //! on 127.0.0.1). Turned on at run time through `/config`, the leader names one replica in
 //! `synchronous_standby_names` and then in the `sync` key; Patroni's own `patronictl list`
-//! shows it as `Sync Standby`; `/sync` and `/async` answer by it; when the leader's host dies,
-//! that standby (not the other replica) is promoted; turned off, the key goes and the parameter
-//! is cleared.
+//! shows it as `Sync Standby`; `/sync` and `/async` answer by it; a switchover to the other
+//! replica is refused with Patroni's 412, one to the synchronous standby works; when the leader's
+//! host dies, its synchronous standby is promoted; turned off, the key goes and the parameter is
+//! cleared.
 
 use std::time::Duration;
 
@@ -105,47 +106,72 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
     );
     assert_eq!(role_of(&c.node(other).name).as_deref(), Some("Replica"));
 
+    // A switchover goes only to the synchronous standby (Patroni's 412 and words).
+    let (code, body) = c
+        .api_request(
+            leader,
+            "POST",
+            "/switchover",
+            &json!({"leader": leader_name, "candidate": c.node(other).name}).to_string(),
+        )
+        .expect("POST /switchover");
+    assert_eq!(
+        (code, body.as_str()),
+        (412, "candidate name does not match with sync_standby")
+    );
+    let (code, body) = c
+        .api_request(
+            leader,
+            "POST",
+            "/switchover",
+            &json!({"leader": leader_name, "candidate": standby_name}).to_string(),
+        )
+        .expect("POST /switchover");
+    assert_eq!(code, 200, "{body}\n{}", c.log_tails(30));
+    let leader = c.wait_for_leader(Duration::from_secs(30)).expect("a leader");
+    assert_eq!(leader, standby, "{}", c.log_tails(30));
+    let leader_name = standby_name;
+
+    // The new primary names a synchronous standby of its own.
+    let standby_name = wait(&c, "a new synchronous standby", Duration::from_secs(30), || {
+        let key = sync_key(&c);
+        match (key["leader"].as_str(), key["sync_standby"].as_str()) {
+            (Some(l), Some(s)) if l == leader_name => Ok(s.to_string()),
+            _ => Err(key.to_string()),
+        }
+    });
+    let standby = c.index_of(&standby_name).expect("the standby is a member");
+
     // A commit the leader acknowledged is on the synchronous standby.
-    c.psql(
-        leader,
-        "CREATE TABLE acked (id int); INSERT INTO acked VALUES (1)",
-    )
-    .expect("write on the leader");
+    c.psql(leader, "CREATE TABLE acked (id int); INSERT INTO acked VALUES (1)")
+        .expect("write on the leader");
 
     // The leader's host dies: only the synchronous standby may take over.
     c.kill_agent(leader).expect("kill the agent");
     c.kill_postmaster(leader).expect("kill the postmaster");
-    let new_leader = c
-        .wait_for_leader(Duration::from_secs(60))
-        .expect("a new leader");
+    let new_leader = wait(&c, "a new leader", Duration::from_secs(60), || {
+        match c.leader_index() {
+            Some(l) if l != leader => Ok(l),
+            other => Err(format!("leader {other:?}")),
+        }
+    });
     assert_eq!(new_leader, standby, "{}", c.log_tails(30));
-    wait(
-        &c,
-        "the new primary takes writes",
-        Duration::from_secs(30),
-        || {
-            c.psql(standby, "INSERT INTO acked VALUES (2)")
-                .map_err(|e| e.to_string())
-        },
-    );
+    wait(&c, "the new primary takes writes", Duration::from_secs(30), || {
+        c.psql(standby, "INSERT INTO acked VALUES (2)")
+            .map_err(|e| e.to_string())
+    });
     assert_eq!(
-        c.psql(standby, "SELECT count(*) FROM acked")
-            .expect("count"),
+        c.psql(standby, "SELECT count(*) FROM acked").expect("count"),
         "2"
     );
-    wait(
-        &c,
-        "the new primary in the sync key",
-        Duration::from_secs(30),
-        || {
-            let key = sync_key(&c);
-            if key["leader"] == json!(standby_name) {
-                Ok(())
-            } else {
-                Err(key.to_string())
-            }
-        },
-    );
+    wait(&c, "the new primary in the sync key", Duration::from_secs(30), || {
+        let key = sync_key(&c);
+        if key["leader"] == json!(standby_name) {
+            Ok(())
+        } else {
+            Err(key.to_string())
+        }
+    });
 
     // Off again: the key is deleted and the parameter cleared.
     patch_config(&c, standby, json!({"synchronous_mode": false}));
