@@ -203,6 +203,13 @@ impl Ha {
         self.cfg = cfg;
     }
 
+    /// The local PostgreSQL settings were read again (SIGHUP, `POST /reload`): the running
+    /// server gets them as it gets a changed `/config` (`rules/reload.rs`: the files rewritten
+    /// and the server reloaded by the next cycle that finds it running, then `on_reload`).
+    pub fn reload_postgres_config(&mut self) {
+        self.mem.config_reload_pending = true;
+    }
+
     /// A node that resumes with this memory: tests that start a node in the middle of its life
     /// (one that has run its first callback, say) rather than at its first cycle.
     pub fn with_memory(cfg: HaConfig, mem: HaMemory) -> Ha {

@@ -50,7 +50,11 @@ pub const PUBLISHED_VERSION: &str = "4.1.4";
 
 /// Shared handles every part of the agent uses.
 pub(crate) struct Agent {
+    /// The configuration the agent started with. What a reload may change is read from
+    /// [`Agent::live_cfg`]; the keys a reload cannot change are equal in both.
     pub cfg: Arc<Config>,
+    /// The configuration as last reloaded (`reload.rs`), or `cfg` before any reload.
+    pub live: std::sync::RwLock<Arc<Config>>,
     pub dcs: Arc<dyn Dcs>,
     pub pg: Arc<dyn PostgresControl>,
     pub layout: KeyLayout,
@@ -68,6 +72,17 @@ pub(crate) struct Agent {
     pub callbacks: callbacks::CallbackRunner,
     /// Unreadable DCS values already reported, so each is logged once rather than every cycle.
     pub reported_unreadable: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
+}
+
+impl Agent {
+    /// The configuration as last reloaded: parameters, credentials, callbacks, tags,
+    /// timeouts come from here.
+    pub fn live_cfg(&self) -> Arc<Config> {
+        match self.live.read() {
+            Ok(live) => live.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 /// Builds the pure core's per-node settings from the local config.

@@ -2,10 +2,57 @@
 //!
 //! GET endpoints never call this: Patroni never password-protects them.
 
+use super::access::AccessList;
 use crate::config::BasicAuth;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use std::sync::{Arc, RwLock};
+
+/// What the write endpoints check: `restapi.authentication` and the allowlist. A cheap handle
+/// shared by the server and the agent, which replaces both at once on a reload; each request
+/// is checked against the ones current when it arrives.
+#[derive(Clone, Default)]
+pub struct WriteGuard(Arc<RwLock<Arc<Guard>>>);
+
+/// One generation of the guard.
+#[derive(Default)]
+struct Guard {
+    auth: Option<BasicAuth>,
+    access: AccessList,
+}
+
+impl WriteGuard {
+    /// A guard with these credentials (`None`: none required) and this allowlist.
+    pub fn new(auth: Option<BasicAuth>, access: AccessList) -> WriteGuard {
+        WriteGuard(Arc::new(RwLock::new(Arc::new(Guard { auth, access }))))
+    }
+
+    /// Checks the next requests against these instead.
+    pub fn replace(&self, auth: Option<BasicAuth>, access: AccessList) {
+        let new = Arc::new(Guard { auth, access });
+        match self.0.write() {
+            Ok(mut g) => *g = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Patroni's order: the client's address first, then its credentials.
+    #[allow(clippy::result_large_err)]
+    pub(super) fn check(
+        &self,
+        client: Option<std::net::SocketAddr>,
+        cluster: Option<&pgkeel_ha::cluster::Cluster>,
+        headers: &HeaderMap,
+    ) -> Result<(), Response> {
+        let guard = match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        guard.access.check(client, cluster)?;
+        check(guard.auth.as_ref(), headers)
+    }
+}
 
 /// `Ok(())` when no authentication is configured or the `Authorization` header carries the
 /// configured credentials; otherwise the 401 response Patroni sends.
