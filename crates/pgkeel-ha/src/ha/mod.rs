@@ -98,6 +98,9 @@ pub struct HaMemory {
     pub config_reload_pending: bool,
     /// The restart request being carried out (answered `Done` when its task ends).
     pub restart_request: Option<u64>,
+    /// When that request's `timeout` runs out: if its task still runs then, the request is
+    /// answered `restart failed` (Patroni's `restart(timeout)` returning false).
+    pub restart_deadline: Option<MonoTime>,
     /// A restart asked for a later time (`POST /restart` with `schedule`), until it runs, is
     /// cancelled or goes stale (see `rules/scheduled_restart.rs`).
     pub scheduled_restart: Option<ScheduledRestart>,
