@@ -178,8 +178,9 @@ fn e2e_sighup_applies_parameters_pg_hba_and_restapi_credentials() {
     edit_config(
         &c,
         r,
-        "  pg_hba:\n    - local all all trust\n",
-        "  pg_hba:\n    - local all all trust\n    - host all all 127.0.0.2/32 md5\n",
+        // The `postgresql` section's `pg_hba` (`bootstrap` has one too, before it).
+        "127.0.0.1/32 md5\n  use_unix_socket",
+        "127.0.0.1/32 md5\n    - host all all 127.0.0.2/32 md5\n  use_unix_socket",
     );
     edit_config(
         &c,
