@@ -11,7 +11,8 @@
 //! * `execute.rs`: every action of the core, performed in one place; `tasks.rs`: the long ones.
 //! * `publish.rs`: the node's status for the REST API.
 //! * `lease.rs`: the lease keeper; `requests.rs`: requests in, answers out.
-//! * `reload.rs`: SIGHUP and `POST /reload`: the configuration file read again.
+//! * `reload.rs`: SIGHUP and `POST /reload`: the configuration file read again and applied
+//!   (what changes and how is decided by its pure `plan`).
 //! * `replica_watch.rs`, `error.rs`: what their names say.
 //!
 //! Its waits and deadlines come from the dynamic configuration and the DCS, which anyone with

@@ -102,6 +102,50 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn basic(user: &str, password: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {b64}")
+                .parse()
+                .expect("a valid header value"),
+        );
+        h
+    }
+
+    fn auth(password: &str) -> Option<BasicAuth> {
+        Some(BasicAuth {
+            username: "admin".into(),
+            password: password.into(),
+        })
+    }
+
+    /// A reload replaces the credentials and the allowlist of the running server at once.
+    #[test]
+    fn a_replaced_guard_checks_the_next_request_against_the_new_credentials() {
+        let code = |g: &WriteGuard, h: &HeaderMap, from: &str| {
+            let addr = from.parse().ok();
+            g.check(addr, None, h).err().map(|r| r.status().as_u16())
+        };
+        let guard = WriteGuard::new(auth("old"), AccessList::default());
+        let server = guard.clone();
+        let here = "127.0.0.1:40000";
+        assert_eq!(code(&server, &basic("admin", "old"), here), None);
+        guard.replace(
+            auth("new"),
+            AccessList::from_config(&["10.0.0.0/8".into()], false),
+        );
+        assert_eq!(
+            code(&server, &basic("admin", "old"), "10.1.2.3:1"),
+            Some(401)
+        );
+        assert_eq!(code(&server, &basic("admin", "new"), "10.1.2.3:1"), None);
+        assert_eq!(code(&server, &basic("admin", "new"), here), Some(403));
+        guard.replace(None, AccessList::default());
+        assert_eq!(code(&server, &HeaderMap::new(), here), None);
+    }
+
     #[test]
     fn constant_time_eq_compares_whole_slices() {
         assert!(constant_time_eq(b"abc", b"abc"));
