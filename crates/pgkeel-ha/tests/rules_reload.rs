@@ -76,6 +76,40 @@ fn a_changed_parameter_is_reloaded_on_the_leader_once_then_on_reload_runs() {
     assert!(reloads(&d).is_empty(), "reloaded twice: {d:?}");
 }
 
+/// Reference: Patroni's `reload_config(sighup=True)` (postgresql/config.py): on SIGHUP the
+/// configuration files are rewritten and PostgreSQL reloaded whether or not `/config` changed.
+#[test]
+fn a_local_reload_rewrites_and_reloads_the_running_server_once() {
+    let cfg = config(json!({"work_mem": "4MB"}));
+    let mut n1 = ha("n1");
+    n1.step(&leader_obs(cfg.clone()).build());
+    n1.reload_postgres_config();
+    let d = n1.step(&leader_obs(cfg.clone()).build());
+    assert_eq!(
+        reloads(&d),
+        [
+            &Action::ReloadConfig { follow: None },
+            &Action::Callback {
+                event: CallbackEvent::OnReload,
+                role: Role::Primary
+            }
+        ],
+        "{d:?}"
+    );
+    assert!(reloads(&n1.step(&leader_obs(cfg.clone()).build())).is_empty());
+    // A replica keeps its upstream.
+    let mut n2 = ha("n2");
+    n2.step(&replica_obs(cfg.clone()).build());
+    n2.reload_postgres_config();
+    let d = n2.step(&replica_obs(cfg).build());
+    assert!(
+        d.actions.contains(&Action::ReloadConfig {
+            follow: Some("n1".into())
+        }),
+        "{d:?}"
+    );
+}
+
 #[test]
 fn a_replica_reloads_keeping_its_upstream() {
     let mut n2 = ha("n2");

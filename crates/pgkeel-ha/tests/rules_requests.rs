@@ -78,6 +78,66 @@ fn a_restart_of_the_leader_is_accepted_and_done_when_its_task_ends() {
     );
 }
 
+/// Reference: Patroni's `Ha.restart` (ha.py): with a `timeout`, a restart whose PostgreSQL has
+/// not started by then answers `restart failed` (503); the start itself goes on.
+#[test]
+fn a_restart_that_outlasts_its_timeout_is_answered_restart_failed() {
+    let mut n1 = ha("n1");
+    let timed = RequestKind::Restart(RestartConditions {
+        timeout_s: Some(5),
+        ..RestartConditions::default()
+    });
+    let d = n1.step(&healthy_leader_obs().request(7, timed).build());
+    assert_eq!(
+        d.answers,
+        [(7, Answer::Accepted("restart initiated".into()))]
+    );
+    let task = TaskKind::Restart {
+        as_primary: true,
+        follow: None,
+    };
+    let at = |ms: u64| {
+        healthy_leader_obs()
+            .now(NOW + ms)
+            .lease_raw(lease_of("n1"), NOW + ms + TTL_MS)
+            .task(task.clone())
+            .build()
+    };
+    // Before the deadline: nothing answered, the agent is asked to wake at it.
+    let d = n1.step(&at(4_000));
+    assert!(d.answers.is_empty());
+    assert_eq!(d.wake_at, Some(pgkeel_ha::time::MonoTime(NOW + 5_000)));
+    // At it: failed, in Patroni's words; the task is left running.
+    let d = n1.step(&at(5_000));
+    assert_decision(&d, &[], "updated leader lock during restart");
+    assert_eq!(
+        d.answers,
+        [(
+            7,
+            Answer::Done {
+                ok: false,
+                message: "restart failed".into()
+            }
+        )]
+    );
+    // Answered once: the task's end later answers nothing more.
+    assert!(n1.step(&at(6_000)).answers.is_empty());
+    let finished = healthy_leader_obs()
+        .outcome(Outcome::TaskFinished {
+            kind: task.clone(),
+            ok: true,
+            message: String::new(),
+            cause: FailureCause::Local,
+        })
+        .build();
+    assert!(n1.step(&finished).answers.is_empty());
+    // Without a timeout nothing is answered before the task ends.
+    let mut n1 = ha("n1");
+    n1.step(&healthy_leader_obs().request(8, restart()).build());
+    let d = n1.step(&at(600_000));
+    assert!(d.answers.is_empty());
+}
+
 #[test]
 fn a_replica_restarts_following_the_leader_and_a_failure_is_answered() {
     let mut n2 = ha("n2");

@@ -71,9 +71,11 @@ pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
 /// Installs the global subscriber at `level` (Patroni's names: DEBUG, INFO, WARNING, ERROR,
 /// CRITICAL). `RUST_LOG` overrides it for debugging. Colours follow [`use_colour`].
 pub fn init(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter_directives(level)));
-    let _ = tracing_subscriber::fmt()
+    let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
+    let env_overrides = from_env.is_some();
+    let filter =
+        from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(filter_directives(level)));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Before `event_format`: the flag lives on the layer and is kept by it.
         .with_ansi(use_colour(
@@ -82,8 +84,29 @@ pub fn init(level: &str) {
         ))
         .event_format(PatroniFormat)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    if builder.try_init().is_ok() && !env_overrides {
+        let _ = SET_LEVEL.set(Box::new(move |level: &str| {
+            handle
+                .reload(tracing_subscriber::EnvFilter::new(filter_directives(level)))
+                .is_ok()
+        }));
+    }
 }
+
+/// Changes the level of the subscriber [`init`] installed (`log.level` reloaded). Does
+/// nothing, and says so with `false`, when `RUST_LOG` chose the filter or [`init`] did not
+/// install one (tests, library use).
+pub fn set_level(level: &str) -> bool {
+    SET_LEVEL.get().is_some_and(|set| set(level))
+}
+
+/// How [`set_level`] reaches the subscriber [`init`] installed.
+type LevelSetter = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Set once by [`init`].
+static SET_LEVEL: std::sync::OnceLock<LevelSetter> = std::sync::OnceLock::new();
 
 /// The `EnvFilter` directives for a Patroni log level. CRITICAL shows only [`critical!`] events.
 fn filter_directives(level: &str) -> String {

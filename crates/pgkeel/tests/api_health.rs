@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test support code outside #[test] fns
 
 use pgkeel::agent::published::NodeStatus;
+use pgkeel::api::access::AccessList;
 use pgkeel::api::{ApiState, router};
 use pgkeel::config::BasicAuth;
 use pgkeel::dcs::{Dcs, DcsError, KeyValue, Snapshot};
@@ -278,16 +279,18 @@ async fn start_full(
         status: rx,
         dcs: dcs.clone(),
         layout: layout(),
-        auth: Some(BasicAuth {
-            username: "admin".into(),
-            password: "secret".into(),
-        }),
+        write_guard: pgkeel::api::WriteGuard::new(
+            Some(BasicAuth {
+                username: "admin".into(),
+                password: "secret".into(),
+            }),
+            AccessList::default(),
+        ),
         wake_agent: wake.clone(),
         live_wal: None,
         requests,
         restart_wait: Duration::from_secs(5),
         reload_agent: Arc::new(tokio::sync::Notify::new()),
-        access: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -655,13 +658,12 @@ async fn patch_config_conflict_gives_409() {
         status: rx,
         dcs: Arc::new(Racing(inner.clone())),
         layout: layout(),
-        auth: None,
+        write_guard: pgkeel::api::WriteGuard::new(None, AccessList::default()),
         wake_agent: Arc::new(tokio::sync::Notify::new()),
         live_wal: None,
         requests: None,
         restart_wait: Duration::from_secs(5),
         reload_agent: Arc::new(tokio::sync::Notify::new()),
-        access: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1132,7 +1134,6 @@ async fn no_write_method_reaches_a_handler_without_the_configured_credentials() 
 /// credential check.
 #[tokio::test]
 async fn the_allowlist_keeps_other_clients_off_the_write_endpoints() {
-    use pgkeel::api::access::AccessList;
     let cases: [(&[&str], bool, bool); 4] = [
         (&["10.0.0.0/8"], false, true),
         (&["127.0.0.0/8"], false, false),
@@ -1149,16 +1150,18 @@ async fn the_allowlist_keeps_other_clients_off_the_write_endpoints() {
             status: rx,
             dcs: dcs.clone(),
             layout: layout(),
-            auth: Some(BasicAuth {
-                username: "admin".into(),
-                password: "secret".into(),
-            }),
+            write_guard: pgkeel::api::WriteGuard::new(
+                Some(BasicAuth {
+                    username: "admin".into(),
+                    password: "secret".into(),
+                }),
+                AccessList::from_config(&list, include_members),
+            ),
             wake_agent: Arc::new(tokio::sync::Notify::new()),
             live_wal: None,
             requests: None,
             restart_wait: Duration::from_secs(5),
             reload_agent: Arc::new(tokio::sync::Notify::new()),
-            access: Arc::new(AccessList::from_config(&list, include_members)),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -167,3 +167,35 @@ async fn what_a_callback_prints_is_logged() {
     assert!(log.contains(": oops"), "{log}");
     assert!(log.contains("exit status: 3"), "{log}");
 }
+
+/// A reload (`set_commands`) changes the command of the events queued after it; an event
+/// without a command runs nothing.
+#[tokio::test]
+async fn reloaded_commands_run_for_the_events_queued_after_the_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let old = script(
+        dir.path(),
+        "old.sh",
+        &format!("echo \"old $1\" >> {}", record.display()),
+    );
+    let new = script(
+        dir.path(),
+        "new.sh",
+        &format!("echo \"new $1\" >> {}", record.display()),
+    );
+    let runner = CallbackRunner::new(all(&old), "batman");
+    runner.submit(CallbackEvent::OnStart, Role::Replica);
+    assert!(runner.drain(Duration::from_secs(10)).await);
+    runner.set_commands(Callbacks {
+        on_reload: Some(ShellCommand::parse(&new).unwrap()),
+        ..Callbacks::default()
+    });
+    runner.submit(CallbackEvent::OnStop, Role::Replica);
+    runner.submit(CallbackEvent::OnReload, Role::Replica);
+    assert!(runner.drain(Duration::from_secs(10)).await);
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        "old on_start\nnew on_reload\n"
+    );
+}

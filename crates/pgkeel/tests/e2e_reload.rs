@@ -121,3 +121,130 @@ fn e2e_reload_and_sighup_apply_new_tags_and_keep_the_config_on_a_bad_file() {
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
 }
+
+/// Replaces `from` (which must be there) by `to` in node `i`'s configuration file.
+fn edit_config(c: &PgkeelCluster, i: usize, from: &str, to: &str) {
+    let path = &c.node(i).config_path;
+    let text = std::fs::read_to_string(path).expect("read the config file");
+    assert!(text.contains(from), "no {from:?} in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).expect("write the config file");
+}
+
+/// `POST /reload` on node `i` with these basic-auth credentials (none when `None`): the status.
+fn reload_as(c: &PgkeelCluster, i: usize, auth: Option<(&str, &str)>) -> Result<u16, String> {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut req = http.post(format!("{}/reload", c.node(i).api_url));
+    if let Some((user, password)) = auth {
+        req = req.basic_auth(user, Some(password));
+    }
+    req.send()
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.to_string())
+}
+
+fn sighup(c: &PgkeelCluster, i: usize) {
+    let pid = c.agent_pid(i).expect("agent pid");
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -HUP {pid}");
+}
+
+/// Patroni's `reload_config` applies the local file at run time: a reloadable parameter is in
+/// effect without a restart, a restart-only one is reported as pending, `pg_hba` is rewritten,
+/// the REST API checks the new credentials, and a key that needs an agent restart is named.
+#[test]
+fn e2e_sighup_applies_parameters_pg_hba_and_restapi_credentials() {
+    require_tools();
+    let c = PgkeelCluster::start(options("e2e-reload-apply")).expect("start the cluster");
+    let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    let r = (0..c.len()).find(|&i| i != leader).expect("a replica");
+    let wait = Duration::from_secs(30);
+    let poll = Duration::from_millis(200);
+    let show = |sql: &str| c.psql(r, sql).map_err(|e| e.to_string());
+    assert_eq!(show("SHOW work_mem").as_deref(), Ok("4MB"));
+
+    edit_config(
+        &c,
+        r,
+        "    shared_buffers: 16MB\n",
+        "    shared_buffers: 24MB\n    work_mem: 7MB\n",
+    );
+    edit_config(
+        &c,
+        r,
+        // The `postgresql` section's `pg_hba` (`bootstrap` has one too, before it).
+        "127.0.0.1/32 md5\n  use_unix_socket",
+        "127.0.0.1/32 md5\n    - host all all 127.0.0.2/32 md5\n  use_unix_socket",
+    );
+    edit_config(
+        &c,
+        r,
+        "restapi:\n",
+        "restapi:\n  authentication:\n    username: admin\n    password: old-pass\n",
+    );
+    let listen = format!("listen: {}", &c.node(r).api_url["http://".len()..]);
+    edit_config(&c, r, &listen, "listen: 127.0.0.1:1");
+    sighup(&c, r);
+
+    // Reloadable: in effect at once, no restart.
+    let started = show("SELECT pg_postmaster_start_time()").expect("start time");
+    eventually(wait, poll, || match show("SHOW work_mem")? {
+        v if v == "7MB" => Ok(()),
+        v => Err(format!("work_mem = {v}")),
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    assert_eq!(
+        show("SELECT pg_postmaster_start_time()").as_deref(),
+        Ok(started.as_str()),
+        "not restarted"
+    );
+    // Restart-only: pending, with its old and new values, in /patroni.
+    eventually(wait, poll, || {
+        let (_, body) = c.api_get(r, "/patroni").map_err(|e| e.to_string())?;
+        let doc: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let reason = &doc["pending_restart_reason"]["shared_buffers"];
+        if doc["pending_restart"] == true && reason["new_value"] == "24MB" {
+            Ok(())
+        } else {
+            Err(format!("/patroni: {body}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    // pg_hba.conf rewritten.
+    assert_eq!(
+        show("SELECT count(*) FROM pg_hba_file_rules WHERE address = '127.0.0.2'").as_deref(),
+        Ok("1")
+    );
+    // restapi.authentication: required now.
+    assert_eq!(reload_as(&c, r, None), Ok(401));
+    assert_eq!(reload_as(&c, r, Some(("admin", "old-pass"))), Ok(202));
+    // The key that needs an agent restart is named, and kept: the API still answers here.
+    assert!(
+        c.logs(r)
+            .contains("changes to restapi.listen take effect when the agent restarts"),
+        "{}",
+        c.log_tails(30)
+    );
+
+    // New credentials: the old password is refused, the new one accepted.
+    edit_config(&c, r, "password: old-pass", "password: new-pass");
+    sighup(&c, r);
+    eventually(wait, poll, || {
+        match reload_as(&c, r, Some(("admin", "old-pass")))? {
+            401 => Ok(()),
+            code => Err(format!("old password: {code}")),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    assert_eq!(reload_as(&c, r, Some(("admin", "new-pass"))), Ok(202));
+    assert!(
+        !c.logs(r).contains("new-pass") && !c.logs(r).contains("old-pass"),
+        "a password reached the log"
+    );
+}

@@ -98,6 +98,9 @@ pub struct HaMemory {
     pub config_reload_pending: bool,
     /// The restart request being carried out (answered `Done` when its task ends).
     pub restart_request: Option<u64>,
+    /// When that request's `timeout` runs out: if its task still runs then, the request is
+    /// answered `restart failed` (Patroni's `restart(timeout)` returning false).
+    pub restart_deadline: Option<MonoTime>,
     /// A restart asked for a later time (`POST /restart` with `schedule`), until it runs, is
     /// cancelled or goes stale (see `rules/scheduled_restart.rs`).
     pub scheduled_restart: Option<ScheduledRestart>,
@@ -210,6 +213,13 @@ impl Ha {
     /// next step; what the node remembers is kept.
     pub fn reconfigure(&mut self, cfg: HaConfig) {
         self.cfg = cfg;
+    }
+
+    /// The local PostgreSQL settings were read again (SIGHUP, `POST /reload`): the running
+    /// server gets them as it gets a changed `/config` (`rules/reload.rs`: the files rewritten
+    /// and the server reloaded by the next cycle that finds it running, then `on_reload`).
+    pub fn reload_postgres_config(&mut self) {
+        self.mem.config_reload_pending = true;
     }
 
     /// A node that resumes with this memory: tests that start a node in the middle of its life

@@ -240,6 +240,10 @@ pub struct RestartConditions {
     pub below_version: Option<u32>,
     /// Only if a restart is pending (a changed parameter needs one).
     pub only_if_pending: bool,
+    /// Not a condition but carried with them, as in Patroni's `restart_data`: the request's
+    /// `timeout` (seconds). A requested restart that has not ended when it runs out is
+    /// answered `restart failed` (PostgreSQL is left to finish starting).
+    pub timeout_s: Option<u64>,
 }
 
 /// The core's answer to a [`Request`], in Patroni's words.

@@ -84,7 +84,8 @@ impl Worker {
 
 /// Runs the configured callbacks in order (see the module docs).
 pub struct CallbackRunner {
-    commands: crate::config::Callbacks,
+    /// The commands; replaced by a reload ([`CallbackRunner::set_commands`]).
+    commands: std::sync::RwLock<crate::config::Callbacks>,
     scope: String,
     main: Worker,
     reload: Worker,
@@ -103,10 +104,19 @@ impl CallbackRunner {
         timeout: Duration,
     ) -> CallbackRunner {
         CallbackRunner {
-            commands,
+            commands: std::sync::RwLock::new(commands),
             scope: scope.to_string(),
             main: Worker::spawn(timeout),
             reload: Worker::spawn(timeout),
+        }
+    }
+
+    /// Runs these commands for the events queued from now on (a reload); callbacks already
+    /// queued keep the command they were queued with.
+    pub fn set_commands(&self, commands: crate::config::Callbacks) {
+        match self.commands.write() {
+            Ok(mut c) => *c = commands,
+            Err(poisoned) => *poisoned.into_inner() = commands,
         }
     }
 
@@ -137,14 +147,17 @@ impl CallbackRunner {
         main && self.reload.drain(left).await
     }
 
-    fn command(&self, event: CallbackEvent) -> Option<&ShellCommand> {
-        let c = &self.commands;
+    fn command(&self, event: CallbackEvent) -> Option<ShellCommand> {
+        let c = match self.commands.read() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         match event {
-            CallbackEvent::OnStart => c.on_start.as_ref(),
-            CallbackEvent::OnStop => c.on_stop.as_ref(),
-            CallbackEvent::OnRoleChange => c.on_role_change.as_ref(),
-            CallbackEvent::OnRestart => c.on_restart.as_ref(),
-            CallbackEvent::OnReload => c.on_reload.as_ref(),
+            CallbackEvent::OnStart => c.on_start.clone(),
+            CallbackEvent::OnStop => c.on_stop.clone(),
+            CallbackEvent::OnRoleChange => c.on_role_change.clone(),
+            CallbackEvent::OnRestart => c.on_restart.clone(),
+            CallbackEvent::OnReload => c.on_reload.clone(),
         }
     }
 }

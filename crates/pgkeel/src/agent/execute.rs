@@ -314,17 +314,18 @@ impl Agent {
         cluster: Option<&Cluster>,
     ) -> ManagedConfig {
         let mut mc = self.pg.managed_config(recovery);
+        let live = self.live_cfg();
         let dynamic = cluster
             .and_then(|c| c.config.as_ref())
             .map(|c| c.data.clone())
-            .unwrap_or_else(|| self.cfg.bootstrap.dcs.clone());
+            .unwrap_or_else(|| live.bootstrap.dcs.clone());
         if let Some(params) = dynamic
             .get("postgresql")
             .and_then(|p| p.get("parameters"))
             .and_then(|p| p.as_object())
         {
             for (k, v) in params {
-                if !self.cfg.postgresql.parameters.contains_key(k) {
+                if !live.postgresql.parameters.contains_key(k) {
                     let v = match v {
                         serde_json::Value::String(s) => s.clone(),
                         serde_json::Value::Bool(true) => "on".into(),
@@ -336,7 +337,7 @@ impl Agent {
             }
         }
         if mc.pg_hba.is_empty() {
-            mc.pg_hba = self.cfg.bootstrap.pg_hba.clone();
+            mc.pg_hba = live.bootstrap.pg_hba.clone();
         }
         mc
     }
@@ -358,12 +359,12 @@ impl Agent {
             host,
             port,
             slot_name: use_slots.then(|| slot_name_from_member_name(&self.cfg.name)),
-            nostream: self.cfg.tags.nostream,
+            nostream: self.live_cfg().tags.nostream,
         }))
     }
 
     async fn promote(&self) -> Result<(), ActionError> {
-        let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
+        let timeout = Duration::from_secs(self.live_cfg().postgresql.pg_ctl_timeout);
         self.pg.promote(timeout).await.map_err(ActionError::from)?;
         // A checkpoint right after promotion makes the new timeline visible in pg_control,
         // which pg_rewind on the former primary relies on.
@@ -380,7 +381,7 @@ impl Agent {
             StopMode::Immediate => (PgStop::Immediate, Duration::from_secs(1)),
             StopMode::Fast => (
                 PgStop::Fast,
-                Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout),
+                Duration::from_secs(self.live_cfg().postgresql.pg_ctl_timeout),
             ),
         };
         self.pg
@@ -406,6 +407,8 @@ impl Agent {
             None => None,
         };
         let mc = self.managed_config(rec, cluster);
+        // Credentials may have been reloaded: the walreceiver and the tools read them here.
+        self.pg.write_pgpass().await.map_err(ActionError::from)?;
         let change = self.pg.write_config(&mc).await.map_err(ActionError::from)?;
         if change.changed {
             tracing::info!(
@@ -621,7 +624,7 @@ impl Agent {
         use_slots: bool,
     ) -> Result<(), TaskError> {
         {
-            let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
+            let timeout = Duration::from_secs(self.live_cfg().postgresql.pg_ctl_timeout);
             let e = |e: crate::postgres::PgError| e.to_string();
             self.pg.write_pgpass().await.map_err(e)?;
             match kind {
@@ -655,7 +658,7 @@ impl Agent {
                         .basebackup(
                             &host,
                             port,
-                            &self.cfg.postgresql.basebackup,
+                            &self.live_cfg().postgresql.basebackup,
                             Duration::from_secs(3600),
                         )
                         .await
@@ -720,7 +723,7 @@ impl Agent {
         let mc = self.managed_config(rec, cluster);
         let e = |e: crate::postgres::PgError| e.to_string();
         self.pg.write_config(&mc).await.map_err(e)?;
-        let timeout = Duration::from_secs(self.cfg.postgresql.pg_ctl_timeout);
+        let timeout = Duration::from_secs(self.live_cfg().postgresql.pg_ctl_timeout);
         self.pg.start(timeout).await.map_err(e)?;
         Ok(())
     }

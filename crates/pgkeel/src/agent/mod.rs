@@ -11,7 +11,8 @@
 //! * `execute.rs`: every action of the core, performed in one place; `tasks.rs`: the long ones.
 //! * `publish.rs`: the node's status for the REST API.
 //! * `lease.rs`: the lease keeper; `requests.rs`: requests in, answers out.
-//! * `reload.rs`: SIGHUP and `POST /reload`: the configuration file read again.
+//! * `reload.rs`: SIGHUP and `POST /reload`: the configuration file read again and applied
+//!   (what changes and how is decided by its pure `plan`).
 //! * `replica_watch.rs`, `error.rs`: what their names say.
 //!
 //! Its waits and deadlines come from the dynamic configuration and the DCS, which anyone with
@@ -50,7 +51,11 @@ pub const PUBLISHED_VERSION: &str = "4.1.4";
 
 /// Shared handles every part of the agent uses.
 pub(crate) struct Agent {
+    /// The configuration the agent started with. What a reload may change is read from
+    /// [`Agent::live_cfg`]; the keys a reload cannot change are equal in both.
     pub cfg: Arc<Config>,
+    /// The configuration as last reloaded (`reload.rs`), or `cfg` before any reload.
+    pub live: std::sync::RwLock<Arc<Config>>,
     pub dcs: Arc<dyn Dcs>,
     pub pg: Arc<dyn PostgresControl>,
     pub layout: KeyLayout,
@@ -68,6 +73,17 @@ pub(crate) struct Agent {
     pub callbacks: callbacks::CallbackRunner,
     /// Unreadable DCS values already reported, so each is logged once rather than every cycle.
     pub reported_unreadable: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
+}
+
+impl Agent {
+    /// The configuration as last reloaded: parameters, credentials, callbacks, tags,
+    /// timeouts come from here.
+    pub fn live_cfg(&self) -> Arc<Config> {
+        match self.live.read() {
+            Ok(live) => live.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 /// Builds the pure core's per-node settings from the local config.

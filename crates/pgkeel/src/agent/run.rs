@@ -49,6 +49,7 @@ pub async fn run_with(
         .unwrap_or_else(|_| reqwest::Client::new());
     let agent = Arc::new(Agent {
         cfg: cfg.clone(),
+        live: std::sync::RwLock::new(cfg.clone()),
         dcs: dcs.clone(),
         pg: pg.clone(),
         layout: layout.clone(),
@@ -144,15 +145,18 @@ pub async fn run_with(
             addr: cfg.restapi.listen.clone(),
             err,
         })?;
+    let write_guard = crate::api::WriteGuard::new(
+        cfg.restapi.authentication.clone(),
+        crate::api::access::AccessList::from_config(
+            &cfg.restapi.allowlist,
+            cfg.restapi.allowlist_include_members,
+        ),
+    );
     let api_state = crate::api::ApiState {
         status: status_rx,
         dcs: dcs.clone(),
         layout: layout.clone(),
-        auth: cfg.restapi.authentication.clone(),
-        access: Arc::new(crate::api::access::AccessList::from_config(
-            &cfg.restapi.allowlist,
-            cfg.restapi.allowlist_include_members,
-        )),
+        write_guard: write_guard.clone(),
         wake_agent: wake.clone(),
         live_wal: pg.live_wal().map(Arc::new),
         requests: Some(request_tx),
@@ -261,8 +265,13 @@ pub async fn run_with(
             _ = wake.notified() => {}
             _ = reload.notified() => {
                 if let Some(new) = super::reload::reread(&running_config) {
-                    ha.reconfigure(ha_config(&new));
-                    running_config = new;
+                    let (applied, plan) = super::reload::plan(&running_config, new);
+                    agent.apply_reload(&applied, &plan, &write_guard);
+                    ha.reconfigure(ha_config(&applied));
+                    // As on SIGHUP in Patroni: the server's files are rewritten and it is
+                    // reloaded, changed or not (the core's reload rule, then on_reload).
+                    ha.reload_postgres_config();
+                    running_config = applied;
                 }
             }
             () = requests.arrived() => {}

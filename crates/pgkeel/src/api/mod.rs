@@ -21,7 +21,8 @@
 //!   key, which every HA loop honours.
 //! * `POST /reload` is answered here: it only wakes the agent's reload (`agent/reload.rs`).
 //! * `access`: `restapi.allowlist` for write methods (403 before the credentials).
-//! * `auth`: basic auth for write methods.
+//! * `auth`: basic auth for write methods; [`WriteGuard`] holds it with the allowlist, both
+//!   replaced by a reload while the server runs.
 //! * `server`: connection cap, timeouts and eviction, so no client starves the agent.
 
 pub mod access;
@@ -37,10 +38,10 @@ pub mod server;
 pub mod status;
 mod switchover;
 
+pub use auth::WriteGuard;
 pub use config::patch_config;
 
 use crate::agent::published::NodeStatus;
-use crate::config::BasicAuth;
 use crate::dcs::Dcs;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -61,10 +62,9 @@ pub struct ApiState {
     pub dcs: Arc<dyn Dcs>,
     /// This cluster's key layout.
     pub layout: KeyLayout,
-    /// `restapi.authentication`: required on write methods when set.
-    pub auth: Option<BasicAuth>,
-    /// `restapi.allowlist`: who may call write methods at all.
-    pub access: Arc<access::AccessList>,
+    /// `restapi.authentication` (required on write methods when set) and `restapi.allowlist`
+    /// (who may call them at all), as last reloaded.
+    pub write_guard: WriteGuard,
     /// Notified after a successful `/config` write so the HA loop runs a cycle at once.
     pub wake_agent: Arc<tokio::sync::Notify>,
     /// Live WAL positions for `/patroni`; `None` serves the published ones (API tests).
@@ -137,11 +137,10 @@ async fn dispatch(
             // Every write goes through this one check: a new write endpoint cannot forget it.
             Some(endpoint) => {
                 let cluster = state.status.borrow().cluster.clone();
-                // Patroni's order: the client's address first, then its credentials.
-                if let Err(r) = state.access.check(client.map(|c| c.0.0), cluster.as_ref()) {
-                    return r;
-                }
-                match auth::check(state.auth.as_ref(), &headers) {
+                match state
+                    .write_guard
+                    .check(client.map(|c| c.0.0), cluster.as_ref(), &headers)
+                {
                     Ok(()) => endpoint.serve(&state, &body).await,
                     Err(r) => r,
                 }

@@ -3,7 +3,8 @@
 //! is optional; its fields are Patroni's (`schedule`, `role`, `postgres_version`,
 //! `restart_pending`, `timeout`), checked here in the body's order with Patroni's messages;
 //! the loop's core decides whether and when the restart runs. Now: 200 "restarted
-//! successfully", 503 with the reason. Scheduled: 202 "Restart scheduled", 409 when one is
+//! successfully", 503 with the reason; with a `timeout`, 503 "restart failed" when the restart
+//! has not ended within that many seconds (the core answers so; PostgreSQL is left starting). Scheduled: 202 "Restart scheduled", 409 when one is
 //! already scheduled, 500 in pause. `DELETE`: 200 "scheduled restart deleted", 404 "no
 //! restarts are scheduled".
 
@@ -49,7 +50,12 @@ pub(super) async fn post(state: &ApiState, body: &[u8]) -> Response {
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "restart failed");
     };
     let Some((at_ms, filters)) = parsed.schedule else {
-        let done_within = parsed.timeout.unwrap_or(state.restart_wait);
+        // With a `timeout` the loop itself answers `restart failed` when it runs out (the
+        // margin covers a cycle in progress then); without one, the agent's own bound.
+        let done_within = match parsed.timeout {
+            Some(t) => t.saturating_add(ACCEPT_WITHIN),
+            None => state.restart_wait,
+        };
         return super::loop_answer(
             requests
                 .ask(
@@ -166,6 +172,7 @@ fn parse(request: &Map<String, Value>, now_ms: i64) -> Result<Parsed, Response> 
                 match seconds {
                     Some(s) => {
                         timeout = Some(Duration::from_secs(s));
+                        conditions.timeout_s = Some(s);
                         filters.insert(key.clone(), Value::from(s));
                     }
                     None => {
@@ -249,6 +256,7 @@ mod tests {
         assert_eq!(p.conditions.role, Some(Role::Primary));
         assert_eq!(p.conditions.below_version, Some(160001));
         assert_eq!(p.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(p.conditions.timeout_s, Some(30), "the loop enforces it");
         assert!(p.schedule.is_none());
         assert!(parsed("{}").is_ok());
         for body in [

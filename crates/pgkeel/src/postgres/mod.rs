@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use pgkeel_ha::pg::{LocalPostgres, Lsn};
 
-use crate::config::{BootstrapUser, PgAuthentication};
+use crate::config::{BootstrapUser, PgAuthentication, PostgresqlConfig};
 
 mod conf;
 pub mod dynamic_cache;
@@ -344,6 +344,14 @@ pub trait PostgresControl: Send + Sync {
     /// Merges the user's `postgresql.parameters` with the GUCs pgkeel manages (Patroni's
     /// defaults and derived settings) into the config to write, following `recovery`.
     fn managed_config(&self, recovery: Option<Recovery>) -> ManagedConfig;
+
+    /// Takes the settings of `cfg` a reload may change (SIGHUP, `POST /reload`):
+    /// `parameters`, `pg_hba` and `authentication`, used by the next [`Self::managed_config`],
+    /// [`Self::write_config`], [`Self::write_pgpass`] and connection. Addresses and
+    /// directories stay as they were. Writes nothing. The default ignores them (fakes).
+    fn reconfigure(&self, cfg: &PostgresqlConfig) {
+        let _ = cfg;
+    }
 
     /// The superuser's connection string for the local server, as Patroni hands it to
     /// `post_bootstrap` (password left out: it comes from `PGPASSFILE`).

@@ -59,14 +59,20 @@ struct Watch {
 /// The local PostgreSQL server of one pgkeel member: runs its binaries, writes its managed
 /// files and observes it. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct PgNode {
+    /// The configuration the node was created with: addresses, directories and binaries,
+    /// which cannot change under a running server.
     cfg: PostgresqlConfig,
+    /// The settings a reload may change ([`PostgresControl::reconfigure`]): parameters,
+    /// `pg_hba`, credentials. Everything that reads those reads them here.
+    live: std::sync::RwLock<Arc<PostgresqlConfig>>,
     scope: String,
     member_name: String,
     bin_dir: PathBuf,
     client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
     exits: Arc<watch::Sender<u64>>,
     watch: Arc<Mutex<Watch>>,
-    secrets: Vec<String>,
+    /// Every password of the configuration, the running one and earlier ones, for redaction.
+    secrets: std::sync::RwLock<Vec<String>>,
     /// Settings the running standby was started with above its configuration (see
     /// `conf::raised_for_standby`): reported as pending a restart until it runs as configured.
     raised: Mutex<Vec<pgkeel_ha::pg::PendingRestart>>,
@@ -88,27 +94,46 @@ impl PgNode {
     /// member `member_name` (used as `application_name` and in logs). Does no I/O except
     /// locating the binaries.
     pub fn new(cfg: &PostgresqlConfig, scope: &str, member_name: &str) -> Self {
-        let auth = &cfg.authentication;
-        let secrets = [
-            Some(&auth.superuser),
-            Some(&auth.replication),
-            auth.rewind.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter_map(|u| u.password.clone())
-        .filter(|p| !p.is_empty())
-        .collect();
         PgNode {
             bin_dir: os::find_bin_dir(cfg.bin_dir.as_deref()),
             cfg: cfg.clone(),
+            live: std::sync::RwLock::new(Arc::new(cfg.clone())),
             scope: scope.to_string(),
             member_name: member_name.to_string(),
             client: tokio::sync::Mutex::new(None),
             exits: Arc::new(watch::channel(0).0),
             watch: Arc::new(Mutex::new(Watch::default())),
-            secrets,
+            secrets: std::sync::RwLock::new(passwords(&cfg.authentication)),
             raised: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The reloadable settings as they are now (see [`PgNode::reconfigure`]).
+    fn live(&self) -> Arc<PostgresqlConfig> {
+        match self.live.read() {
+            Ok(live) => live.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Takes the reloadable settings of `cfg` (parameters, `pg_hba`, credentials) from now
+    /// on; the addresses and directories stay those the node was created with. Writes no file:
+    /// the next `write_config` / `write_pgpass` does.
+    pub fn reconfigure(&self, cfg: &PostgresqlConfig) {
+        let mut live = (*self.live()).clone();
+        live.parameters.clone_from(&cfg.parameters);
+        live.pg_hba.clone_from(&cfg.pg_hba);
+        live.authentication = cfg.authentication.clone();
+        if let Ok(mut secrets) = self.secrets.write() {
+            for p in passwords(&cfg.authentication) {
+                if !secrets.contains(&p) {
+                    secrets.push(p);
+                }
+            }
+        }
+        match self.live.write() {
+            Ok(mut slot) => *slot = Arc::new(live),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
         }
     }
 
@@ -141,6 +166,8 @@ impl PgNode {
     /// The unix socket directory: the user's `unix_socket_directories` (first entry), else
     /// Debian's `/var/run/postgresql` when it exists, else `/tmp`. Never the data directory:
     /// a socket file inside PGDATA makes pg_rewind fail when it copies files from the source.
+    /// Read from the configuration the node was created with: the socket moves only when the
+    /// server restarts, and the local connection must find it until then.
     pub fn socket_dir(&self) -> PathBuf {
         let user = self
             .cfg
@@ -182,7 +209,7 @@ impl PgNode {
         let port = port.to_string();
         conf::format_dsn(&[
             ("dbname", "postgres"),
-            ("user", &self.cfg.authentication.superuser.username),
+            ("user", &self.live().authentication.superuser.username),
             ("host", &host),
             ("port", &port),
         ])
@@ -206,6 +233,20 @@ impl PgNode {
     }
 }
 
+/// The non-empty passwords of `auth`.
+fn passwords(auth: &PgAuthentication) -> Vec<String> {
+    [
+        Some(&auth.superuser),
+        Some(&auth.replication),
+        auth.rewind.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|u| u.password.clone())
+    .filter(|p| !p.is_empty())
+    .collect()
+}
+
 /// Where sockets go when the user did not choose: Debian's directory when present, else `/tmp`.
 fn default_socket_dir() -> PathBuf {
     let debian = PathBuf::from("/var/run/postgresql");
@@ -220,6 +261,10 @@ fn default_socket_dir() -> PathBuf {
 impl PostgresControl for PgNode {
     fn managed_config(&self, recovery: Option<Recovery>) -> ManagedConfig {
         PgNode::managed_config(self, recovery)
+    }
+
+    fn reconfigure(&self, cfg: &PostgresqlConfig) {
+        PgNode::reconfigure(self, cfg)
     }
 
     fn local_dsn(&self) -> String {

@@ -354,7 +354,26 @@ impl Ha {
         }
     }
 
-    fn task_in_progress(&self, ctx: &Ctx<'_>, task: &TaskKind) -> Verdict {
+    fn task_in_progress(&mut self, ctx: &Ctx<'_>, task: &TaskKind) -> Verdict {
+        // A requested restart with a `timeout` that ran out: answered as failed, as Patroni
+        // answers when PostgreSQL has not started within it; the task goes on.
+        if let (TaskKind::Restart { .. }, Some(deadline)) = (task, self.mem.restart_deadline) {
+            if ctx.obs.now >= deadline {
+                self.mem.restart_deadline = None;
+                if let Some(id) = self.mem.restart_request.take() {
+                    self.warn("restart did not finish within the request's timeout");
+                    self.answers.push((
+                        id,
+                        Answer::Done {
+                            ok: false,
+                            message: "restart failed".to_string(),
+                        },
+                    ));
+                }
+            } else {
+                self.wake_no_later_than(deadline);
+            }
+        }
         if ctx.i_hold_key && !ctx.key_on_my_lease && ctx.lease_valid {
             return verdict(
                 vec![Action::RefreshLeader],
@@ -406,6 +425,7 @@ impl Ha {
     ) -> Option<Verdict> {
         match (kind, ok) {
             (TaskKind::Restart { .. }, _) => {
+                self.mem.restart_deadline = None;
                 let (done, status) = if ok {
                     (
                         "restarted successfully",

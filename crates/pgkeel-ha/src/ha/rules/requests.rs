@@ -42,6 +42,9 @@ impl Ha {
                         None => {
                             accepted = Some(self.start_restart(ctx));
                             self.mem.restart_request = Some(request.id);
+                            self.mem.restart_deadline = conditions
+                                .timeout_s
+                                .map(|s| ctx.obs.now.plus_ms(s.saturating_mul(1000)));
                             Answer::Accepted("restart initiated".to_string())
                         }
                     },

@@ -30,7 +30,8 @@ impl PgNode {
             )));
         }
         let user = self.prepare_empty_data_dir()?;
-        let su = &self.cfg.authentication.superuser;
+        let live = self.live();
+        let su = &live.authentication.superuser;
         let mut args: Vec<OsString> = vec![
             "-D".into(),
             dir.clone().into(),
@@ -77,10 +78,11 @@ impl PgNode {
         }
         let user = self.prepare_empty_data_dir()?;
         let port = from_port.to_string();
+        let live = self.live();
         let ci = conf::conninfo(&[
             ("host", from_host),
             ("port", &port),
-            ("user", &self.cfg.authentication.replication.username),
+            ("user", &live.authentication.replication.username),
             ("application_name", &self.member_name),
         ]);
         let mut args: Vec<OsString> = vec![
@@ -127,7 +129,8 @@ impl PgNode {
             tracing::info!(state = ?cd.state, "running single-user crash recovery before pg_rewind");
             self.single_user_recovery(bound).await?;
         }
-        let auth = &self.cfg.authentication;
+        let live = self.live();
+        let auth = &live.authentication;
         let user = auth.rewind.as_ref().unwrap_or(&auth.superuser);
         let port = from_port.to_string();
         let ci = conf::conninfo(&[

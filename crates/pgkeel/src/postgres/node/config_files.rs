@@ -24,7 +24,8 @@ impl PgNode {
         ] {
             p.insert(k.to_string(), v.to_string());
         }
-        for (k, v) in &self.cfg.parameters {
+        let live = self.live();
+        for (k, v) in &live.parameters {
             p.insert(k.clone(), conf::guc_value(v));
         }
         let (hosts, port) = self.listen();
@@ -43,7 +44,7 @@ impl PgNode {
             .or_insert_with(|| default_socket_dir().display().to_string());
         ManagedConfig {
             parameters: p,
-            pg_hba: self.cfg.pg_hba.clone(),
+            pg_hba: live.pg_hba.clone(),
             recovery,
         }
     }
@@ -72,8 +73,9 @@ impl PgNode {
                 os::write_atomic(&base_path, b"", 0o600, user.as_ref())?;
             }
         }
+        let live = self.live();
         let ctx = ConninfoContext {
-            replication_user: &self.cfg.authentication.replication.username,
+            replication_user: &live.authentication.replication.username,
             pgpass: &self.cfg.pgpass,
             member_name: &self.member_name,
         };
@@ -148,7 +150,7 @@ impl PgNode {
                 source: e,
             })?;
         }
-        let content = conf::render_pgpass(&self.cfg.authentication);
+        let content = conf::render_pgpass(&self.live().authentication);
         os::write_atomic(path, content.as_bytes(), 0o600, self.os_user()?.as_ref())
     }
 }

@@ -31,7 +31,8 @@ impl PgNode {
     /// password is set through the API and never rendered into a string.
     fn connect_config(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        let su = &self.cfg.authentication.superuser;
+        let live = self.live();
+        let su = &live.authentication.superuser;
         c.user(&su.username)
             .dbname("postgres")
             .application_name("pgkeel")
@@ -56,7 +57,11 @@ impl PgNode {
 
     /// Replaces every known password in `msg` (defence in depth for server error texts).
     fn redact(&self, msg: String) -> String {
-        self.secrets.iter().fold(msg, |m, s| {
+        let secrets = match self.secrets.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        secrets.iter().fold(msg, |m, s| {
             m.replace(s.as_str(), "<redacted>")
                 .replace(&s.replace('\'', "''"), "<redacted>")
         })
