@@ -774,6 +774,32 @@ impl PgkeelCluster {
     /// Runs `sql` with `psql -At` on node `i` as the postgres OS user, over TCP with the superuser
     /// password in `PGPASSWORD` (never in argv). Returns stdout without the trailing newline.
     pub fn psql(&self, i: usize, sql: &str) -> anyhow::Result<String> {
+        let out = self
+            .psql_command(i, sql)?
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!(
+                "psql on node {i} ({sql:?}) failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    }
+
+    /// Starts `psql -c SQL` on node `i` without waiting for it (a commit that must wait for a
+    /// synchronous standby); the caller waits for the child (and kills it if the test fails).
+    pub fn psql_spawn(&self, i: usize, sql: &str) -> anyhow::Result<std::process::Child> {
+        self.psql_command(i, sql)?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting psql")
+    }
+
+    /// The `psql` command line the helpers above run (as `postgres`, with the superuser's
+    /// password in the environment).
+    fn psql_command(&self, i: usize, sql: &str) -> anyhow::Result<Command> {
         let node = self.nodes.get(i).ok_or_else(|| anyhow!("no node {i}"))?;
         let mut cmd = Command::new(Path::new(nodeconf::PG_BIN_DIR).join("psql"));
         cmd.args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
@@ -786,14 +812,7 @@ impl PgkeelCluster {
         if let Some((uid, gid)) = postgres_ids() {
             cmd.uid(uid).gid(gid);
         }
-        let out = cmd.output().context("running psql")?;
-        if !out.status.success() {
-            bail!(
-                "psql on node {i} ({sql:?}) failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+        Ok(cmd)
     }
 
     /// Runs `pgkeelctl -c <node0 config> ARGS`.

@@ -4,7 +4,8 @@
 //! shows it as `Sync Standby`; `/sync` and `/async` answer by it; a switchover to the other
 //! replica is refused with Patroni's 412, one to the synchronous standby works; when the leader's
 //! host dies, its synchronous standby is promoted; turned off, the key goes and the parameter is
-//! cleared.
+//! cleared. In strict mode a commit waits while no standby is left and is acknowledged once one
+//! returns.
 
 use std::time::Duration;
 
@@ -128,23 +129,33 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
         )
         .expect("POST /switchover");
     assert_eq!(code, 200, "{body}\n{}", c.log_tails(30));
-    let leader = c.wait_for_leader(Duration::from_secs(30)).expect("a leader");
+    let leader = c
+        .wait_for_leader(Duration::from_secs(30))
+        .expect("a leader");
     assert_eq!(leader, standby, "{}", c.log_tails(30));
     let leader_name = standby_name;
 
     // The new primary names a synchronous standby of its own.
-    let standby_name = wait(&c, "a new synchronous standby", Duration::from_secs(30), || {
-        let key = sync_key(&c);
-        match (key["leader"].as_str(), key["sync_standby"].as_str()) {
-            (Some(l), Some(s)) if l == leader_name => Ok(s.to_string()),
-            _ => Err(key.to_string()),
-        }
-    });
+    let standby_name = wait(
+        &c,
+        "a new synchronous standby",
+        Duration::from_secs(30),
+        || {
+            let key = sync_key(&c);
+            match (key["leader"].as_str(), key["sync_standby"].as_str()) {
+                (Some(l), Some(s)) if l == leader_name => Ok(s.to_string()),
+                _ => Err(key.to_string()),
+            }
+        },
+    );
     let standby = c.index_of(&standby_name).expect("the standby is a member");
 
     // A commit the leader acknowledged is on the synchronous standby.
-    c.psql(leader, "CREATE TABLE acked (id int); INSERT INTO acked VALUES (1)")
-        .expect("write on the leader");
+    c.psql(
+        leader,
+        "CREATE TABLE acked (id int); INSERT INTO acked VALUES (1)",
+    )
+    .expect("write on the leader");
 
     // The leader's host dies: only the synchronous standby may take over.
     c.kill_agent(leader).expect("kill the agent");
@@ -156,22 +167,33 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
         }
     });
     assert_eq!(new_leader, standby, "{}", c.log_tails(30));
-    wait(&c, "the new primary takes writes", Duration::from_secs(30), || {
-        c.psql(standby, "INSERT INTO acked VALUES (2)")
-            .map_err(|e| e.to_string())
-    });
+    wait(
+        &c,
+        "the new primary takes writes",
+        Duration::from_secs(30),
+        || {
+            c.psql(standby, "INSERT INTO acked VALUES (2)")
+                .map_err(|e| e.to_string())
+        },
+    );
     assert_eq!(
-        c.psql(standby, "SELECT count(*) FROM acked").expect("count"),
+        c.psql(standby, "SELECT count(*) FROM acked")
+            .expect("count"),
         "2"
     );
-    wait(&c, "the new primary in the sync key", Duration::from_secs(30), || {
-        let key = sync_key(&c);
-        if key["leader"] == json!(standby_name) {
-            Ok(())
-        } else {
-            Err(key.to_string())
-        }
-    });
+    wait(
+        &c,
+        "the new primary in the sync key",
+        Duration::from_secs(30),
+        || {
+            let key = sync_key(&c);
+            if key["leader"] == json!(standby_name) {
+                Ok(())
+            } else {
+                Err(key.to_string())
+            }
+        },
+    );
 
     // Off again: the key is deleted and the parameter cleared.
     patch_config(&c, standby, json!({"synchronous_mode": false}));
@@ -205,4 +227,117 @@ fn key_order(c: &PgkeelCluster) -> Vec<String> {
         .collect();
     fields.sort();
     fields.into_iter().map(|(_, f)| f).collect()
+}
+
+/// Kills the child on drop, so a failing test leaves no psql behind.
+struct Reap(Option<std::process::Child>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn e2e_strict_mode_blocks_commits_without_a_standby_and_resumes_when_one_returns() {
+    require_tools();
+    let mut c = PgkeelCluster::start(pgkeel_testkit::fast_options!("e2e-sync-strict"))
+        .expect("start the cluster");
+    let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    let leader_name = c.node(leader).name.clone();
+    patch_config(
+        &c,
+        leader,
+        json!({"synchronous_mode": true, "synchronous_mode_strict": true}),
+    );
+    wait(&c, "a synchronous standby", Duration::from_secs(30), || {
+        let key = sync_key(&c);
+        match (key["leader"].as_str(), key["sync_standby"].as_str()) {
+            (Some(l), Some(_)) if l == leader_name => Ok(()),
+            _ => Err(key.to_string()),
+        }
+    });
+    c.psql(leader, "CREATE TABLE strict_acked (id int)")
+        .expect("create a table");
+
+    // Both replicas die (agent and server): nobody can confirm a commit.
+    let replicas: Vec<usize> = (0..c.len()).filter(|&i| i != leader).collect();
+    for &r in &replicas {
+        c.kill_agent(r).expect("kill the agent");
+        c.kill_postmaster(r).expect("kill the postmaster");
+    }
+    wait(&c, "no walsender left", Duration::from_secs(30), || match c
+        .psql(leader, "SELECT count(*) FROM pg_stat_replication")
+    {
+        Ok(n) if n == "0" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+
+    // A commit now waits for a synchronous standby instead of being acknowledged unprotected.
+    let mut insert = Reap(Some(
+        c.psql_spawn(leader, "INSERT INTO strict_acked VALUES (1)")
+            .expect("start psql"),
+    ));
+    wait(
+        &c,
+        "the commit waiting for a standby",
+        Duration::from_secs(20),
+        || match c.psql(
+            leader,
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        ) {
+            Ok(n) if n == "1" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    let child = insert.0.as_mut().expect("the psql child");
+    assert!(
+        child.try_wait().expect("psql state").is_none(),
+        "the commit returned without a synchronous standby"
+    );
+    wait(
+        &c,
+        "the strict-mode warning",
+        Duration::from_secs(20),
+        || {
+            if c.logs(leader).contains(
+            "No active replication connections from Patroni members and synchronous_mode_strict is requested.",
+        ) {
+            Ok(())
+        } else {
+            Err("not logged yet".to_string())
+        }
+        },
+    );
+
+    // One replica comes back: the commit is acknowledged, and it is on that replica.
+    let back = replicas[0];
+    c.restart_agent(back).expect("restart the agent");
+    let done = wait(
+        &c,
+        "the commit acknowledged",
+        Duration::from_secs(60),
+        || {
+            let child = insert.0.as_mut().ok_or("no child")?;
+            match child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) => Ok(status),
+                None => Err("still waiting".to_string()),
+            }
+        },
+    );
+    assert!(done.success(), "psql failed after the standby returned");
+    insert.0 = None;
+    wait(
+        &c,
+        "the row on the returned standby",
+        Duration::from_secs(20),
+        || match c.psql(back, "SELECT count(*) FROM strict_acked") {
+            Ok(n) if n == "1" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(c.leader_index(), Some(leader), "the primary changed");
 }

@@ -130,12 +130,20 @@ impl StandbyNames {
             return Ok(StandbyNames::default());
         }
         let (kind, num, list) = match toks.as_slice() {
-            [Token::Any, Token::Num(n), Token::Open, rest @ .., Token::Close] => {
-                (SsnKind::Quorum, *n, rest)
-            }
-            [Token::First, Token::Num(n), Token::Open, rest @ .., Token::Close] => {
-                (SsnKind::Priority, *n, rest)
-            }
+            [
+                Token::Any,
+                Token::Num(n),
+                Token::Open,
+                rest @ ..,
+                Token::Close,
+            ] => (SsnKind::Quorum, *n, rest),
+            [
+                Token::First,
+                Token::Num(n),
+                Token::Open,
+                rest @ ..,
+                Token::Close,
+            ] => (SsnKind::Priority, *n, rest),
             [Token::Num(n), Token::Open, rest @ .., Token::Close] => (SsnKind::Priority, *n, rest),
             all => (SsnKind::Priority, 1, all),
         };
@@ -150,7 +158,9 @@ impl StandbyNames {
         for (i, t) in list.iter().enumerate() {
             if !expect_name {
                 if *t != Token::Comma {
-                    return Err(bad(format!("got {t:?} while expecting a comma at token {i}")));
+                    return Err(bad(format!(
+                        "got {t:?} while expecting a comma at token {i}"
+                    )));
                 }
                 expect_name = true;
                 continue;

@@ -237,10 +237,11 @@ async fn failover_impossible(cluster: &Cluster, req: &Body, kind: Kind) -> Optio
         return Some("leader name does not match".into());
     }
     // Quorum mode runs as priority mode in this version (see rules/sync_replication.rs).
-    let synchronous = cluster
-        .config
-        .as_ref()
-        .is_some_and(|c| GlobalConfig::from_map(&c.data).synchronous_mode.is_synchronous());
+    let synchronous = cluster.config.as_ref().is_some_and(|c| {
+        GlobalConfig::from_map(&c.data)
+            .synchronous_mode
+            .is_synchronous()
+    });
     let listed = |name: &str| cluster.sync.as_ref().is_some_and(|s| s.lists(name));
     let members: Vec<_> = match &req.candidate {
         Some(c) => {
@@ -256,7 +257,9 @@ async fn failover_impossible(cluster: &Cluster, req: &Body, kind: Kind) -> Optio
         None if synchronous => {
             let m: Vec<_> = cluster.members.iter().filter(|m| listed(&m.name)).collect();
             if m.is_empty() {
-                return Some(format!("{action} is not possible: can not find sync_standby"));
+                return Some(format!(
+                    "{action} is not possible: can not find sync_standby"
+                ));
             }
             m
         }
