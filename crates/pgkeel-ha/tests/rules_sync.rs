@@ -267,9 +267,9 @@ fn turning_synchronous_mode_off_deletes_the_key_and_restores_the_parameter() {
     assert_eq!(sync_actions(&mut ha("n1"), &c, primary("", vec![])), []);
 }
 
-fn leaderless(sync: Value) -> ClusterBuilder {
+fn leaderless(config: Value, sync: Value) -> ClusterBuilder {
     ClusterBuilder::initialized()
-        .config(sync_on())
+        .config(config)
         .member("n2", |m| m)
         .member("n3", |m| m)
         .raw("sync", &sync.to_string(), 0)
@@ -277,7 +277,7 @@ fn leaderless(sync: Value) -> ClusterBuilder {
 
 #[test]
 fn only_a_synchronous_standby_races_for_the_lock() {
-    let c = leaderless(sync_key(Some("n2")));
+    let c = leaderless(sync_on(), sync_key(Some("n2")));
     // n3 is ahead of n2 but not synchronous: it stands back.
     let o = obs()
         .cluster(c.clone())
@@ -307,55 +307,40 @@ fn only_a_synchronous_standby_races_for_the_lock() {
     assert_eq!(d.actions, [Action::AcquireLeader], "{}", d.status);
 }
 
-#[test]
-fn a_new_primary_takes_the_sync_key_before_it_promotes() {
-    let c = leaderless(sync_key(Some("n2")));
-    let rev = sync_revision(&c);
-    let o = obs()
-        .cluster(c.clone())
-        .fresh_lease("n2")
-        .local(local_replica_of("n1"))
-        .outcome(Outcome::LeaderAcquired { won: true })
-        .build();
-    let d = ha("n2").step(&o);
-    assert_eq!(
-        d.actions[..3],
-        [
-            Action::WriteSync {
-                leader: "n2".into(),
-                sync_standby: vec![],
-                quorum: 0,
-                expected: rev,
-            },
-            set_ssn(""),
-            Action::Promote
-        ]
-    );
-    // Strict mode: the members the key listed (the former primary among them) stay
-    // synchronous from the first commit.
-    let c = ClusterBuilder::initialized()
-        .config(json!({"synchronous_mode": true, "synchronous_mode_strict": true}))
-        .member("n2", |m| m)
-        .member("n3", |m| m)
-        .raw("sync", &sync_key(Some("n2")).to_string(), 0);
+/// The first actions of `n2` that has just won the leader race.
+fn won_race(c: ClusterBuilder) -> Vec<Action> {
     let o = obs()
         .cluster(c)
         .fresh_lease("n2")
         .local(local_replica_of("n1"))
         .outcome(Outcome::LeaderAcquired { won: true })
         .build();
-    let d = ha("n2").step(&o);
+    ha("n2").step(&o).actions.into_iter().take(3).collect()
+}
+
+fn n2_takes_sync(standbys: &[&str], expected: Option<i64>) -> Action {
+    Action::WriteSync {
+        leader: "n2".into(),
+        sync_standby: standbys.iter().map(|s| s.to_string()).collect(),
+        quorum: 0,
+        expected,
+    }
+}
+
+#[test]
+fn a_new_primary_takes_the_sync_key_before_it_promotes() {
+    let c = leaderless(sync_on(), sync_key(Some("n2")));
+    let rev = sync_revision(&c);
     assert_eq!(
-        d.actions[..3],
-        [
-            Action::WriteSync {
-                leader: "n2".into(),
-                sync_standby: vec!["n1".into()],
-                quorum: 0,
-                expected: rev,
-            },
-            set_ssn("n1"),
-            Action::Promote
-        ]
+        won_race(c),
+        [n2_takes_sync(&[], rev), set_ssn(""), Action::Promote]
+    );
+    // Strict mode: the members the key listed (the former primary among them) stay
+    // synchronous from the first commit.
+    let strict = json!({"synchronous_mode": true, "synchronous_mode_strict": true});
+    let c = leaderless(strict, sync_key(Some("n2")));
+    assert_eq!(
+        won_race(c),
+        [n2_takes_sync(&["n1"], rev), set_ssn("n1"), Action::Promote]
     );
 }
