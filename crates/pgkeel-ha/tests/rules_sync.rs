@@ -344,3 +344,84 @@ fn a_new_primary_takes_the_sync_key_before_it_promotes() {
         [n2_takes_sync(&["n1"], rev), set_ssn("n1"), Action::Promote]
     );
 }
+
+fn standby_n2() -> Ha {
+    ha_with("n2", |c| {
+        c.member = Some(pgkeel_ha::ha::MemberIdentity {
+            conn_url: "postgres://10.0.0.2:5432/postgres".into(),
+            api_url: "http://10.0.0.2:8008/patroni".into(),
+            tags: Default::default(),
+            version: "4.1.4".into(),
+        })
+    })
+}
+
+fn shutting_down(c: &ClusterBuilder, now: u64) -> pgkeel_ha::Observation {
+    obs()
+        .cluster(c.clone())
+        .now(now)
+        .lease("n2", 30_000)
+        .local(local_replica_of("n1"))
+        .request(1, pgkeel_ha::ha::RequestKind::Shutdown)
+        .build()
+}
+
+#[test]
+fn a_synchronous_standby_asks_to_be_released_before_it_stops() {
+    let listed = cluster(sync_on(), Some(sync_key(Some("n2"))));
+    let mut n2 = standby_n2();
+    let d = n2.step(&shutting_down(&listed, NOW));
+    assert_eq!(
+        (d.actions.as_slice(), d.status.as_str()),
+        (
+            &[][..],
+            "Waiting for primary to release us from synchronous standby"
+        )
+    );
+    let tags = d.member.map(|m| m.member.tags).unwrap_or_default();
+    assert_eq!(
+        (tags.get("nosync"), tags.get("sync_priority")),
+        (Some(&json!(true)), Some(&json!(0))),
+        "the member key asks the primary to release it"
+    );
+    // Still listed a little later: still waiting.
+    let d = n2.step(&shutting_down(&listed, NOW + 5_000));
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    // Released: it stops.
+    let released = cluster(sync_on(), Some(sync_key(Some("n3"))));
+    let d = n2.step(&shutting_down(&released, NOW + 6_000));
+    assert!(
+        d.actions
+            .contains(&Action::Stop(pgkeel_ha::ha::StopMode::Fast)),
+        "{:?}",
+        d.actions
+    );
+}
+
+#[test]
+fn a_synchronous_standby_stops_after_two_loop_waits_even_when_not_released() {
+    let listed = cluster(sync_on(), Some(sync_key(Some("n2"))));
+    let mut n2 = standby_n2();
+    assert!(n2.step(&shutting_down(&listed, NOW)).actions.is_empty());
+    // loop_wait 10 s by default: 20 s later it gives up waiting.
+    let d = n2.step(&shutting_down(&listed, NOW + 20_000));
+    assert!(
+        d.actions
+            .contains(&Action::Stop(pgkeel_ha::ha::StopMode::Fast)),
+        "{:?}",
+        d.actions
+    );
+    // An asynchronous standby does not wait at all.
+    let mut n3 = ha("n3");
+    let o = obs()
+        .cluster(listed)
+        .fresh_lease("n3")
+        .local(local_replica_of("n1"))
+        .request(1, pgkeel_ha::ha::RequestKind::Shutdown)
+        .build();
+    assert!(
+        n3.step(&o)
+            .actions
+            .contains(&Action::Stop(pgkeel_ha::ha::StopMode::Fast))
+    );
+}

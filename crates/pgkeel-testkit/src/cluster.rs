@@ -691,7 +691,8 @@ impl PgkeelCluster {
                         return Err(format!("two leaders: {view}"));
                     }
                 }
-                (Some("replica"), Some("streaming")) => {}
+                // A synchronous standby is a streaming replica too.
+                (Some("replica" | "sync_standby" | "quorum_standby"), Some("streaming")) => {}
                 _ => return Err(format!("member {name} not ready: {m}")),
             }
         }

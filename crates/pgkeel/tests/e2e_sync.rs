@@ -1,7 +1,8 @@
 //! End-to-end: `synchronous_mode: on` on a real cluster (3 etcd + 3 PostgreSQL 15 + 3 agents
 //! on 127.0.0.1). Turned on at run time through `/config`, the leader names one replica in
 //! `synchronous_standby_names` and then in the `sync` key; Patroni's own `patronictl list`
-//! shows it as `Sync Standby`; `/sync` and `/async` answer by it; a switchover to the other
+//! shows it as `Sync Standby`; `/sync` and `/async` answer by it; a SIGTERMed synchronous
+//! standby is released (the other replica named) before it stops; a switchover to the other
 //! replica is refused with Patroni's 412, one to the synchronous standby works; when the leader's
 //! host dies, its synchronous standby is promoted; turned off, the key goes and the parameter is
 //! cleared. In strict mode a commit waits while no standby is left and is acknowledged once one
@@ -106,6 +107,44 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(role_of(&c.node(other).name).as_deref(), Some("Replica"));
+
+    // SIGTERM of the synchronous standby's agent: it first asks to be released, and the
+    // primary takes it out of the key before it stops, then names the other replica.
+    c.terminate_agent(standby, Duration::from_secs(60))
+        .expect("SIGTERM the standby's agent");
+    assert!(
+        c.logs(standby)
+            .contains("Waiting for primary to release us from synchronous standby"),
+        "{}",
+        c.log_tails(30)
+    );
+    let key = sync_key(&c);
+    assert!(
+        !key["sync_standby"]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            .any(|s| s == standby_name),
+        "the stopped standby is still in the key: {key}"
+    );
+    let other_name = c.node(other).name.clone();
+    wait(
+        &c,
+        "the other replica named",
+        Duration::from_secs(30),
+        || {
+            let key = sync_key(&c);
+            if key["sync_standby"] == json!(other_name) {
+                Ok(())
+            } else {
+                Err(key.to_string())
+            }
+        },
+    );
+    c.restart_agent(standby).expect("restart the agent");
+    c.wait_healthy(Duration::from_secs(60))
+        .expect("healthy again");
+    let (standby, other, standby_name) = (other, standby, other_name);
 
     // A switchover goes only to the synchronous standby (Patroni's 412 and words).
     let (code, body) = c

@@ -45,7 +45,14 @@ impl Ha {
             state: node.state.to_string(),
             role: node.role.to_string(),
             version: identity.version.clone(),
-            tags: identity.tags.clone(),
+            tags: if self.mem.leaving_sync {
+                let mut t = identity.tags.clone();
+                t.insert("nosync".into(), Value::Bool(true));
+                t.insert("sync_priority".into(), Value::from(0));
+                t
+            } else {
+                identity.tags.clone()
+            },
             pending_restart: (!local.pending_restart.is_empty()).then_some(true),
             pending_restart_reason: crate::pg::PendingRestart::reasons(&local.pending_restart),
             scheduled_restart: self

@@ -75,6 +75,13 @@ impl HaConfig {
 /// How far a shutdown got: each stage is decided on a fresh observation of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShutdownStage {
+    /// A synchronous standby asked the primary (its member key tagged `nosync`) to name
+    /// another standby before it stops, so commits do not wait for it; it waits at most
+    /// `2 * loop_wait` from `since`.
+    LeavingSync {
+        /// When it asked.
+        since: MonoTime,
+    },
     /// PostgreSQL is being stopped; it ran in this role when the shutdown began (for
     /// `on_stop`), or did not run.
     Stopping {
@@ -178,6 +185,9 @@ pub struct HaMemory {
     pub strict_sync_warned: bool,
     /// The warning that quorum mode runs as priority mode was logged.
     pub quorum_unsupported_warned: bool,
+    /// This synchronous standby is shutting down and asks to be released: its member key
+    /// carries `nosync: true, sync_priority: 0` (Patroni's `_disable_sync`).
+    pub leaving_sync: bool,
 }
 
 /// The HA state machine of one node: pure, deterministic, replayable.

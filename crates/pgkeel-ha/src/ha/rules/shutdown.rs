@@ -13,6 +13,10 @@
 //!   replica wins the race the release starts; the old primary, stopped cleanly, can rejoin as a
 //!   replica without pg_rewind.
 //!
+//! * a synchronous standby first asks the primary to name another one (`nosync` in its member
+//!   key) and waits up to `2 * loop_wait` while the `sync` key lists it (Patroni's
+//!   `while_not_sync_standby`), so commits do not wait for a standby that is going away.
+//!
 //! The stages live in `HaMemory::shutdown`; each step observes the server again, so the core
 //! sees whether the stop worked rather than trusting the action.
 
@@ -27,6 +31,11 @@ pub(crate) const PAUSED: &str =
     "Leader key is not deleted and Postgresql is not stopped due paused state";
 /// Patroni's message when PostgreSQL could not be stopped on shutdown.
 pub(crate) const STOP_FAILED: &str = "PostgreSQL shutdown failed, leader key not removed.";
+/// Patroni's line while a synchronous standby waits to be released before it stops.
+pub(crate) const WAITING_FOR_RELEASE: &str =
+    "Waiting for primary to release us from synchronous standby";
+/// How often a standby waiting for its release looks again.
+const RELEASE_POLL_MS: u64 = 500;
 /// The release or the revocation failed (the DCS does not answer): the key and the member
 /// expire with the lease.
 pub(crate) const NOT_RELEASED: &str =
@@ -44,8 +53,10 @@ impl Ha {
         let (actions, status, finished): (Vec<Action>, String, bool) = if paused {
             (vec![Action::Exit], PAUSED.to_string(), true)
         } else {
+            let leave_sync = self.wait_for_release_from_sync(obs);
             match self.mem.shutdown {
-                None => {
+                _ if leave_sync => (vec![], WAITING_FOR_RELEASE.to_string(), false),
+                None | Some(ShutdownStage::LeavingSync { .. }) => {
                     let was_running = obs
                         .local
                         .running
@@ -109,6 +120,39 @@ impl Ha {
             ));
         }
         Some(verdict(actions, status))
+    }
+
+    /// Patroni's `while_not_sync_standby`: a running synchronous standby (the `sync` key lists
+    /// it, and it does not hold the leader key) first asks the primary to name another standby,
+    /// so commits need not wait for it once it is down; it waits while the key still lists it,
+    /// at most `2 * loop_wait`, and not at all when the DCS does not answer.
+    fn wait_for_release_from_sync(&mut self, obs: &Observation) -> bool {
+        let Ok(cluster) = obs.dcs.as_ref() else {
+            return false;
+        };
+        let gc = self.global_config(Some(cluster));
+        let me = self.cfg.name.as_str();
+        let listed = gc.synchronous_mode.is_synchronous()
+            && cluster.leader_name().is_some_and(|l| l != me)
+            && cluster
+                .sync
+                .as_ref()
+                .is_some_and(|s| s.lists(me) && s.leader.as_deref() == cluster.leader_name());
+        let since = match self.mem.shutdown {
+            None if listed && obs.local.running => {
+                self.mem.shutdown = Some(ShutdownStage::LeavingSync { since: obs.now });
+                self.mem.leaving_sync = true;
+                obs.now
+            }
+            Some(ShutdownStage::LeavingSync { since }) => since,
+            _ => return false,
+        };
+        let bound_ms = gc.loop_wait.saturating_mul(2000);
+        if listed && obs.now.since(since) < bound_ms {
+            self.wake_no_later_than(obs.now.plus_ms(RELEASE_POLL_MS));
+            return true;
+        }
+        false
     }
 
     /// Whether the last DCS view names this node as the leader key's holder.
