@@ -425,3 +425,49 @@ fn a_synchronous_standby_stops_after_two_loop_waits_even_when_not_released() {
             .contains(&Action::Stop(pgkeel_ha::ha::StopMode::Fast))
     );
 }
+
+#[test]
+fn a_switchover_candidate_that_is_not_synchronous_does_not_hold_up_the_race() {
+    // The leader died with a switchover to n3 pending; n3 is not a synchronous standby and
+    // will not race, so n2 (listed) races instead of deferring to it (sim seed 25).
+    let c = leaderless(sync_on(), sync_key(Some("n2"))).failover(Some("n1"), Some("n3"), None);
+    let o = obs()
+        .cluster(c)
+        .fresh_lease("n2")
+        .local(local_replica_of("n1"))
+        .peers(vec![peer("n3", 100)])
+        .build();
+    let d = ha("n2").step(&o);
+    assert_eq!(d.actions, [Action::AcquireLeader], "{}", d.status);
+}
+
+#[test]
+fn a_former_primary_listed_as_a_standby_stops_at_once_on_shutdown() {
+    // A primary that was frozen through a failover finds itself in the new primary's `sync`
+    // key; shut down, it must stop its writable server now, not wait to be released (sim
+    // seed 48).
+    let c = ClusterBuilder::initialized()
+        .config(json!({"synchronous_mode": true, "synchronous_mode_strict": true}))
+        .leader("n2")
+        .member("n1", |m| m)
+        .member("n2", |m| m.primary())
+        .raw(
+            "sync",
+            &json!({"leader": "n2", "quorum": 0, "sync_standby": "n1"}).to_string(),
+            0,
+        );
+    let o = obs()
+        .cluster(c)
+        .fresh_lease("n1")
+        .local(local_primary())
+        .request(1, pgkeel_ha::ha::RequestKind::Shutdown)
+        .build();
+    let d = ha("n1").step(&o);
+    assert!(
+        d.actions
+            .contains(&Action::Stop(pgkeel_ha::ha::StopMode::Fast)),
+        "{:?} {}",
+        d.actions,
+        d.status
+    );
+}

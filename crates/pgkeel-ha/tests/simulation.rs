@@ -183,6 +183,50 @@ fn a_sim_variant_that_releases_the_key_when_blind_is_caught() {
     );
 }
 
+#[test]
+fn a_sim_variant_that_acknowledges_without_the_synchronous_standby_is_caught() {
+    // Primaries tell their clients a commit is done without waiting for the standbys their
+    // `synchronous_standby_names` names (as a core that put a standby into `sync` before the
+    // parameter took effect would): a standby `sync` lists is promoted without the latest
+    // acknowledged commits, and (a5) must notice.
+    let cfg = SimConfig {
+        break_sync_acks: true,
+        ..SimConfig::default()
+    };
+    let failures = run_many(300, &cfg);
+    assert!(
+        failures.iter().any(|(_, e)| e.starts_with("(a5)")),
+        "lost acknowledged commits went unnoticed: {failures:?}"
+    );
+}
+
+#[test]
+fn synchronous_seeds_acknowledge_commits_and_fail_over() {
+    // (a5) has work to do: about half the seeds run synchronous_mode on, their primaries
+    // acknowledge commits through a standby, and some promote a new primary. Asynchronous seeds
+    // lose acknowledged commits on failovers (allowed there): that is what the synchronous modes
+    // buy.
+    let (mut synchronous, mut strict, mut async_lost) = (0, 0, 0u64);
+    for seed in 0..200 {
+        let mut s = Sim::new(seed, SimConfig::default());
+        s.run()
+            .unwrap_or_else(|e| panic!("seed {seed} failed: {e}"));
+        match s.sync_mode {
+            Some(true) => strict += 1,
+            Some(false) => synchronous += 1,
+            None => async_lost += s.lost_ack_bytes,
+        }
+    }
+    assert!(
+        synchronous > 30 && strict > 30,
+        "{synchronous} on, {strict} strict of 200"
+    );
+    assert!(
+        async_lost > 0,
+        "no asynchronous seed lost an acknowledged commit"
+    );
+}
+
 // Seeds that found bugs, kept as named regression tests.
 
 #[test]

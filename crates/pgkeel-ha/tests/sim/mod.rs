@@ -9,12 +9,13 @@
 #![allow(dead_code)] // the simulation tests use different parts
 
 use pgkeel_ha::cluster::{
-    Cluster, ClusterConfig, Failover, GlobalConfig, HistoryEntry, Leader, Member, Status,
+    Cluster, ClusterConfig, Failover, GlobalConfig, HistoryEntry, Leader, Member, Status, SyncState,
 };
 use pgkeel_ha::ha::{
     Action, Cycle, FailureCause, LeaseView, Next, Outcome, PeerStatus, Ran, StopMode, TaskKind,
 };
-use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ServerRole};
+use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ReplicationConnection, ServerRole};
+use pgkeel_ha::sync::StandbyNames;
 use pgkeel_ha::time::MonoTime;
 use pgkeel_ha::{Ha, HaConfig, Observation};
 use serde_json::{Map, Value, json};
@@ -101,6 +102,15 @@ pub struct SimConfig {
     /// now and then, another node) and a candidate, sometimes scheduled a few seconds ahead,
     /// sometimes as a failover without leader. From a generator of its own.
     pub switchovers: bool,
+    /// In about half the seeds the cluster runs `synchronous_mode: on` (half of those strict),
+    /// drawn from a generator of its own: the primaries' commits are acknowledged only once
+    /// the standbys `synchronous_standby_names` names have them, and invariant (a5) checks that
+    /// no acknowledged commit is missing from any later primary.
+    pub sync_modes: bool,
+    /// Sim variant whose primaries acknowledge commits without waiting for the standbys the
+    /// parameter names (a core that trusted the `sync` key before the parameter took effect):
+    /// invariant (a5) must catch the loss.
+    pub break_sync_acks: bool,
     /// Record a human-readable trace.
     pub trace: bool,
 }
@@ -119,6 +129,8 @@ impl Default for SimConfig {
             pauses: true,
             release_when_blind: false,
             switchovers: true,
+            sync_modes: true,
+            break_sync_acks: false,
             trace: false,
         }
     }
@@ -183,6 +195,8 @@ pub struct Dcs {
     history: Option<Vec<HistoryEntry>>,
     /// `failover`.
     failover: Option<Failover>,
+    /// `sync`.
+    sync: Option<SyncState>,
 }
 
 impl Dcs {
@@ -238,6 +252,7 @@ impl Dcs {
             },
             history: self.history.clone(),
             failover: self.failover.clone(),
+            sync: self.sync.clone(),
             ..Cluster::default()
         }
     }
@@ -263,6 +278,9 @@ struct Data {
     lsn: u64,
     /// `Database cluster state` from pg_controldata.
     state: &'static str,
+    /// `synchronous_standby_names` as `ALTER SYSTEM` left it in `postgresql.auto.conf` (which a
+    /// clone or a rewind copies from its source); empty: none.
+    ssn: String,
 }
 
 impl Data {
@@ -454,16 +472,34 @@ pub struct Sim {
     pub paused_cycles: u64,
     /// PostgreSQL deaths (a crash of the server or of the whole node) while paused.
     pub paused_crashes: u64,
+    /// `Some(strict)` when this seed runs `synchronous_mode: on` (see [`SimConfig::sync_modes`]).
+    pub sync_mode: Option<bool>,
+    /// Acknowledged commits: per WAL epoch, the highest position acknowledged to a client.
+    acked: BTreeMap<u64, u64>,
+    /// Which nodes ran a writable primary at the last safety check.
+    writable_before: Vec<bool>,
+    /// Asynchronous seeds: acknowledged WAL bytes a later primary did not have (allowed there,
+    /// reported by the campaign; (a5) in synchronous seeds).
+    pub lost_ack_bytes: u64,
 }
 
 impl Sim {
     pub fn new(seed: u64, cfg: SimConfig) -> Sim {
         let mut rng = Rng::new(seed);
+        let sync_mode = {
+            let mut r = Rng::new(seed ^ 0x5e7c_0d1e_5a11);
+            (cfg.sync_modes && r.chance(50)).then(|| r.chance(50))
+        };
+        let mut dynamic = cfg.dynamic();
+        if let Some(strict) = sync_mode {
+            dynamic.insert("synchronous_mode".into(), Value::Bool(true));
+            dynamic.insert("synchronous_mode_strict".into(), Value::Bool(strict));
+        }
         let nodes = (1..=3)
             .map(|i| {
                 let name = format!("n{i}");
                 let mut hc = HaConfig::named(&name);
-                hc.bootstrap_dcs = cfg.dynamic();
+                hc.bootstrap_dcs = dynamic.clone();
                 hc.failover_priority = rng.range(1, 2) as i64;
                 // A rewind fails when its source goes away; re-clone instead of waiting for an operator.
                 hc.remove_data_directory_on_rewind_failure = true;
@@ -506,6 +542,10 @@ impl Sim {
             faults_end: 0,
             paused_cycles: 0,
             paused_crashes: 0,
+            sync_mode,
+            acked: BTreeMap::new(),
+            writable_before: Vec::new(),
+            lost_ack_bytes: 0,
             cfg,
         };
         sim.schedule_faults();
@@ -696,6 +736,7 @@ impl Sim {
         }
         self.dcs.expire(now);
         self.replicate();
+        self.acknowledge();
         for i in 0..3 {
             if self.nodes[i].task.as_ref().is_some_and(|(_, t)| *t <= now) {
                 self.finish_task(i);
@@ -833,6 +874,17 @@ impl Sim {
                     1 => Some(format!("n{}", (shape / 5) % 3 + 1)), // maybe not the leader
                     _ => self.dcs.leader.as_ref().map(|(n, _, _)| n.clone()),
                 };
+                // In synchronous seeds the operator declines patronictl's `Are you sure you
+                // want to failover to the asynchronous node?`: a failover without a leader goes
+                // only to a member the `sync` key lists (to another, it may lose acknowledged
+                // commits, which the operator then accepted).
+                let asynchronous = |c: &Option<String>| {
+                    c.as_ref()
+                        .is_none_or(|c| !self.dcs.sync.as_ref().is_some_and(|s| s.includes(c)))
+                };
+                if self.sync_mode.is_some() && leader.is_none() && asynchronous(&candidate) {
+                    return;
+                }
                 let scheduled_at = shape.is_multiple_of(3).then(|| {
                     let in_ms = ((shape / 3) % 80) * TICK_MS;
                     iso_at(SIM_EPOCH_WALL_MS + (now + in_ms) as i64)
@@ -951,6 +1003,82 @@ impl Sim {
         }
     }
 
+    /// The standbys streaming from node `i` (its `pg_stat_replication`): `sync` when its
+    /// `synchronous_standby_names` names them, their position the WAL they have.
+    fn walsenders(&self, i: usize) -> Vec<ReplicationConnection> {
+        let named = self.nodes[i]
+            .pg
+            .data
+            .as_ref()
+            .and_then(|d| StandbyNames::parse(&d.ssn).ok())
+            .map(|p| p.members)
+            .unwrap_or_default();
+        let me = self.nodes[i].name.clone();
+        self.nodes
+            .iter()
+            .filter(|n| n.pg.streaming && n.pg.following.as_deref() == Some(me.as_str()))
+            .map(|n| {
+                let lsn = Some(Lsn(n.pg.lsn()));
+                ReplicationConnection {
+                    application_name: n.name.clone(),
+                    state: "streaming".into(),
+                    sync_state: if named.contains(&n.name) {
+                        "sync".into()
+                    } else {
+                        "async".into()
+                    },
+                    write_lsn: lsn,
+                    flush_lsn: lsn,
+                    replay_lsn: lsn,
+                }
+            })
+            .collect()
+    }
+
+    /// What the clients of each writable primary have been told is committed: everything it
+    /// wrote when its `synchronous_standby_names` is empty, else what all the standbys it names
+    /// have (none named but a value set, as strict mode's placeholder: nothing more).
+    fn acknowledge(&mut self) {
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if !n.pg.writable() {
+                continue;
+            }
+            let Some(d) = n.pg.data.as_ref() else {
+                continue;
+            };
+            let upto = if d.ssn.is_empty() || self.cfg.break_sync_acks {
+                Some(d.lsn)
+            } else {
+                let named = StandbyNames::parse(&d.ssn)
+                    .map(|p| p.members)
+                    .unwrap_or_default();
+                let senders = self.walsenders(i);
+                let have: Vec<u64> = named
+                    .iter()
+                    .map(|name| {
+                        senders
+                            .iter()
+                            .find(|w| &w.application_name == name)
+                            .and_then(|w| w.flush_lsn)
+                            .map(|l| l.0)
+                    })
+                    .collect::<Option<Vec<u64>>>()
+                    .unwrap_or_default();
+                if named.is_empty() || have.is_empty() {
+                    None
+                } else {
+                    have.into_iter().min()
+                }
+            };
+            if let Some(x) = upto.filter(|x| *x > 0) {
+                let epoch = d.epoch_at(x - 1);
+                let e = self.acked.entry(epoch).or_insert(0);
+                *e = (*e).max(x);
+            }
+        }
+    }
+
     fn nodes_index(&self, name: &str) -> Option<usize> {
         name.strip_prefix('n')
             .and_then(|s| s.parse::<usize>().ok())
@@ -990,6 +1118,7 @@ impl Sim {
                         }],
                         lsn: 1,
                         state: "in production",
+                        ssn: String::new(),
                     }),
                     running: true,
                     role: Some(ServerRole::Primary),
@@ -1146,8 +1275,14 @@ impl Sim {
             checkpoint_lsn: pg.data.as_ref().map(|d| Lsn(d.lsn)),
             pending_restart: Vec::new(),
             postmaster_start_time: None,
-            replication: Vec::new(),
-            synchronous_standby_names: None,
+            replication: if pg.writable() {
+                self.walsenders(i)
+            } else {
+                Vec::new()
+            },
+            synchronous_standby_names: pg
+                .running
+                .then(|| pg.data.as_ref().map(|d| d.ssn.clone()).unwrap_or_default()),
             synchronous_commit: None,
         };
         let local = if n.blind {
@@ -1510,11 +1645,45 @@ impl Sim {
             | Action::Callback { .. }
             | Action::ProbePeers
             | Action::Checkpoint => Ok(None),
-            // The simulated cluster runs asynchronously (the replication model comes with the
-            // synchronous-mode campaign): nothing to do for these yet.
-            Action::SetSynchronousStandbyNames { .. }
-            | Action::WriteSync { .. }
-            | Action::DeleteSync { .. } => Ok(None),
+            // ALTER SYSTEM needs a running server; it persists in the data directory.
+            Action::SetSynchronousStandbyNames { value } => {
+                let pg = &mut self.nodes[i].pg;
+                match (&mut pg.data, pg.running) {
+                    (Some(d), true) => {
+                        d.ssn = value.clone().unwrap_or_default();
+                        Ok(None)
+                    }
+                    _ => Err("PostgreSQL is not running".into()),
+                }
+            }
+            Action::WriteSync {
+                leader,
+                sync_standby,
+                quorum,
+                expected,
+            } => {
+                let current = self.dcs.sync.as_ref().map(|s| s.mod_revision);
+                if current != *expected {
+                    return Err("Synchronous replication key updated by someone else".into());
+                }
+                self.dcs.rev += 1;
+                let mut standbys = sync_standby.clone();
+                standbys.sort();
+                self.dcs.sync = Some(SyncState {
+                    leader: Some(leader.clone()),
+                    quorum: Some(*quorum),
+                    sync_standby: standbys,
+                    mod_revision: self.dcs.rev,
+                });
+                Ok(None)
+            }
+            Action::DeleteSync { mod_revision } => {
+                if self.dcs.sync.as_ref().map(|s| s.mod_revision) != Some(*mod_revision) {
+                    return Err("Synchronous replication key updated by someone else".into());
+                }
+                self.dcs.sync = None;
+                Ok(None)
+            }
             Action::WriteShutdownPosition => {
                 if let Some(d) = &self.nodes[i].pg.data
                     && d.state == "shut down"
@@ -1671,6 +1840,43 @@ impl Sim {
                 "(a3) a primary accepts writes past its agent's fencing deadline: {late:?}"
             ));
         }
+        // (a5) Every commit acknowledged so far is in the WAL of a node the moment it becomes a
+        // primary (promoted, or started as one). Synchronous seeds must never lose one;
+        // asynchronous ones count what they lost. (A primary that goes on running after
+        // another was promoted is invariant (a1)'s business.)
+        let writable: Vec<bool> = self.nodes.iter().map(|n| n.pg.writable()).collect();
+        let became: Vec<usize> = (0..writable.len())
+            .filter(|&i| writable[i] && !self.writable_before.get(i).copied().unwrap_or(false))
+            .collect();
+        self.writable_before = writable;
+        let mut lost = Vec::new();
+        for n in became.into_iter().map(|i| &self.nodes[i]) {
+            let Some(d) = n.pg.data.as_ref() else {
+                continue;
+            };
+            for (&epoch, &upto) in &self.acked {
+                if !(d.lsn >= upto && d.epoch_at(upto - 1) == epoch) {
+                    lost.push((n.name.clone(), epoch, upto));
+                }
+            }
+        }
+        for (name, epoch, upto) in lost {
+            if self.sync_mode.is_some() {
+                self.violate(format!(
+                    "(a5) {name} runs as a primary without the acknowledged commits of WAL epoch {epoch} up to {upto}"
+                ));
+            } else {
+                let written_by_epoch = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.pg.data.as_ref())
+                    .filter_map(|d| d.segs.iter().find(|s| s.epoch == epoch).map(|s| s.start))
+                    .min()
+                    .unwrap_or(0);
+                self.lost_ack_bytes += upto.saturating_sub(written_by_epoch);
+                self.acked.remove(&epoch);
+            }
+        }
     }
 
     /// (c) Exactly one primary holds the leader key on its live lease; every other node runs
@@ -1762,6 +1968,7 @@ impl Sim {
                 }],
                 lsn: 1,
                 state: "in production",
+                ssn: String::new(),
             });
         }
     }

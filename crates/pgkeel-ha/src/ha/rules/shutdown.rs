@@ -139,7 +139,12 @@ impl Ha {
                 .as_ref()
                 .is_some_and(|s| s.lists(me) && s.leader.as_deref() == cluster.leader_name());
         let since = match self.mem.shutdown {
-            None if listed && obs.local.running => {
+            // Only a replica waits: a server that may take writes (a former primary that
+            // `sync` now lists as the new primary's standby) is stopped at once.
+            None if listed
+                && obs.local.is_running_replica()
+                && !self.may_accept_writes(&obs.local) =>
+            {
                 self.mem.shutdown = Some(ShutdownStage::LeavingSync { since: obs.now });
                 self.mem.leaving_sync = true;
                 obs.now

@@ -275,7 +275,13 @@ impl Ha {
             {
                 return Err(format!("{action}: I am not a synchronous standby"));
             }
-            if ctx.cluster.member(c).is_some() {
+            // A switchover candidate `sync` does not list cannot take over (it refuses, see
+            // `healthiest`): any member may, as if none had been named.
+            let unpromotable =
+                f.leader.is_some() && Self::sync_active(ctx).is_some_and(|s| !s.includes(c));
+            if unpromotable {
+                self.warn(format!("{action}: member {c} is not a synchronous standby"));
+            } else if ctx.cluster.member(c).is_some() {
                 let Some(peers) = &ctx.obs.peers else {
                     return Ok(());
                 };
