@@ -430,3 +430,66 @@ fn reinitialize_is_refused_on_the_leader_without_a_leader_and_while_busy() {
         [(3, Answer::Busy("restart already in progress".into()))]
     );
 }
+
+#[test]
+fn a_forced_reinitialize_cancels_a_running_copy_first() {
+    // Patroni's `reinitialize(force=True)`: the running action is cancelled, then the
+    // reinitialize starts. Here a clone (stuck on a slow source) is cancelled; the request is
+    // answered in the step that starts the reinitialize.
+    let forced = RequestKind::Reinitialize {
+        force: true,
+        from_leader: false,
+    };
+    let cluster = ClusterBuilder::initialized().three_nodes_led_by("n1");
+    let mut n2 = ha("n2");
+    let d = n2.step(
+        &obs()
+            .cluster(cluster.clone())
+            .local(local_stopped("in archive recovery", 1, 100))
+            .task(TaskKind::Clone { from: "n3".into() })
+            .request(4, forced.clone())
+            .build(),
+    );
+    assert_eq!(d.actions, [Action::CancelTask], "{}", d.status);
+    assert!(d.restep);
+    assert!(d.answers.is_empty(), "answered too early: {:?}", d.answers);
+    let d = n2.step(
+        &obs()
+            .cluster(cluster.clone())
+            .local(local_stopped("in archive recovery", 1, 100))
+            .request(4, forced.clone())
+            .build(),
+    );
+    assert!(
+        d.actions
+            .contains(&Action::StartTask(TaskKind::Clone { from: "n1".into() })),
+        "{:?}",
+        d.actions
+    );
+    assert_eq!(
+        d.answers,
+        [(
+            4,
+            Answer::Done {
+                ok: true,
+                message: "reinitialize started".into()
+            }
+        )]
+    );
+    // A restart is not a copy: it is waited for, forced or not.
+    let d = ha("n2").step(
+        &obs()
+            .cluster(cluster)
+            .local(local_replica_of("n1"))
+            .task(TaskKind::Restart {
+                as_primary: false,
+                follow: Some("n1".into()),
+            })
+            .request(5, forced)
+            .build(),
+    );
+    assert_eq!(
+        d.answers,
+        [(5, Answer::Busy("restart already in progress".into()))]
+    );
+}

@@ -180,8 +180,8 @@ pub enum RequestKind {
     /// only, while a leader exists. Answered `Done("reinitialize started")` when the clone
     /// starts, as Patroni answers before the copy ends.
     Reinitialize {
-        /// Patroni's `force`: also when a task is running (pgkeel cannot cancel a running task
-        /// yet, so the answer is still "busy" then).
+        /// Patroni's `force`: a running clone or pg_rewind is cancelled first (any other task
+        /// is waited for: the answer is still "busy").
         force: bool,
         /// Clone from the leader even when a `clonefrom` member exists.
         from_leader: bool,
@@ -392,6 +392,10 @@ pub enum Action {
     },
     /// Start a background task.
     StartTask(TaskKind),
+    /// Stop the running background task (a clone or a pg_rewind, for a forced reinitialize):
+    /// its processes are killed and it ends as failed, through no fault of the local data
+    /// (`FailureCause::Source`).
+    CancelTask,
     /// Promote the local replica and wait until it accepts writes.
     Promote,
     /// Stop PostgreSQL (bounded: a fast stop escalates to immediate).

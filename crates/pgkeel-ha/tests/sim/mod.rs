@@ -1458,6 +1458,7 @@ impl Sim {
                 | Action::DuplicateName
                 | Action::Checkpoint
                 | Action::SetSynchronousStandbyNames { .. }
+                | Action::CancelTask
         );
         if needs_dcs && self.nodes[i].dcs_cut {
             return Err("etcd: connection refused".into());
@@ -1645,6 +1646,18 @@ impl Sim {
             | Action::Callback { .. }
             | Action::ProbePeers
             | Action::Checkpoint => Ok(None),
+            // The simulator sends no reinitialize requests; a cancel ends the task as failed.
+            Action::CancelTask => {
+                if let Some((kind, _)) = self.nodes[i].task.take() {
+                    self.nodes[i].pending.push(Outcome::TaskFinished {
+                        kind,
+                        ok: false,
+                        message: "cancelled".into(),
+                        cause: FailureCause::Source,
+                    });
+                }
+                Ok(None)
+            }
             // ALTER SYSTEM needs a running server; it persists in the data directory.
             Action::SetSynchronousStandbyNames { value } => {
                 let pg = &mut self.nodes[i].pg;

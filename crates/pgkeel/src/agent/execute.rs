@@ -165,6 +165,10 @@ impl Agent {
                 tasks.start(kind.clone(), work);
                 Ok(Ran::Done)
             }
+            Action::CancelTask => {
+                tasks.cancel().await;
+                Ok(Ran::Done)
+            }
             Action::Promote => self.promote().await.map(|()| Ran::Done),
             Action::Stop(mode) => self.stop(*mode).await.map(|()| Ran::Done),
             Action::Follow { leader } => self

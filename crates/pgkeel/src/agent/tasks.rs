@@ -87,6 +87,25 @@ impl TaskSlot {
         }
     }
 
+    /// Stops the running task (a forced reinitialize): aborting it drops its future, and with
+    /// it the tool it runs (spawned `kill_on_drop`). It ends as failed through no fault of the
+    /// local data, so the core remembers nothing about it.
+    pub async fn cancel(&mut self) {
+        self.collect();
+        let Some((kind, handle)) = self.running.take() else {
+            return;
+        };
+        handle.abort();
+        let _ = handle.await;
+        tracing::info!("cancelled {kind}");
+        self.finished = Some(Outcome::TaskFinished {
+            kind,
+            ok: false,
+            message: "cancelled by a forced reinitialize".to_string(),
+            cause: FailureCause::Source,
+        });
+    }
+
     /// Resolves when a task has ended whose outcome the core has not seen yet: at once when it
     /// ended (and was collected) during the cycle that just ran, else when the running one
     /// ends; never when none runs. It waits on the task itself, so its end can never be

@@ -84,6 +84,7 @@ pub(crate) fn verdict(actions: Vec<Action>, status: impl Into<String>) -> Verdic
                 | Action::RemoveDataDir
                 | Action::TakeLeader
                 | Action::CheckUniqueName { .. }
+                | Action::CancelTask
         )
     });
     Verdict {

@@ -9,6 +9,14 @@ use crate::ha::{Action, Answer, Ha, RequestKind, RestartConditions, Role, StopMo
 /// Why a running primary that does not hold the leader key is not restarted.
 pub(crate) const NOT_LEADING: &str = "restart refused: this primary does not hold the leader lock";
 
+/// Why a reinitialize does not start in this step.
+enum Refusal {
+    /// Answered now (refused, or busy).
+    Answer(Answer),
+    /// A forced reinitialize: the running copy is cancelled first; the request stays pending.
+    CancelFirst(Verdict),
+}
+
 /// Patroni's answer when a restart's conditions do not hold.
 pub(crate) const RESTART_CONDITIONS: &str = "restart conditions are not satisfied";
 
@@ -20,9 +28,9 @@ impl Ha {
             let answer = match &request.kind {
                 // Answered by the shutdown rule, which goes before this one.
                 RequestKind::Shutdown => continue,
-                RequestKind::Reinitialize { from_leader, .. } => match accepted {
+                RequestKind::Reinitialize { from_leader, force } => match accepted {
                     Some(_) => Answer::Busy("restart already in progress".to_string()),
-                    None => match self.reinitialize(ctx, *from_leader) {
+                    None => match self.reinitialize(ctx, *from_leader, *force) {
                         Ok(v) => {
                             accepted = Some(v);
                             Answer::Done {
@@ -30,7 +38,12 @@ impl Ha {
                                 message: "reinitialize started".to_string(),
                             }
                         }
-                        Err(refusal) => refusal,
+                        Err(Refusal::Answer(refusal)) => refusal,
+                        // Answered once the task is gone and the reinitialize starts.
+                        Err(Refusal::CancelFirst(v)) => {
+                            accepted = Some(v);
+                            continue;
+                        }
                     },
                 },
                 RequestKind::ScheduleRestart(scheduled) => self.schedule_restart(ctx, scheduled),
@@ -89,33 +102,39 @@ impl Ha {
 
     /// Stops the server, empties the data directory and clones it again (Patroni's
     /// `_do_reinitialize`), or why not, in Patroni's words.
-    fn reinitialize(&mut self, ctx: &Ctx<'_>, from_leader: bool) -> Result<Verdict, Answer> {
+    fn reinitialize(
+        &mut self,
+        ctx: &Ctx<'_>,
+        from_leader: bool,
+        force: bool,
+    ) -> Result<Verdict, Refusal> {
+        let refuse = |text: &str| Err(Refusal::Answer(Answer::Refused(text.to_string())));
         if ctx.cluster.leader.is_none() {
-            return Err(Answer::Refused(
-                "Cluster has no leader, can not reinitialize".to_string(),
-            ));
+            return refuse("Cluster has no leader, can not reinitialize");
         }
         if ctx.i_hold_key {
-            return Err(Answer::Refused(
-                "I am the leader, can not reinitialize".to_string(),
-            ));
+            return refuse("I am the leader, can not reinitialize");
         }
         if let Some(task) = &ctx.obs.task {
-            return Err(Answer::Busy(format!(
+            // Patroni's `force` cancels the running action; only a copy can be cancelled
+            // here (a start or a restart is waited for).
+            if force && matches!(task, TaskKind::Clone { .. } | TaskKind::Rewind { .. }) {
+                return Err(Refusal::CancelFirst(verdict(
+                    vec![Action::CancelTask],
+                    format!("reinitialize: cancelling {task}"),
+                )));
+            }
+            return Err(Refusal::Answer(Answer::Busy(format!(
                 "{} already in progress",
                 task.action_name()
-            )));
+            ))));
         }
         // A server that may still take writes is left to the fencing rules, never wiped.
         if self.may_accept_writes(&ctx.obs.local) {
-            return Err(Answer::Refused(
-                "reinitialize refused: this node runs a primary".to_string(),
-            ));
+            return refuse("reinitialize refused: this node runs a primary");
         }
         let Some((from, what)) = self.clone_source(ctx, from_leader) else {
-            return Err(Answer::Refused(
-                "reinitialize refused: the leader has not published its member data".to_string(),
-            ));
+            return refuse("reinitialize refused: the leader has not published its member data");
         };
         // What was remembered about the old data no longer applies.
         self.mem.rewind_failed = false;
