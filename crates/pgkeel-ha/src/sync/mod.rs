@@ -4,8 +4,13 @@
 //! `ha/rules/sync_replication.rs`; this module only reads the observation.
 //! Reference: Patroni's `patroni/postgresql/sync.py` (`_ReplicaList`, `SyncHandler`).
 
+mod quorum;
 mod standby_names;
 
+pub use quorum::{
+    NameSet, QuorumError, QuorumInput, Resolution, Transition, TransitionKind,
+    resolve as resolve_quorum,
+};
 pub use standby_names::{
     STRICT_PLACEHOLDER, SsnKind, StandbyNames, UnparsableStandbyNames, quote_standby_name,
     standby_names_value,
