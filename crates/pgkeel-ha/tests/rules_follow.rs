@@ -599,6 +599,47 @@ fn replica_that_streamed_on_the_new_timeline_is_not_rewound_after_a_second_failo
 }
 
 #[test]
+fn replica_on_a_newer_timeline_than_the_leader_stops_to_rewind() {
+    // Reference: patroni-reference.md §2 follow() rewind check ("local timeline > primary
+    // timeline" needs a rewind). n3 replayed n2's promotion to timeline 2, which n2 never
+    // published; the frozen primary n1 on timeline 1 came back and took the key. n3 cannot
+    // stream from it. Found by the simulator (seed 718 at the time: n3 never streamed again).
+    // A new primary's timeline lags its promotion (until the checkpoint after it), which made
+    // an earlier version of this rule rewind healthy replicas: only a TTL of it is proof.
+    let o = |now_ms: u64, streaming: bool| {
+        let mut local = local_replica_of("n1");
+        local.timeline = Some(2);
+        local.streaming = streaming;
+        obs()
+            .now(now_ms)
+            .cluster(
+                ClusterBuilder::initialized()
+                    .config(json!({"ttl": 30, "loop_wait": 10}))
+                    .leader("n1")
+                    .member("n1", |m| m.primary().timeline(1).lsn(900))
+                    .member("n2", |m| m)
+                    .member("n3", |m| m.timeline(2)),
+            )
+            .fresh_lease("n3")
+            .local(local)
+            .build()
+    };
+    let mut n3 = ha("n3");
+    let d = n3.step(&o(1_000, false));
+    assert_eq!(d.actions, vec![], "stopped before a TTL: {d:?}");
+    assert_decision(
+        &n3.step(&o(31_000, false)),
+        &[Action::Stop(StopMode::Fast)],
+        "stopping to rewind from n1: local timeline 2 is ahead of leader n1's timeline 1",
+    );
+    // While it streams, the leader's timeline is only stale: it keeps following.
+    let mut n3 = ha("n3");
+    n3.step(&o(1_000, true));
+    let d = n3.step(&o(31_000, true));
+    assert_eq!(d.actions, vec![], "{d:?}");
+}
+
+#[test]
 fn replica_behind_the_switch_point_just_follows() {
     // Reference: patroni-reference.md §2 follow(): a replica that did not go past the fork
     // follows the new timeline without a rewind.

@@ -30,6 +30,8 @@ fn race_obs() -> ObsBuilder {
 
 fn unreachable(name: &str) -> PeerStatus {
     PeerStatus {
+        detached: false,
+        timeline: None,
         reachable: false,
         ..peer(name, 0)
     }
@@ -72,11 +74,56 @@ fn leader_race_not_healthiest_when_a_peer_is_ahead() {
 }
 
 #[test]
+fn leader_race_a_peer_on_a_newer_timeline_is_ahead_whatever_its_position() {
+    // Reference: patroni-reference.md §2 _is_healthiest_node() compares wal_position only; pgkeel
+    // compares timelines first. Found by the simulator (seed 6370 at the time): a former primary
+    // on timeline 1, with WAL nobody acknowledged, outranked the timeline 2 replicas by position.
+    let o = race_obs()
+        .peers(vec![
+            unreachable("n1"),
+            PeerStatus {
+                timeline: Some(2),
+                ..peer("n3", 90)
+            },
+        ])
+        .build();
+    assert_decision(
+        &ha("n2").step(&o),
+        &[],
+        "following a different leader because i am not the healthiest node: Wal position of n3 is ahead of my wal position",
+    );
+}
+
+#[test]
+fn leader_race_a_peer_on_an_older_timeline_is_not_ahead_whatever_its_position() {
+    // Its WAL past the fork is WAL this node's timeline replaced: not a reason to stand back.
+    let mut local = local_replica_of("n1");
+    local.timeline = Some(2);
+    let o = race_obs()
+        .local(local)
+        .peers(vec![
+            unreachable("n1"),
+            PeerStatus {
+                timeline: Some(1),
+                ..peer("n3", 500)
+            },
+        ])
+        .build();
+    assert_decision(
+        &ha("n2").step(&o),
+        &[Action::AcquireLeader],
+        "racing for the leader lock",
+    );
+}
+
+#[test]
 fn leader_race_not_healthiest_when_a_primary_is_alive() {
     // Reference: patroni-reference.md §2 _is_healthiest_node(): 'Primary (%s) is still alive'
     let o = race_obs()
         .peers(vec![
             PeerStatus {
+                detached: false,
+                timeline: None,
                 in_recovery: false,
                 ..peer("n1", 100)
             },
@@ -97,6 +144,8 @@ fn leader_race_not_healthiest_at_equal_lsn_and_lower_priority() {
         .peers(vec![
             unreachable("n1"),
             PeerStatus {
+                detached: false,
+                timeline: None,
                 failover_priority: 2,
                 ..peer("n3", 100)
             },
@@ -116,6 +165,8 @@ fn leader_race_ignores_nofailover_peers_that_are_ahead() {
         .peers(vec![
             unreachable("n1"),
             PeerStatus {
+                detached: false,
+                timeline: None,
                 nofailover: true,
                 ..peer("n3", 500)
             },

@@ -115,6 +115,8 @@ fn a_manual_failover_to_a_candidate_names_itself_so() {
 fn a_switchover_without_candidate_takes_any_healthy_member() {
     let c = led_by_n1(Some("n1"), None, None);
     let unreachable = PeerStatus {
+        detached: false,
+        timeline: None,
         reachable: false,
         ..peer("n2", 0)
     };
@@ -157,10 +159,14 @@ fn an_unreachable_or_nofailover_tagged_candidate_makes_it_impossible() {
     let c = led_by_n1(Some("n1"), Some("n2"), None);
     for p in [
         PeerStatus {
+            detached: false,
+            timeline: None,
             reachable: false,
             ..peer("n2", 100)
         },
         PeerStatus {
+            detached: false,
+            timeline: None,
             nofailover: true,
             ..peer("n2", 100)
         },
@@ -377,6 +383,8 @@ fn other_replicas_stand_back_while_the_candidate_can_take_over() {
 fn without_a_usable_candidate_the_healthiest_of_the_others_races_leaving_out_the_old_leader() {
     let c = no_leader(Some("n1"), Some("n2"));
     let down = PeerStatus {
+        detached: false,
+        timeline: None,
         reachable: false,
         ..peer("n2", 0)
     };
@@ -412,6 +420,8 @@ fn without_a_usable_candidate_the_healthiest_of_the_others_races_leaving_out_the
 fn the_former_leader_races_only_when_nobody_else_can_take_over() {
     let c = no_leader(Some("n1"), Some("n2"));
     let down = |n: &str| PeerStatus {
+        detached: false,
+        timeline: None,
         reachable: false,
         ..peer(n, 0)
     };

@@ -207,10 +207,13 @@ fn synchronous_seeds_acknowledge_commits_and_fail_over() {
     // lose acknowledged commits on failovers (allowed there): that is what the synchronous modes
     // buy.
     let (mut synchronous, mut strict, mut async_lost) = (0, 0, 0u64);
+    let (mut quorum, mut two_standbys) = (0, 0);
     for seed in 0..200 {
         let mut s = Sim::new(seed, SimConfig::default());
         s.run()
             .unwrap_or_else(|e| panic!("seed {seed} failed: {e}"));
+        quorum += usize::from(s.sync_mode.is_some() && s.quorum_mode);
+        two_standbys += usize::from(s.sync_mode.is_some() && s.sync_node_count == 2);
         match s.sync_mode {
             Some(true) => strict += 1,
             Some(false) => synchronous += 1,
@@ -220,6 +223,10 @@ fn synchronous_seeds_acknowledge_commits_and_fail_over() {
     assert!(
         synchronous > 30 && strict > 30,
         "{synchronous} on, {strict} strict of 200"
+    );
+    assert!(
+        quorum > 30 && two_standbys > 10,
+        "{quorum} quorum, {two_standbys} with synchronous_node_count 2 of 200"
     );
     assert!(
         async_lost > 0,

@@ -139,6 +139,10 @@ pub struct HaMemory {
     /// history without it is first taken as not written yet, for at most a TTL, instead of as
     /// proof of divergence (a switchover's old primary was rewound needlessly that way).
     pub history_wait: Option<(String, u32, MonoTime)>,
+    /// Since when this stalled replica has seen the leader (name, timeline) on an older
+    /// timeline than its own: a new primary's reported timeline lags its promotion until the
+    /// checkpoint that follows it, so only a TTL of it counts as proof of divergence.
+    pub timeline_ahead_wait: Option<(String, u32, MonoTime)>,
     /// This node stopped its primary to hand over (a switchover or manual failover) and starts
     /// it again as a replica of the new leader even in pause: Patroni's graceful `demote()`
     /// starts the follower in the same call, so pause never leaves the old primary down.
@@ -183,8 +187,6 @@ pub struct HaMemory {
     pub sync_names_restored: bool,
     /// The "commits will be delayed" warning of strict mode was logged and still holds.
     pub strict_sync_warned: bool,
-    /// The warning that quorum mode runs as priority mode was logged.
-    pub quorum_unsupported_warned: bool,
     /// This synchronous standby is shutting down and asks to be released: its member key
     /// carries `nosync: true, sync_priority: 0` (Patroni's `_disable_sync`).
     pub leaving_sync: bool,

@@ -11,6 +11,8 @@ impl PeerStatus {
     /// Tags read as in member keys ([`crate::cluster::Member::nofailover`]).
     pub fn from_patroni_document(name: &str, doc: Option<&Value>) -> PeerStatus {
         let unreachable = PeerStatus {
+            detached: false,
+            timeline: None,
             name: name.to_string(),
             reachable: false,
             in_recovery: true,
@@ -35,6 +37,11 @@ impl PeerStatus {
                 .unwrap_or(position("received_location").max(position("replayed_location"))),
             nofailover: forbids_failover(tag("nofailover"), tag("failover_priority")),
             failover_priority: failover_priority(tag("failover_priority")),
+            timeline: doc
+                .get("timeline")
+                .and_then(Value::as_u64)
+                .and_then(|t| u32::try_from(t).ok()),
+            detached: in_recovery && doc.get("detached").and_then(Value::as_bool) == Some(true),
         }
     }
 }

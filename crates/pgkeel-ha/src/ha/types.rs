@@ -100,10 +100,17 @@ pub struct PeerStatus {
     pub in_recovery: bool,
     /// Its best WAL position (primary: location; replica: max(received, replayed)).
     pub lsn: u64,
+    /// Its timeline, when it said. A member on a newer timeline than this node has history
+    /// this node lacks, whatever the two WAL positions say.
+    pub timeline: Option<u32>,
     /// Its tags forbid promotion.
     pub nofailover: bool,
     /// Its `failover_priority`.
     pub failover_priority: i64,
+    /// It is a replica that streams from nobody (pgkeel's `detached` in `/patroni`): its WAL
+    /// position cannot grow until its agent points it at a leader, so it acknowledges no
+    /// commit of a former primary any more. Quorum votes count only from such members.
+    pub detached: bool,
 }
 
 /// The result of an action executed earlier in the same cycle, or of a finished task.
@@ -405,6 +412,11 @@ pub enum Action {
         /// Member to stream from.
         leader: String,
     },
+    /// Stop the running replica's WAL receiver and leave it streaming from nobody until a
+    /// `Follow` (its recovery settings lose `primary_conninfo`; a reload applies that). Quorum
+    /// mode does this when the leader key is gone, so that a former primary that still runs
+    /// (its agent frozen) can no longer have commits acknowledged by the members that vote.
+    StopStreaming,
     /// Rewrite PostgreSQL's configuration files from the current local and dynamic settings
     /// (as a replica of `follow`, or as a primary when `None`) and reload the server if they
     /// changed. Parameters that need a restart then show up as `pending_restart`.

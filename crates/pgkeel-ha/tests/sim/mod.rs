@@ -15,7 +15,7 @@ use pgkeel_ha::ha::{
     Action, Cycle, FailureCause, LeaseView, Next, Outcome, PeerStatus, Ran, StopMode, TaskKind,
 };
 use pgkeel_ha::pg::{DataDir, LocalPostgres, Lsn, ReplicationConnection, ServerRole};
-use pgkeel_ha::sync::StandbyNames;
+use pgkeel_ha::sync::{SsnKind, StandbyNames};
 use pgkeel_ha::time::MonoTime;
 use pgkeel_ha::{Ha, HaConfig, Observation};
 use serde_json::{Map, Value, json};
@@ -474,6 +474,10 @@ pub struct Sim {
     pub paused_crashes: u64,
     /// `Some(strict)` when this seed runs `synchronous_mode: on` (see [`SimConfig::sync_modes`]).
     pub sync_mode: Option<bool>,
+    /// A synchronous seed runs `synchronous_mode: quorum` (ANY k) rather than `on` (half of them).
+    pub quorum_mode: bool,
+    /// Its `synchronous_node_count` (2 in about a quarter of the synchronous seeds).
+    pub sync_node_count: u64,
     /// Acknowledged commits: per WAL epoch, the highest position acknowledged to a client.
     acked: BTreeMap<u64, u64>,
     /// Which nodes ran a writable primary at the last safety check.
@@ -486,14 +490,28 @@ pub struct Sim {
 impl Sim {
     pub fn new(seed: u64, cfg: SimConfig) -> Sim {
         let mut rng = Rng::new(seed);
-        let sync_mode = {
+        let (sync_mode, quorum_mode, sync_node_count) = {
             let mut r = Rng::new(seed ^ 0x5e7c_0d1e_5a11);
-            (cfg.sync_modes && r.chance(50)).then(|| r.chance(50))
+            let mode = (cfg.sync_modes && r.chance(50)).then(|| r.chance(50));
+            let quorum = mode.is_some() && r.chance(50);
+            let count = if mode.is_some() && r.chance(25) { 2 } else { 1 };
+            (mode, quorum, count)
         };
         let mut dynamic = cfg.dynamic();
         if let Some(strict) = sync_mode {
-            dynamic.insert("synchronous_mode".into(), Value::Bool(true));
+            let mode = if quorum_mode {
+                Value::String("quorum".into())
+            } else {
+                Value::Bool(true)
+            };
+            dynamic.insert("synchronous_mode".into(), mode);
             dynamic.insert("synchronous_mode_strict".into(), Value::Bool(strict));
+            if sync_node_count > 1 {
+                dynamic.insert(
+                    "synchronous_node_count".into(),
+                    Value::from(sync_node_count),
+                );
+            }
         }
         let nodes = (1..=3)
             .map(|i| {
@@ -543,6 +561,8 @@ impl Sim {
             paused_cycles: 0,
             paused_crashes: 0,
             sync_mode,
+            quorum_mode,
+            sync_node_count,
             acked: BTreeMap::new(),
             writable_before: Vec::new(),
             lost_ack_bytes: 0,
@@ -700,8 +720,9 @@ impl Sim {
 
     /// Runs bootstrap, faults and healing; `Err` carries the first violation.
     pub fn run(&mut self) -> Result<(), String> {
+        // Faults may start at the tick that ends the bootstrap time: check before that tick.
         let boot_end = self.cfg.bootstrap_ms();
-        while self.now < boot_end {
+        while self.now.saturating_add(TICK_MS) < boot_end {
             self.tick();
         }
         if let Err(e) = self.converged() {
@@ -882,7 +903,13 @@ impl Sim {
                     c.as_ref()
                         .is_none_or(|c| !self.dcs.sync.as_ref().is_some_and(|s| s.includes(c)))
                 };
-                if self.sync_mode.is_some() && leader.is_none() && asynchronous(&candidate) {
+                // In quorum mode no single member is known to have every acknowledged commit:
+                // the operator declines every failover without a leader.
+                let quorum_failover = self.quorum_mode && leader.is_none();
+                if self.sync_mode.is_some()
+                    && leader.is_none()
+                    && (asynchronous(&candidate) || quorum_failover)
+                {
                     return;
                 }
                 let scheduled_at = shape.is_multiple_of(3).then(|| {
@@ -1006,13 +1033,18 @@ impl Sim {
     /// The standbys streaming from node `i` (its `pg_stat_replication`): `sync` when its
     /// `synchronous_standby_names` names them, their position the WAL they have.
     fn walsenders(&self, i: usize) -> Vec<ReplicationConnection> {
-        let named = self.nodes[i]
+        let parsed = self.nodes[i]
             .pg
             .data
             .as_ref()
             .and_then(|d| StandbyNames::parse(&d.ssn).ok())
-            .map(|p| p.members)
             .unwrap_or_default();
+        let listed_state = if parsed.kind == SsnKind::Quorum {
+            "quorum"
+        } else {
+            "sync"
+        };
+        let named = parsed.members;
         let me = self.nodes[i].name.clone();
         self.nodes
             .iter()
@@ -1023,7 +1055,7 @@ impl Sim {
                     application_name: n.name.clone(),
                     state: "streaming".into(),
                     sync_state: if named.contains(&n.name) {
-                        "sync".into()
+                        listed_state.into()
                     } else {
                         "async".into()
                     },
@@ -1050,25 +1082,43 @@ impl Sim {
             let upto = if d.ssn.is_empty() || self.cfg.break_sync_acks {
                 Some(d.lsn)
             } else {
-                let named = StandbyNames::parse(&d.ssn)
-                    .map(|p| p.members)
-                    .unwrap_or_default();
+                let parsed = StandbyNames::parse(&d.ssn).unwrap_or_default();
                 let senders = self.walsenders(i);
-                let have: Vec<u64> = named
-                    .iter()
-                    .map(|name| {
-                        senders
-                            .iter()
-                            .find(|w| &w.application_name == name)
-                            .and_then(|w| w.flush_lsn)
-                            .map(|l| l.0)
-                    })
-                    .collect::<Option<Vec<u64>>>()
-                    .unwrap_or_default();
-                if named.is_empty() || have.is_empty() {
-                    None
+                let position = |name: &String| {
+                    senders
+                        .iter()
+                        .find(|w| &w.application_name == name)
+                        .and_then(|w| w.flush_lsn)
+                        .map(|l| l.0)
+                };
+                if parsed.kind == SsnKind::Quorum {
+                    // ANY k: the k-th best position among the named standbys that stream.
+                    let mut have: Vec<u64> = parsed.members.iter().filter_map(position).collect();
+                    have.sort_unstable_by(|a, b| b.cmp(a));
+                    let k = usize::try_from(parsed.num).unwrap_or(usize::MAX);
+                    if k == 0 {
+                        None
+                    } else {
+                        have.get(k - 1).copied()
+                    }
                 } else {
-                    have.into_iter().min()
+                    let named = parsed.members;
+                    let have: Vec<u64> = named
+                        .iter()
+                        .map(|name| {
+                            senders
+                                .iter()
+                                .find(|w| &w.application_name == name)
+                                .and_then(|w| w.flush_lsn)
+                                .map(|l| l.0)
+                        })
+                        .collect::<Option<Vec<u64>>>()
+                        .unwrap_or_default();
+                    if named.is_empty() || have.is_empty() {
+                        None
+                    } else {
+                        have.into_iter().min()
+                    }
                 }
             };
             if let Some(x) = upto.filter(|x| *x > 0) {
@@ -1400,10 +1450,12 @@ impl Sim {
             .enumerate()
             .filter(|(j, _)| *j != i)
             .map(|(_, n)| PeerStatus {
+                detached: n.pg.role == Some(ServerRole::Replica) && n.pg.following.is_none(),
                 name: n.name.clone(),
                 reachable: n.agent == Agent::Up && n.pg.running,
                 in_recovery: n.pg.role != Some(ServerRole::Primary),
                 lsn: n.pg.lsn(),
+                timeline: n.pg.data.as_ref().map(Data::tl),
                 nofailover: n.cfg.nofailover,
                 failover_priority: n.cfg.failover_priority,
             })
@@ -1444,6 +1496,7 @@ impl Sim {
                 | Action::Promote
                 | Action::Stop(_)
                 | Action::Follow { .. }
+                | Action::StopStreaming
                 | Action::ReloadConfig { .. }
                 | Action::RemoveDataDir
                 | Action::MoveDataDirAside
@@ -1470,6 +1523,7 @@ impl Sim {
             Action::StartTask(_)
                 | Action::Promote
                 | Action::Follow { .. }
+                | Action::StopStreaming
                 | Action::ReloadConfig { .. }
                 | Action::RemoveDataDir
                 | Action::MoveDataDirAside
@@ -1632,6 +1686,15 @@ impl Sim {
                     return Err("postgres is not running".into());
                 }
                 pg.following = Some(leader.clone());
+                Ok(None)
+            }
+            Action::StopStreaming => {
+                let pg = &mut self.nodes[i].pg;
+                if !pg.running {
+                    return Err("postgres is not running".into());
+                }
+                pg.following = None;
+                pg.streaming = false;
                 Ok(None)
             }
             Action::ReloadConfig { .. } => {

@@ -368,6 +368,8 @@ impl ObsBuilder {
 /// A reachable peer in recovery at this LSN, default priority.
 pub fn peer(name: &str, lsn: u64) -> PeerStatus {
     PeerStatus {
+        detached: false,
+        timeline: None,
         name: name.into(),
         reachable: true,
         in_recovery: true,

@@ -183,6 +183,7 @@ impl Agent {
                         Ran::Done
                     }
                 }),
+            Action::StopStreaming => self.stop_streaming(cluster).await.map(|()| Ran::Done),
             Action::ReloadConfig { follow } => self
                 .reload_config(follow.as_deref(), cluster, config.use_slots)
                 .await
@@ -440,6 +441,25 @@ impl Agent {
             self.pg.reload().await.map_err(ActionError::from)?;
         }
         Ok(false)
+    }
+
+    /// The replica keeps running but streams from nobody: its recovery settings lose
+    /// `primary_conninfo` and a reload stops the WAL receiver (PostgreSQL 13 and later; an
+    /// older server would need a restart, which is not done for this).
+    async fn stop_streaming(&self, cluster: Option<&Cluster>) -> Result<(), ActionError> {
+        let mc = self.managed_config(Some(Recovery::without_upstream()), cluster);
+        let change = self.pg.write_config(&mc).await.map_err(ActionError::from)?;
+        if change.needs_restart {
+            tracing::warn!(
+                "stopping the WAL receiver needs a restart on this PostgreSQL version; left streaming"
+            );
+            return Ok(());
+        }
+        if change.changed {
+            tracing::info!("stopped streaming: no leader to follow");
+            self.pg.reload().await.map_err(ActionError::from)?;
+        }
+        Ok(())
     }
 
     async fn create_slot(&self, name: &str) -> Result<(), ActionError> {

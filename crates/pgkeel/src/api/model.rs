@@ -40,6 +40,11 @@ pub struct PatroniStatus {
     /// Replica: quorum standby (quorum mode). Present only when true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum_standby: Option<bool>,
+    /// pgkeel's own field (Patroni has none): present (true) on a replica that streams from
+    /// nobody, so its WAL position cannot grow until its agent points it at a leader. Quorum
+    /// commit counts a member's vote in the leader race only then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detached: Option<bool>,
     /// Primary: `pg_stat_replication` rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<Vec<ReplicationRow>>,

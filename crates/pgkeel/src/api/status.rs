@@ -65,6 +65,7 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
         replication_state: None,
         sync_standby: None,
         quorum_standby: None,
+        detached: None,
         replication: None,
         pause: paused.then_some(true),
         cluster_unlocked: cluster.is_none_or(|c| c.leader.is_none()).then_some(true),
@@ -124,6 +125,9 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
             });
             if pg.streaming {
                 out.replication_state = Some("streaming".into());
+            }
+            if pg.following.is_none() && !standby_cluster {
+                out.detached = Some(true);
             }
             if let Some(r) = cluster.and_then(|c| super::model::sync_role(c, &s.name)) {
                 if r == "quorum_standby" {

@@ -162,6 +162,26 @@ impl Ha {
             .and_then(|m| m.timeline)
             .unwrap_or(0)
             .max(ctx.cluster.timeline());
+        if leader_tl > 0 && leader_tl < my_tl && !local.streaming {
+            // It replayed a promotion the leader never saw (Patroni's rewind check: "local
+            // timeline > primary timeline" needs a rewind); it cannot stream from that leader.
+            // The leader's timeline may only lag its promotion: a TTL of it is proof.
+            let now = ctx.obs.now;
+            let since = match &self.mem.timeline_ahead_wait {
+                Some((l, tl, since)) if l == leader && *tl == leader_tl => *since,
+                _ => {
+                    self.mem.timeline_ahead_wait = Some((leader.to_string(), leader_tl, now));
+                    now
+                }
+            };
+            if now.since(since) < ctx.gc.ttl.saturating_mul(1000) {
+                return Divergence::No;
+            }
+            return Divergence::Yes(format!(
+                "local timeline {my_tl} is ahead of leader {leader}'s timeline {leader_tl}"
+            ));
+        }
+        self.mem.timeline_ahead_wait = None;
         if leader_tl <= my_tl {
             return Divergence::No;
         }

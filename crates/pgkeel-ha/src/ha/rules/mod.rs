@@ -5,6 +5,7 @@ mod first_callback;
 mod follow;
 mod leader;
 mod pause;
+mod quorum_replication;
 mod race;
 mod recovery;
 mod reload;

@@ -2,11 +2,38 @@
 //! Reference: patroni-reference.md §2 `process_unhealthy_cluster()`, `_is_healthiest_node()`.
 
 use super::{Ctx, Verdict, demote, pause, verdict};
-use crate::cluster::SyncState;
+use crate::cluster::{SyncMode, SyncState};
 use crate::ha::{Action, CallbackEvent, Ha, Outcome, Role};
+
+/// How soon a member waiting for quorum votes asks its peers again.
+const VOTE_RETRY_MS: u64 = 200;
 
 impl Ha {
     pub(crate) fn unhealthy_cluster(&mut self, ctx: &Ctx<'_>) -> Verdict {
+        let mut v = self.leaderless(ctx);
+        // Quorum mode: with no leader key, a replica stops streaming before anything else, so
+        // that a former primary still running (its agent frozen, no watchdog) cannot have more
+        // commits acknowledged by the members whose votes elect the next primary.
+        let won = Self::has_outcome(ctx.obs, |o| matches!(o, Outcome::LeaderAcquired { .. }));
+        if !ctx.gc.pause
+            && !won
+            && Self::quorum_active(ctx).is_some()
+            && ctx.obs.local.is_running_replica()
+            && ctx.obs.local.following.is_some()
+        {
+            v.actions.insert(0, Action::StopStreaming);
+        }
+        v
+    }
+
+    /// The `sync` key's quorum while quorum commit is active.
+    pub(crate) fn quorum_active(ctx: &Ctx<'_>) -> Option<i64> {
+        Self::sync_active(ctx)
+            .filter(|_| ctx.gc.synchronous_mode == SyncMode::Quorum)
+            .map(|s| s.quorum.unwrap_or(0))
+    }
+
+    fn leaderless(&mut self, ctx: &Ctx<'_>) -> Verdict {
         let local = &ctx.obs.local;
         let primary = local.is_running_primary();
         if ctx.gc.pause {
@@ -71,11 +98,10 @@ impl Ha {
             .iter()
             .any(|m| m.name != self.cfg.name && m.api_url.is_some());
         // The named candidate of a manual failover races at once (Patroni asks nobody).
-        let named_candidate = ctx
-            .cluster
-            .failover
-            .as_ref()
-            .is_some_and(|f| f.member.as_deref() == Some(self.cfg.name.as_str()));
+        let named_candidate = ctx.cluster.failover.as_ref().is_some_and(|f| {
+            f.member.as_deref() == Some(self.cfg.name.as_str())
+                && !(f.leader.is_some() && Self::quorum_active(ctx).is_some())
+        });
         if !primary && ctx.obs.peers.is_none() && has_peers && !named_candidate {
             return verdict(
                 vec![Action::ProbePeers],
@@ -160,7 +186,8 @@ impl Ha {
             return self.manual_failover_no_leader(ctx, &f);
         }
         // Synchronous mode: only a member the `sync` key lists has every acknowledged commit.
-        if not_sync {
+        // Quorum mode lets anyone race who gathers enough votes (`compare_with_peers`).
+        if not_sync && ctx.gc.synchronous_mode == SyncMode::On {
             return Err("I am not a synchronous standby".into());
         }
         if let Some(optime) = ctx.cluster.plausible_optime(self.mem.highest_member_lsn) {
@@ -188,9 +215,20 @@ impl Ha {
     /// `_is_healthiest_node` after the lag check), leaving out the member `exclude` (the former
     /// leader of a switchover).
     pub(crate) fn compare_with_peers(
-        &self,
+        &mut self,
         ctx: &Ctx<'_>,
         exclude: Option<&str>,
+    ) -> Result<(), String> {
+        self.compare_with_peers_as(ctx, exclude, false)
+    }
+
+    /// [`Self::compare_with_peers`]; `named`: this node is the named candidate of a
+    /// switchover (quorum mode), which needs the votes but yields to no higher priority.
+    pub(crate) fn compare_with_peers_as(
+        &mut self,
+        ctx: &Ctx<'_>,
+        exclude: Option<&str>,
+        named: bool,
     ) -> Result<(), String> {
         let local = &ctx.obs.local;
         let my_lsn = local.wal_position.map(|l| l.0).unwrap_or(0);
@@ -208,10 +246,34 @@ impl Ha {
                 }
             }
         }
-        let Some(peers) = &ctx.obs.peers else {
-            return Ok(()); // not probed yet: `unhealthy_cluster` probes before racing
+        let quorum_mode = Self::quorum_active(ctx).is_some();
+        let no_one_to_ask = !ctx
+            .cluster
+            .members
+            .iter()
+            .any(|m| m.name != self.cfg.name && m.api_url.is_some());
+        let none = Vec::new();
+        let peers = match &ctx.obs.peers {
+            Some(p) => p,
+            // Quorum mode with nobody to ask: no votes (only the former leader may go on).
+            None if quorum_mode && no_one_to_ask => &none,
+            None => return Ok(()), // not probed yet: `unhealthy_cluster` probes before racing
         };
         let sync = Self::sync_active(ctx);
+        // Quorum mode: the `sync` key's leader and voters vote; a voter that is not ahead says
+        // this node may have every acknowledged commit, and `quorum` such votes prove it
+        // (Patroni's quorum votes in `_is_healthiest_node`).
+        let quorum = Self::quorum_active(ctx);
+        let mut still_streaming = Vec::new();
+        let me = self.cfg.name.as_str();
+        let mut votes: i64 = if sync.is_some_and(|s| s.includes(me)) {
+            0
+        } else {
+            -1
+        };
+        let mut nodes_ahead = 0u32;
+        // The timeline it streamed on: a stopped WAL receiver reports the older restartpoint's.
+        let my_tl = local.timeline.max(self.mem.streamed_timeline);
         for p in peers
             .iter()
             .filter(|p| p.reachable && p.name != self.cfg.name)
@@ -221,26 +283,77 @@ impl Ha {
                 return Err(format!("Primary ({}) is still alive", p.name));
             }
             // Synchronous mode compares only with the members `sync` lists; the former primary
-            // it names may be ahead (it wrote what the standbys had not confirmed yet).
-            if p.nofailover || sync.is_some_and(|s| !s.includes(&p.name)) {
+            // it names may be ahead (it wrote what the standbys had not confirmed yet). In
+            // quorum mode a listed member votes even when it may not promote.
+            let voter = quorum.is_some() && sync.is_some_and(|s| s.includes(&p.name));
+            if (p.nofailover && !voter) || sync.is_some_and(|s| !s.includes(&p.name)) {
                 continue;
             }
-            if p.lsn > my_lsn && sync.is_some_and(|s| s.leader.as_deref() == Some(&p.name)) {
-                continue;
-            }
-            if p.lsn > my_lsn {
+            let position = wal_order(p.timeline, p.lsn, my_tl, my_lsn);
+            if position == std::cmp::Ordering::Greater {
+                nodes_ahead = nodes_ahead.saturating_add(1);
+                if sync.is_some_and(|s| s.leader.as_deref() == Some(&p.name)) {
+                    continue;
+                }
                 return Err(format!(
                     "Wal position of {} is ahead of my wal position",
                     p.name
                 ));
             }
-            if p.lsn == my_lsn && p.failover_priority > self.cfg.failover_priority {
+            if p.lsn == 0 {
+                continue; // its PostgreSQL is not running: no vote
+            }
+            let former_leader = sync.and_then(|s| s.leader.as_deref()) == Some(p.name.as_str());
+            if position == std::cmp::Ordering::Equal
+                && !named
+                && p.failover_priority > self.cfg.failover_priority
+                && !former_leader
+                && (quorum.is_none() || voter)
+            {
                 return Err(format!(
                     "{} has equally tolerable WAL position and priority {}, while this node has priority {}",
                     p.name, p.failover_priority, self.cfg.failover_priority
                 ));
             }
+            // A vote says "I do not have more than you, and will not get more from the
+            // former primary": only a member that streams from nobody can promise the second.
+            if voter && !p.detached {
+                still_streaming.push(p.name.clone());
+            } else if voter {
+                votes = votes.saturating_add(1);
+            }
+        }
+        if let Some(q) = quorum {
+            let former = sync.and_then(|s| s.leader.as_deref()) == Some(me);
+            if votes < q && !(nodes_ahead == 0 && former) {
+                let mut why = format!("{} quorum votes, {q} needed", votes.max(0));
+                if !still_streaming.is_empty() {
+                    // They stop streaming as soon as they see the leader key gone.
+                    why.push_str(&format!(
+                        " ({} still streaming from the former primary)",
+                        still_streaming.join(", ")
+                    ));
+                    self.wake_no_later_than(ctx.obs.now.plus_ms(VOTE_RETRY_MS));
+                }
+                return Err(why);
+            }
         }
         Ok(())
+    }
+}
+
+/// How a peer's WAL position compares with this node's: by timeline first when both are known
+/// (a member on a newer timeline has history this node lacks, however far an older timeline
+/// went: the simulator found a former primary on timeline 1, with WAL nobody acknowledged,
+/// beating the timeline 2 replicas on position alone), else by position.
+fn wal_order(
+    peer_tl: Option<u32>,
+    peer_lsn: u64,
+    my_tl: Option<u32>,
+    my_lsn: u64,
+) -> std::cmp::Ordering {
+    match (peer_tl, my_tl) {
+        (Some(p), Some(m)) if p != m => p.cmp(&m),
+        _ => peer_lsn.cmp(&my_lsn),
     }
 }

@@ -229,7 +229,7 @@ impl Ha {
             .cluster
             .plausible_optime(self.mem.highest_member_lsn)
             .unwrap_or(0);
-        let mut possible = false;
+        let mut healthy: i64 = 0;
         for name in &candidates {
             let st = ctx
                 .obs
@@ -246,12 +246,21 @@ impl Ha {
                     if last_lsn.saturating_sub(lsn) > ctx.gc.maximum_lag_on_failover {
                         self.note(format!("Member {name} exceeds maximum replication lag"));
                     } else {
-                        possible = true;
+                        healthy = healthy.saturating_add(1);
                     }
                 }
             }
         }
-        possible
+        // Quorum mode: enough healthy voters must be left to elect a new primary (unless the
+        // request names the candidate).
+        if let Some(q) = Self::quorum_active(ctx)
+            && (f.member.is_none() || exclude_candidate)
+            && healthy.saturating_sub(1) < q
+        {
+            self.note(format!("Quorum requirement {q} can not be reached"));
+            return false;
+        }
+        healthy > 0
     }
 
     /// Patroni's `manual_failover_process_no_leader` (not paused): whether this node may race
@@ -266,6 +275,11 @@ impl Ha {
         let me = self.cfg.name.clone();
         if let Some(c) = &f.member {
             if *c == me {
+                // Quorum mode: a switchover whose leader did not hand over (its key expired)
+                // must not skip the votes; this node alone may lack acknowledged commits.
+                if f.leader.is_some() && Self::quorum_active(ctx).is_some() {
+                    return self.compare_with_peers_as(ctx, f.leader.as_deref(), true);
+                }
                 return Ok(());
             }
             // Synchronous mode (not quorum): a member `sync` does not list stands back
@@ -286,7 +300,14 @@ impl Ha {
                     return Ok(());
                 };
                 let st = peers.iter().find(|p| &p.name == c);
+                let my_lsn = ctx.obs.local.wal_position.map(|l| l.0).unwrap_or(0);
+                let behind = Self::quorum_active(ctx).is_some()
+                    && f.leader.is_some()
+                    && st.is_some_and(|p| p.lsn < my_lsn);
                 match st.map_or(Some("not reachable"), failover_limitation) {
+                    // Quorum mode: a candidate behind this member cannot get its vote; the
+                    // race goes on among the others (it would wait forever otherwise).
+                    None if behind => self.warn(format!("{action}: member {c} is behind me")),
                     None => {
                         let why = format!("{action}: to {c}, i am {me}");
                         self.note(why.clone());
@@ -297,7 +318,13 @@ impl Ha {
             }
             // The candidate cannot take over: any member may, as if none had been named.
         }
-        if f.leader.as_deref() == Some(me.as_str()) {
+        // Quorum mode: only the primary the `sync` key names is known to have every
+        // acknowledged commit; a `failover` key naming another "leader" (anyone may write it)
+        // must not let that member skip the votes. Found by the simulator (seed 17078).
+        let former_leader = f.leader.as_deref() == Some(me.as_str())
+            && (Self::quorum_active(ctx).is_none()
+                || Self::sync_active(ctx).and_then(|s| s.leader.as_deref()) == Some(me.as_str()));
+        if former_leader {
             if ctx.obs.peers.is_none() {
                 return Ok(());
             }

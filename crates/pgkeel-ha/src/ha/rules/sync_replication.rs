@@ -7,7 +7,7 @@
 //!
 //! Reference: patroni-reference.md §2 "Synchronous replication on the primary"; Patroni's
 //! `_process_multisync_replication`, `_process_multisync_prepromote` and
-//! `disable_synchronous_replication` (`patroni/ha.py`).
+//! `disable_synchronous_replication` (`patroni/ha.py`). Quorum mode: `quorum_replication.rs`.
 
 use super::Ctx;
 use crate::cluster::SyncMode;
@@ -30,23 +30,8 @@ impl Ha {
     pub(crate) fn sync_replication(&mut self, ctx: &Ctx<'_>) -> Vec<Action> {
         match ctx.gc.synchronous_mode {
             SyncMode::Off => self.disable_sync_replication(ctx),
-            SyncMode::On | SyncMode::Quorum => {
-                if ctx.gc.synchronous_mode == SyncMode::Quorum {
-                    self.warn_once_quorum();
-                }
-                self.priority_sync_replication(ctx)
-            }
-        }
-    }
-
-    /// Quorum commit is not implemented yet: it runs as priority mode, where every listed
-    /// standby confirms each commit, which protects at least as much.
-    fn warn_once_quorum(&mut self) {
-        if !self.mem.quorum_unsupported_warned {
-            self.mem.quorum_unsupported_warned = true;
-            self.warn(
-                "synchronous_mode: quorum is not supported by this pgkeel version; running as synchronous_mode: on",
-            );
+            SyncMode::On => self.priority_sync_replication(ctx),
+            SyncMode::Quorum => self.quorum_sync_replication(ctx),
         }
     }
 
@@ -209,8 +194,10 @@ impl Ha {
     /// waits), and its parameter is set before it takes writes. In strict mode the members
     /// `sync` listed (the former primary among them) are synchronous from the first commit.
     pub(crate) fn sync_before_promote(&mut self, ctx: &Ctx<'_>) -> Vec<Action> {
-        if !ctx.gc.synchronous_mode.is_synchronous() {
-            return self.disable_sync_replication(ctx);
+        match ctx.gc.synchronous_mode {
+            SyncMode::Off => return self.disable_sync_replication(ctx),
+            SyncMode::Quorum => return self.quorum_before_promote(ctx),
+            SyncMode::On => {}
         }
         let me = &self.cfg.name;
         self.mem.sync_names_restored = false;
