@@ -144,6 +144,10 @@ pub struct LocalPostgres {
     pub replay_lsn: Option<Lsn>,
     /// Replica: the WAL receiver is streaming.
     pub streaming: bool,
+    /// Replica: a WAL receiver process exists (any state: starting, streaming, stopping...).
+    /// Until it is gone, WAL may still arrive even when the recovery settings name no upstream.
+    #[serde(default)]
+    pub wal_receiver: bool,
     /// Member name this server is configured to follow (from the recovery settings pgkeel wrote).
     pub following: Option<String>,
     /// `Database cluster state` from `pg_controldata` (`in production`, `shut down`, ...).
@@ -202,6 +206,7 @@ impl LocalPostgres {
             receive_lsn: None,
             replay_lsn: None,
             streaming: false,
+            wal_receiver: false,
             following: None,
             cluster_state: None,
             server_version: None,

@@ -640,6 +640,45 @@ fn replica_on_a_newer_timeline_than_the_leader_stops_to_rewind() {
 }
 
 #[test]
+fn replica_waits_for_the_first_history_before_following_a_new_leader() {
+    // Reference: patroni-reference.md §2 follow() rewind check. The cluster's first failover:
+    // no history key yet. n3 streamed on from the old primary n1 (frozen agent, PostgreSQL
+    // alive) and may be past the switch point; pointed at n2 now, PostgreSQL would stop for
+    // good ("requested timeline 2 does not contain minimum recovery point"). Found by the
+    // fault campaign (bench/chaos.sh, asynchronous mode, primary agent frozen).
+    let cluster = || {
+        ClusterBuilder::initialized()
+            .config(json!({"ttl": 30, "loop_wait": 10}))
+            .leader("n2")
+            .member("n1", |m| m.primary())
+            .member("n2", |m| m.primary().timeline(2).lsn(900))
+            .member("n3", |m| m.lsn(800))
+    };
+    let o = |now_ms: u64| {
+        let mut local = local_replica_of("n1");
+        local.wal_position = Some(pgkeel_ha::pg::Lsn(800));
+        obs()
+            .now(now_ms)
+            .cluster(cluster())
+            .fresh_lease("n3")
+            .local(local)
+            .build()
+    };
+    let mut n3 = ha("n3");
+    assert_decision(
+        &n3.step(&o(1_000)),
+        &[],
+        "not following n2 yet: waiting for leader n2 to publish its timeline history",
+    );
+    // No history within a TTL: its timeline is not one the leader came from.
+    assert_decision(
+        &n3.step(&o(31_000)),
+        &[Action::Stop(StopMode::Fast)],
+        "stopping to rewind from n2: timeline 1 is not in the leader's history",
+    );
+}
+
+#[test]
 fn replica_behind_the_switch_point_just_follows() {
     // Reference: patroni-reference.md §2 follow(): a replica that did not go past the fork
     // follows the new timeline without a rewind.

@@ -902,6 +902,41 @@ impl PgkeelCluster {
         serde_json::from_str(&text).with_context(|| format!("etcdctl JSON: {text}"))
     }
 
+    /// The `sync` key as JSON (`Null` when absent or unreadable): synchronous replication's
+    /// state, for the end-to-end tests and the fault campaign.
+    pub fn sync_key(&self) -> Value {
+        self.etcd_get("sync")
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// `SHOW guc` on node `i`; empty when it cannot be read.
+    pub fn show(&self, i: usize, guc: &str) -> String {
+        self.psql(i, &format!("SHOW {guc}")).unwrap_or_default()
+    }
+
+    /// Polls until synchronous replication is off as the primary `leader` leaves it: the
+    /// `sync` key deleted and `synchronous_standby_names` cleared.
+    pub fn wait_asynchronous(&self, leader: usize, timeout: Duration) -> anyhow::Result<()> {
+        eventually(timeout, Duration::from_millis(100), || {
+            if let Some(v) = self.etcd_get("sync").map_err(|e| e.to_string())? {
+                return Err(format!("the sync key is still {v}"));
+            }
+            match self.show(leader, "synchronous_standby_names") {
+                v if v.is_empty() => Ok(()),
+                v => Err(format!("synchronous_standby_names is still {v:?}")),
+            }
+        })
+        .map_err(|e| {
+            anyhow!(
+                "synchronous replication not off: {e}\n{}",
+                self.log_tails(30)
+            )
+        })
+    }
+
     /// All keys under the cluster prefix.
     pub fn etcd_keys(&self) -> anyhow::Result<Vec<String>> {
         let prefix = self.etcd_key("");

@@ -8,15 +8,17 @@
 //! * [`nodeconf`]: renders one Patroni-style YAML config per node.
 //! * [`cluster`]: [`cluster::PgkeelCluster`], a whole test cluster (etcd + agents + PostgreSQL).
 //! * [`flood`]: a REST connection flood with a health checker beside it.
+//! * [`chaos`]: the seeded fault campaign (writers, nemesis, checker of acknowledged writes).
 //! * [`patroni`]: Patroni's own `patronictl`, the reference client.
 //! * [`shape`]: compares a REST document with Patroni's example by fields and JSON types.
 //! * [`snapshot`]: normalises `pgkeelctl list` output so it can be compared with a snapshot.
 //!
 //! Binaries: `pgkeel-demo` (the README demo cluster), `pgkeel-bench-bootstrap` (bootstrap timing
 //! and agent RSS), `pgkeel-bench-failover` (write gaps) and `pgkeel-bench-flood` (`/health` under a
-//! REST flood). All use the same [`cluster::PgkeelCluster`] as the end-to-end tests.
+//! REST flood), `pgkeel-bench-chaos` (the fault campaign). All use the same [`cluster::PgkeelCluster`] as the end-to-end tests.
 
 pub mod bench;
+pub mod chaos;
 pub mod cluster;
 pub mod etcd;
 pub mod eventually;

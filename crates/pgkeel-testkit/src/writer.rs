@@ -2,7 +2,9 @@
 //! write is acknowledged: the ground truth for "how long were writes unavailable" in the
 //! failover and switchover benches and tests. It tries each node's PostgreSQL with a short
 //! connect timeout and `target_session_attrs=read-write`, the last writable node first.
-//! It writes into a table `bench(t timestamptz)` that the caller creates.
+//! It writes into a table `bench(t timestamptz)` that the caller creates, or, started with
+//! [`Writer::start_ids`], unique ids into `chaos(id bigint)`: the fault campaign's record of
+//! which writes were acknowledged.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +34,31 @@ pub struct Ack {
     pub at: Instant,
     /// The node (index) that acknowledged it.
     pub node: usize,
+    /// The id written (`chaos` table), or the attempt's number (`bench` table).
+    pub id: i64,
+}
+
+/// What each write inserts.
+#[derive(Debug, Clone, Copy)]
+enum Row {
+    /// `INSERT INTO bench(t) VALUES (now())`.
+    Timestamp,
+    /// `INSERT INTO chaos(id) VALUES ($1)`, ids counting up from `first`; the connection is
+    /// made again every [`RECONNECT_EVERY`] writes, trying node `home` first, so that writers
+    /// with different homes spread over every node that takes writes (two primaries show).
+    IdFrom { first: i64, home: usize },
+}
+
+/// In [`Writer::start_ids`] mode, the writer reconnects after this many writes (1 s).
+pub const RECONNECT_EVERY: u64 = 50;
+
+impl Row {
+    fn sql(self) -> &'static str {
+        match self {
+            Row::Timestamp => "INSERT INTO bench(t) VALUES (now())",
+            Row::IdFrom { .. } => "INSERT INTO chaos(id) VALUES ($1)",
+        }
+    }
 }
 
 /// State shared between the client thread and the main thread.
@@ -66,6 +93,28 @@ pub struct Writer {
 impl Writer {
     /// Starts writing to the nodes' PostgreSQL ports (index = node), as `application_name`.
     pub fn start(pg_ports: Vec<u16>, application_name: &str) -> anyhow::Result<Writer> {
+        Writer::spawn(pg_ports, application_name, Row::Timestamp)
+    }
+
+    /// As [`Writer::start`], inserting the ids `first_id`, `first_id + 1`, ... into
+    /// `chaos(id bigint)` (each id is tried once: a write whose outcome is unknown is not
+    /// retried, so an id is either acknowledged or in doubt). It reconnects every second,
+    /// trying node `home` first: writers with different homes land on different nodes when
+    /// two of them take writes.
+    pub fn start_ids(
+        pg_ports: Vec<u16>,
+        application_name: &str,
+        first_id: i64,
+        home: usize,
+    ) -> anyhow::Result<Writer> {
+        let row = Row::IdFrom {
+            first: first_id,
+            home,
+        };
+        Writer::spawn(pg_ports, application_name, row)
+    }
+
+    fn spawn(pg_ports: Vec<u16>, application_name: &str, row: Row) -> anyhow::Result<Writer> {
         let shared = Arc::new(Shared::default());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -75,7 +124,7 @@ impl Writer {
         let app = application_name.to_owned();
         let handle = std::thread::Builder::new()
             .name("bench-writer".to_owned())
-            .spawn(move || rt.block_on(write_loop(s, pg_ports, app)))
+            .spawn(move || rt.block_on(write_loop(s, pg_ports, app, row)))
             .context("spawning the client thread")?;
         Ok(Writer {
             shared,
@@ -97,19 +146,24 @@ impl Writer {
     /// until `until` (the write gap of a fault or switchover at `from`); the time from the last
     /// acknowledgement to `until` counts too, so writes that never resumed show as a gap.
     pub fn longest_gap(&self, from: Instant, until: Instant) -> Option<Duration> {
-        let acks = self.acks();
-        let start = acks.iter().rposition(|a| a.sent < from)?;
-        let window: Vec<Instant> = acks[start..]
-            .iter()
-            .map(|a| a.at)
-            .take_while(|at| *at <= until)
-            .chain(std::iter::once(until))
-            .collect();
-        window
-            .windows(2)
-            .map(|w| w[1].saturating_duration_since(w[0]))
-            .max()
+        longest_gap(&self.acks(), from, until)
     }
+}
+
+/// [`Writer::longest_gap`] over any acknowledgements sorted by arrival (several writers'
+/// merged: the cluster was unavailable while none of them got one).
+pub fn longest_gap(acks: &[Ack], from: Instant, until: Instant) -> Option<Duration> {
+    let start = acks.iter().rposition(|a| a.sent < from)?;
+    let window: Vec<Instant> = acks[start..]
+        .iter()
+        .map(|a| a.at)
+        .take_while(|at| *at <= until)
+        .chain(std::iter::once(until))
+        .collect();
+    window
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .max()
 }
 
 impl Drop for Writer {
@@ -128,7 +182,7 @@ struct Conn {
     node: usize,
 }
 
-async fn connect(node: usize, port: u16, app: &str) -> anyhow::Result<Conn> {
+async fn connect(node: usize, port: u16, app: &str, row: Row) -> anyhow::Result<Conn> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host("127.0.0.1")
         .port(port)
@@ -143,9 +197,7 @@ async fn connect(node: usize, port: u16, app: &str) -> anyhow::Result<Conn> {
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        let insert = client
-            .prepare("INSERT INTO bench(t) VALUES (now())")
-            .await?;
+        let insert = client.prepare(row.sql()).await?;
         Ok::<_, tokio_postgres::Error>(Conn {
             client,
             insert,
@@ -167,13 +219,14 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
 }
 
 /// Every 20 ms: one INSERT on the current connection, or, without one, try each node (the last
-/// writable one first) until one accepts a read-write session.
-async fn write_loop(shared: Arc<Shared>, ports: Vec<u16>, app: String) {
+/// writable one first; after a planned reconnect, the writer's home first) until one accepts a
+/// read-write session.
+async fn write_loop(shared: Arc<Shared>, ports: Vec<u16>, app: String, row: Row) {
     let mut tick = tokio::time::interval(WRITE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut conn: Option<Conn> = None;
     let mut prefer = 0usize;
-    for _ in 0..CLIENT_MAX_TICKS {
+    for attempt in 0..CLIENT_MAX_TICKS {
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
@@ -181,7 +234,7 @@ async fn write_loop(shared: Arc<Shared>, ports: Vec<u16>, app: String) {
         if conn.is_none() {
             for k in 0..ports.len() {
                 let node = (prefer + k) % ports.len();
-                match connect(node, ports[node], &app).await {
+                match connect(node, ports[node], &app, row).await {
                     Ok(c) => {
                         prefer = node;
                         conn = Some(c);
@@ -192,13 +245,31 @@ async fn write_loop(shared: Arc<Shared>, ports: Vec<u16>, app: String) {
             }
         }
         let Some(c) = &conn else { continue };
+        let n = i64::try_from(attempt).unwrap_or(i64::MAX);
+        let id = match row {
+            Row::Timestamp => n,
+            Row::IdFrom { first, .. } => first.saturating_add(n),
+        };
+        let params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = match row {
+            Row::Timestamp => &[],
+            Row::IdFrom { .. } => &[&id],
+        };
         let sent = Instant::now();
-        match tokio::time::timeout(WRITE_TIMEOUT, c.client.execute(&c.insert, &[])).await {
-            Ok(Ok(_)) => lock(&shared.acks).push(Ack {
-                sent,
-                at: Instant::now(),
-                node: c.node,
-            }),
+        match tokio::time::timeout(WRITE_TIMEOUT, c.client.execute(&c.insert, params)).await {
+            Ok(Ok(_)) => {
+                lock(&shared.acks).push(Ack {
+                    sent,
+                    at: Instant::now(),
+                    node: c.node,
+                    id,
+                });
+                if let Row::IdFrom { home, .. } = row
+                    && attempt.is_multiple_of(RECONNECT_EVERY)
+                {
+                    prefer = home % ports.len().max(1);
+                    conn = None;
+                }
+            }
             Ok(Err(e)) => {
                 shared.record_error(format!("node{}: write: {}", c.node, pg_error(&e)));
                 conn = None;

@@ -192,6 +192,7 @@ fn pg(role: Option<ServerRole>) -> LocalPostgres {
             .filter(|r| *r == ServerRole::Replica)
             .map(|_| Lsn(OPTIME - 0x60)),
         streaming: role == Some(ServerRole::Replica),
+        wal_receiver: role == Some(ServerRole::Replica),
         following: None,
         cluster_state: None,
         server_version: role.map(|_| 160004),
@@ -756,10 +757,20 @@ async fn patroni_document_shows_live_wal_positions_of_the_published_role() {
         current: None,
         received: Some(Lsn(OPTIME + 0x100)),
         replayed: Some(Lsn(OPTIME + 0x80)),
+        wal_receiver: true,
     };
     let doc = serde_json::to_value(patroni_status(&with_live_wal(&replica, live))).unwrap();
     assert_eq!(doc["xlog"]["received_location"], OPTIME + 0x100);
     assert_eq!(doc["xlog"]["replayed_location"], OPTIME + 0x80);
+    // It names no upstream, but its WAL receiver still runs: WAL may still arrive, so it is
+    // not `detached` (a quorum vote counts only then). Found by the fault campaign.
+    assert_eq!(doc.get("detached"), None, "{doc}");
+    let gone = WalNow {
+        wal_receiver: false,
+        ..live
+    };
+    let doc = serde_json::to_value(patroni_status(&with_live_wal(&replica, gone))).unwrap();
+    assert_eq!(doc["detached"], true, "{doc}");
 
     let leader = node("leader", &dcs).await;
     let live = WalNow {
@@ -767,6 +778,7 @@ async fn patroni_document_shows_live_wal_positions_of_the_published_role() {
         current: Some(Lsn(OPTIME + 0x200)),
         received: None,
         replayed: None,
+        wal_receiver: false,
     };
     let doc = serde_json::to_value(patroni_status(&with_live_wal(&leader, live))).unwrap();
     assert_eq!(doc["xlog"]["location"], OPTIME + 0x200);

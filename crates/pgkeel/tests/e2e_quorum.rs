@@ -13,19 +13,6 @@ use pgkeel_testkit::patroni::require_patronictl;
 use pgkeel_testkit::{PgkeelCluster, require_tools, wait};
 use serde_json::{Value, json};
 
-fn show(c: &PgkeelCluster, i: usize, guc: &str) -> String {
-    c.psql(i, &format!("SHOW {guc}")).unwrap_or_default()
-}
-
-/// The `sync` key as JSON (`Null` when absent or unreadable).
-fn sync_key(c: &PgkeelCluster) -> Value {
-    c.etcd_get("sync")
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok())
-        .unwrap_or(Value::Null)
-}
-
 /// The voters the key lists, sorted.
 fn voters(key: &Value) -> Vec<String> {
     let mut v: Vec<String> = key["sync_standby"]
@@ -71,7 +58,7 @@ fn e2e_quorum_mode_elects_a_replica_by_vote_and_keeps_the_acknowledged_commit() 
         "quorum 1 of both replicas",
         Duration::from_secs(30),
         || {
-            let key = sync_key(&c);
+            let key = c.sync_key();
             if key["leader"] == json!(leader_name)
                 && key["quorum"] == json!(1)
                 && voters(&key) == replica_names
@@ -82,7 +69,7 @@ fn e2e_quorum_mode_elects_a_replica_by_vote_and_keeps_the_acknowledged_commit() 
             }
         },
     );
-    let ssn = show(&c, leader, "synchronous_standby_names");
+    let ssn = c.show(leader, "synchronous_standby_names");
     assert!(ssn.starts_with("ANY 1 ("), "{ssn}");
     for name in &replica_names {
         assert!(ssn.contains(name.as_str()), "{ssn} lacks {name}");
@@ -161,7 +148,7 @@ fn e2e_quorum_mode_elects_a_replica_by_vote_and_keeps_the_acknowledged_commit() 
         "the new leader in the sync key",
         Duration::from_secs(30),
         || {
-            let key = sync_key(&c);
+            let key = c.sync_key();
             if key["leader"] == json!(new_leader_name) {
                 Ok(())
             } else {
@@ -183,22 +170,6 @@ fn e2e_quorum_mode_elects_a_replica_by_vote_and_keeps_the_acknowledged_commit() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait(
-        &c,
-        "the sync key deleted",
-        Duration::from_secs(30),
-        || match c.etcd_get("sync").map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(v) => Err(v),
-        },
-    );
-    wait(
-        &c,
-        "the parameter cleared",
-        Duration::from_secs(30),
-        || match show(&c, new_leader, "synchronous_standby_names") {
-            v if v.is_empty() => Ok(()),
-            v => Err(v),
-        },
-    );
+    c.wait_asynchronous(new_leader, Duration::from_secs(30))
+        .expect("asynchronous again");
 }

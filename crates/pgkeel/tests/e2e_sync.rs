@@ -14,19 +14,6 @@ use pgkeel_testkit::patroni::require_patronictl;
 use pgkeel_testkit::{PgkeelCluster, require_tools, wait};
 use serde_json::{Value, json};
 
-fn show(c: &PgkeelCluster, i: usize, guc: &str) -> String {
-    c.psql(i, &format!("SHOW {guc}")).unwrap_or_default()
-}
-
-/// The `sync` key as JSON (`Null` when absent or unreadable).
-fn sync_key(c: &PgkeelCluster) -> Value {
-    c.etcd_get("sync")
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok())
-        .unwrap_or(Value::Null)
-}
-
 fn patch_config(c: &PgkeelCluster, node: usize, patch: Value) {
     let (code, body) = c
         .api_request(node, "PATCH", "/config", &patch.to_string())
@@ -42,21 +29,21 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
         PgkeelCluster::start(pgkeel_testkit::fast_options!("e2e-sync")).expect("start the cluster");
     let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
     let leader_name = c.node(leader).name.clone();
-    assert_eq!(sync_key(&c), Value::Null, "asynchronous at first");
+    assert_eq!(c.sync_key(), Value::Null, "asynchronous at first");
 
     patch_config(&c, leader, json!({"synchronous_mode": true}));
 
     // The key names one replica, and the leader's parameter names the same one.
     let standby_name = wait(&c, "a synchronous standby", Duration::from_secs(30), || {
-        let key = sync_key(&c);
+        let key = c.sync_key();
         match (key["leader"].as_str(), key["sync_standby"].as_str()) {
             (Some(l), Some(s)) if l == leader_name && !s.contains(',') => Ok(s.to_string()),
             _ => Err(key.to_string()),
         }
     });
     assert_eq!(key_order(&c), ["leader", "quorum", "sync_standby"]);
-    assert_eq!(sync_key(&c)["quorum"], json!(0));
-    assert_eq!(show(&c, leader, "synchronous_standby_names"), standby_name);
+    assert_eq!(c.sync_key()["quorum"], json!(0));
+    assert_eq!(c.show(leader, "synchronous_standby_names"), standby_name);
     let standby = c.index_of(&standby_name).expect("the standby is a member");
     let other = (0..c.len())
         .find(|&i| i != leader && i != standby)
@@ -118,7 +105,7 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
         "{}",
         c.log_tails(30)
     );
-    let key = sync_key(&c);
+    let key = c.sync_key();
     assert!(
         !key["sync_standby"]
             .as_str()
@@ -133,7 +120,7 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
         "the other replica named",
         Duration::from_secs(30),
         || {
-            let key = sync_key(&c);
+            let key = c.sync_key();
             if key["sync_standby"] == json!(other_name) {
                 Ok(())
             } else {
@@ -180,7 +167,7 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
         "a new synchronous standby",
         Duration::from_secs(30),
         || {
-            let key = sync_key(&c);
+            let key = c.sync_key();
             match (key["leader"].as_str(), key["sync_standby"].as_str()) {
                 (Some(l), Some(s)) if l == leader_name => Ok(s.to_string()),
                 _ => Err(key.to_string()),
@@ -225,7 +212,7 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
         "the new primary in the sync key",
         Duration::from_secs(30),
         || {
-            let key = sync_key(&c);
+            let key = c.sync_key();
             if key["leader"] == json!(standby_name) {
                 Ok(())
             } else {
@@ -236,24 +223,8 @@ fn e2e_synchronous_mode_names_a_standby_and_fails_over_only_to_it() {
 
     // Off again: the key is deleted and the parameter cleared.
     patch_config(&c, standby, json!({"synchronous_mode": false}));
-    wait(
-        &c,
-        "the sync key deleted",
-        Duration::from_secs(30),
-        || match c.etcd_get("sync").map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(v) => Err(v),
-        },
-    );
-    wait(
-        &c,
-        "the parameter cleared",
-        Duration::from_secs(30),
-        || match show(&c, standby, "synchronous_standby_names") {
-            v if v.is_empty() => Ok(()),
-            v => Err(v),
-        },
-    );
+    c.wait_asynchronous(standby, Duration::from_secs(30))
+        .expect("asynchronous again");
 }
 
 /// The `sync` key's field names in the order they are stored (Patroni writes leader, quorum,
@@ -293,7 +264,7 @@ fn e2e_strict_mode_blocks_commits_without_a_standby_and_resumes_when_one_returns
         json!({"synchronous_mode": true, "synchronous_mode_strict": true}),
     );
     wait(&c, "a synchronous standby", Duration::from_secs(30), || {
-        let key = sync_key(&c);
+        let key = c.sync_key();
         match (key["leader"].as_str(), key["sync_standby"].as_str()) {
             (Some(l), Some(_)) if l == leader_name => Ok(()),
             _ => Err(key.to_string()),

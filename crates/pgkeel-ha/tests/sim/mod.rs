@@ -327,6 +327,10 @@ struct Pg {
     running: bool,
     role: Option<ServerRole>,
     following: Option<String>,
+    /// The upstream its WAL receiver is connected to: it follows `following` one tick late
+    /// (PostgreSQL applies recovery settings asynchronously after a reload, and the receiver
+    /// may still take WAL from the old upstream meanwhile); none while the server is down.
+    receiver: Option<String>,
     streaming: bool,
 }
 
@@ -350,6 +354,7 @@ impl Pg {
         self.running = false;
         self.role = None;
         self.streaming = false;
+        self.receiver = None;
     }
     fn lsn(&self) -> u64 {
         self.data.as_ref().map(|d| d.lsn).unwrap_or(0)
@@ -758,6 +763,7 @@ impl Sim {
         self.dcs.expire(now);
         self.replicate();
         self.acknowledge();
+        self.reconnect_receivers();
         for i in 0..3 {
             if self.nodes[i].task.as_ref().is_some_and(|(_, t)| *t <= now) {
                 self.finish_task(i);
@@ -1002,7 +1008,7 @@ impl Sim {
         for i in 0..3 {
             let upstream = self.nodes[i]
                 .pg
-                .following
+                .receiver
                 .as_deref()
                 .and_then(|f| self.nodes_index(f))
                 .filter(|j| *j != i && running[*j]);
@@ -1030,6 +1036,18 @@ impl Sim {
         }
     }
 
+    /// The WAL receivers pick up the recovery settings written meanwhile (after this tick's
+    /// copy and acknowledgements: a receiver told to stop may still confirm what it took).
+    fn reconnect_receivers(&mut self) {
+        for n in &mut self.nodes {
+            n.pg.receiver = if n.pg.running && n.pg.role == Some(ServerRole::Replica) {
+                n.pg.following.clone()
+            } else {
+                None
+            };
+        }
+    }
+
     /// The standbys streaming from node `i` (its `pg_stat_replication`): `sync` when its
     /// `synchronous_standby_names` names them, their position the WAL they have.
     fn walsenders(&self, i: usize) -> Vec<ReplicationConnection> {
@@ -1048,7 +1066,7 @@ impl Sim {
         let me = self.nodes[i].name.clone();
         self.nodes
             .iter()
-            .filter(|n| n.pg.streaming && n.pg.following.as_deref() == Some(me.as_str()))
+            .filter(|n| n.pg.streaming && n.pg.receiver.as_deref() == Some(me.as_str()))
             .map(|n| {
                 let lsn = Some(Lsn(n.pg.lsn()));
                 ReplicationConnection {
@@ -1173,6 +1191,7 @@ impl Sim {
                     running: true,
                     role: Some(ServerRole::Primary),
                     following: None,
+                    receiver: None,
                     streaming: false,
                 };
                 Ok(())
@@ -1319,6 +1338,7 @@ impl Sim {
             receive_lsn: (pg.role == Some(ServerRole::Replica)).then(|| Lsn(pg.lsn())),
             replay_lsn: (pg.role == Some(ServerRole::Replica)).then(|| Lsn(pg.lsn())),
             streaming: pg.streaming,
+            wal_receiver: pg.receiver.is_some(),
             following: pg.following.clone(),
             cluster_state: pg.data.as_ref().map(|d| d.state.to_string()),
             server_version: Some(170_000),
@@ -1450,7 +1470,9 @@ impl Sim {
             .enumerate()
             .filter(|(j, _)| *j != i)
             .map(|(_, n)| PeerStatus {
-                detached: n.pg.role == Some(ServerRole::Replica) && n.pg.following.is_none(),
+                detached: n.pg.role == Some(ServerRole::Replica)
+                    && n.pg.following.is_none()
+                    && n.pg.receiver.is_none(),
                 name: n.name.clone(),
                 reachable: n.agent == Agent::Up && n.pg.running,
                 in_recovery: n.pg.role != Some(ServerRole::Primary),
@@ -1664,6 +1686,7 @@ impl Sim {
                 d.state = "in production";
                 pg.role = Some(ServerRole::Primary);
                 pg.following = None;
+                pg.receiver = None;
                 pg.streaming = false;
                 Ok(None)
             }
@@ -1693,8 +1716,8 @@ impl Sim {
                 if !pg.running {
                     return Err("postgres is not running".into());
                 }
+                // The receiver stops at the next tick, after taking what it still gets.
                 pg.following = None;
-                pg.streaming = false;
                 Ok(None)
             }
             Action::ReloadConfig { .. } => {

@@ -227,6 +227,7 @@ pub fn local_primary() -> LocalPostgres {
         receive_lsn: None,
         replay_lsn: None,
         streaming: false,
+        wal_receiver: false,
         following: None,
         cluster_state: Some("in production".into()),
         server_version: Some(170_000),
@@ -246,6 +247,7 @@ pub fn local_replica_of(leader: &str) -> LocalPostgres {
         receive_lsn: Some(Lsn(100)),
         replay_lsn: Some(Lsn(100)),
         streaming: true,
+        wal_receiver: true,
         following: Some(leader.into()),
         cluster_state: Some("in archive recovery".into()),
         ..local_primary()

@@ -1,6 +1,7 @@
 //! `pgkeel-bench-failover [--rounds N] [--profile fast|patroni-defaults] [--ttl S] [--loop-wait S]
-//! [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--logs]`: write unavailability of a
-//! 3-node cluster when the primary fails.
+//! [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--sync off|on|quorum] [--logs]`: write
+//! unavailability of a 3-node cluster when the primary fails (`--sync`: with that
+//! `synchronous_mode` turned on first).
 //!
 //! A client thread writes one row (`INSERT INTO bench(t) VALUES (now())`) every 20 ms to whichever
 //! node accepts writes (it tries each node's PostgreSQL with a short connect timeout and
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
 use pgkeel_testkit::bench::{load, machine, stats};
+use pgkeel_testkit::chaos::{Replication, set_replication};
 use pgkeel_testkit::writer::{Ack, CONNECT_TIMEOUT, WRITE_INTERVAL, WRITE_TIMEOUT, Writer};
 use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, procs};
 
@@ -35,7 +37,7 @@ const SETTLE: Duration = Duration::from_secs(2);
 const TARGET_CRASH_S: f64 = 1.2;
 
 const USAGE: &str = "usage: pgkeel-bench-failover [--rounds N] [--profile fast|patroni-defaults] \
-[--ttl S] [--loop-wait S] [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--logs]";
+[--ttl S] [--loop-wait S] [--retry-timeout S] [--scenario both|host-loss|pg-crash] [--sync off|on|quorum] [--logs]";
 
 // ---------------------------------------------------------------------------------------------
 
@@ -314,6 +316,8 @@ struct Args {
     profile: &'static str,
     scenarios: Vec<Scenario>,
     logs: bool,
+    /// `--sync`: the replication mode turned on before the first round.
+    replication: Replication,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Args> {
@@ -325,6 +329,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         profile: "fast",
         scenarios: vec![Scenario::HostLoss, Scenario::PgCrash],
         logs: false,
+        replication: Replication::Async,
     };
     let (mut ttl, mut loop_wait, mut retry) = (None, None, None);
     let mut it = args.iter();
@@ -349,6 +354,10 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
                 }
                 other => bail!("unknown profile {other:?} (fast, patroni-defaults)\n{USAGE}"),
             },
+            "--sync" => {
+                a.replication = Replication::parse(v)
+                    .with_context(|| format!("--sync {v}: expected off, on or quorum\n{USAGE}"))?
+            }
             "--scenario" => {
                 a.scenarios = match v.as_str() {
                     "both" => vec![Scenario::HostLoss, Scenario::PgCrash],
@@ -410,8 +419,12 @@ fn run() -> anyhow::Result<()> {
         bin.display()
     );
     println!(
-        "settings: profile {}: ttl={} loop_wait={} retry_timeout={}; 3 etcd 3.4 members (pre-vote), PostgreSQL 15, all on 127.0.0.1",
-        a.profile, a.ttl, a.loop_wait, a.retry_timeout
+        "settings: profile {}: ttl={} loop_wait={} retry_timeout={}; synchronous_mode {}; 3 etcd 3.4 members (pre-vote), PostgreSQL 15, all on 127.0.0.1",
+        a.profile,
+        a.ttl,
+        a.loop_wait,
+        a.retry_timeout,
+        a.replication.label()
     );
     if a.loop_wait + 2 * a.retry_timeout > a.ttl {
         println!(
@@ -446,6 +459,7 @@ fn run() -> anyhow::Result<()> {
     let ports: Vec<u16> = (0..cluster.len())
         .map(|i| cluster.node(i).pg_port)
         .collect();
+    set_replication(&cluster, leader, a.replication)?;
     let writer = Writer::start(ports, "pgkeel-bench-failover")?;
     let mut bench = Bench {
         cluster,

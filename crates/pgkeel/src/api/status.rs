@@ -39,6 +39,7 @@ pub fn with_live_wal(s: &NodeStatus, now: WalNow) -> NodeStatus {
             pg.receive_lsn = now.received.or(pg.receive_lsn);
             pg.replay_lsn = now.replayed.or(pg.replay_lsn);
             pg.wal_position = pg.receive_lsn.max(pg.replay_lsn);
+            pg.wal_receiver = now.wal_receiver;
         }
         _ => {}
     }
@@ -126,7 +127,10 @@ pub fn patroni_status(s: &NodeStatus) -> PatroniStatus {
             if pg.streaming {
                 out.replication_state = Some("streaming".into());
             }
-            if pg.following.is_none() && !standby_cluster {
+            // Detached only once its WAL receiver is gone: until then WAL can still arrive
+            // (found by the fault campaign: a voter whose settings no longer named the frozen
+            // primary confirmed its commits after voting, and they were lost).
+            if pg.following.is_none() && !pg.wal_receiver && !standby_cluster {
                 out.detached = Some(true);
             }
             if let Some(r) = cluster.and_then(|c| super::model::sync_role(c, &s.name)) {

@@ -424,6 +424,9 @@ pub(crate) struct ControlData {
     pub timeline: Option<u32>,
     /// `Latest checkpoint location` (for a cleanly stopped primary, where its WAL ends).
     pub checkpoint_lsn: Option<pgkeel_ha::pg::Lsn>,
+    /// `Minimum recovery ending location` and its timeline (`Min recovery ending loc's
+    /// timeline`): how far a stopped replica replayed (0/0 and 0 on a primary).
+    pub min_recovery: Option<(pgkeel_ha::pg::Lsn, u32)>,
     /// The primary's settings a standby must not go below (`max_connections setting`, ...),
     /// by parameter name.
     pub hot_standby_minimums: BTreeMap<String, u64>,
@@ -471,6 +474,26 @@ pub(crate) fn raised_for_standby(
         .collect()
 }
 
+impl ControlData {
+    /// Where the local WAL ends and on which timeline, as Patroni reads it
+    /// (`_get_local_timeline_lsn_from_controldata`): for a replica the minimum recovery point
+    /// (it replayed at least that far; its last restartpoint may be much older), else the last
+    /// checkpoint. A replica that was never past a restartpoint reports 0/0: its checkpoint.
+    pub fn wal_end(&self) -> (Option<pgkeel_ha::pg::Lsn>, Option<u32>) {
+        let replica = matches!(
+            self.state.as_deref(),
+            Some("shut down in recovery" | "in archive recovery")
+        );
+        match self.min_recovery {
+            Some((lsn, tl)) if replica && lsn.0 > 0 && tl > 0 => {
+                let end = self.checkpoint_lsn.map_or(lsn, |c| c.max(lsn));
+                (Some(end), Some(tl))
+            }
+            _ => (self.checkpoint_lsn, self.timeline),
+        }
+    }
+}
+
 /// Parses `pg_controldata` output (run with `LC_ALL=C`).
 pub(crate) fn parse_controldata(text: &str) -> ControlData {
     let mut cd = ControlData::default();
@@ -484,6 +507,15 @@ pub(crate) fn parse_controldata(text: &str) -> ControlData {
             "Database cluster state" => cd.state = Some(v.to_string()),
             "Latest checkpoint's TimeLineID" => cd.timeline = v.parse().ok(),
             "Latest checkpoint location" => cd.checkpoint_lsn = v.parse().ok(),
+            "Minimum recovery ending location" => {
+                let tl = cd.min_recovery.map_or(0, |(_, tl)| tl);
+                cd.min_recovery = v.parse().ok().map(|lsn| (lsn, tl));
+            }
+            "Min recovery ending loc's timeline" => {
+                if let (Some((lsn, _)), Ok(tl)) = (cd.min_recovery, v.parse()) {
+                    cd.min_recovery = Some((lsn, tl));
+                }
+            }
             other => {
                 if let Some((_, name, _)) =
                     HOT_STANDBY_MINIMUMS.iter().find(|(l, _, _)| *l == other)
@@ -741,6 +773,27 @@ mod tests {
         assert_eq!(pf.status.as_deref(), Some("ready"));
         assert_eq!(parse_pidfile("garbage"), None);
         assert_eq!(timeline_from_walfile("000000020000000000000003"), Some(2));
+    }
+
+    #[test]
+    fn a_stopped_replica_ends_at_its_minimum_recovery_point() {
+        // Found by the fault campaign: a replica's last restartpoint (0/3000060) was before
+        // the new leader's switch point, the WAL it had replayed (0/4065120) was past it.
+        let replica = parse_controldata(
+            "Database cluster state:               shut down in recovery\nLatest checkpoint location:           0/3000060\nLatest checkpoint's TimeLineID:       1\nMinimum recovery ending location:     0/4065120\nMin recovery ending loc's timeline:   2\n",
+        );
+        assert_eq!(
+            replica.wal_end(),
+            (Some(pgkeel_ha::pg::Lsn(0x0406_5120)), Some(2))
+        );
+        // A primary (0/0, timeline 0): its last checkpoint.
+        let primary = parse_controldata(
+            "Database cluster state:               shut down\nLatest checkpoint location:           0/3000060\nLatest checkpoint's TimeLineID:       1\nMinimum recovery ending location:     0/0\nMin recovery ending loc's timeline:   0\n",
+        );
+        assert_eq!(
+            primary.wal_end(),
+            (Some(pgkeel_ha::pg::Lsn(0x0300_0060)), Some(1))
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct WalNow {
     pub received: Option<Lsn>,
     /// A replica's `pg_last_wal_replay_lsn()`.
     pub replayed: Option<Lsn>,
+    /// A replica has a WAL receiver process (`pg_stat_wal_receiver` has a row).
+    pub wal_receiver: bool,
 }
 
 /// Reads [`WalNow`] over a connection of its own (opened on first use, dropped on any error).
@@ -45,7 +47,8 @@ impl std::fmt::Debug for LiveWal {
 const SQL: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
     CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_wal_lsn()::text END, \
     pg_catalog.pg_last_wal_receive_lsn()::text, \
-    pg_catalog.pg_last_wal_replay_lsn()::text";
+    pg_catalog.pg_last_wal_replay_lsn()::text, \
+    EXISTS (SELECT 1 FROM pg_catalog.pg_stat_wal_receiver WHERE pid IS NOT NULL)";
 
 impl LiveWal {
     /// A reader connecting with `config`; connecting plus the query take at most `bound`.
@@ -81,6 +84,7 @@ impl LiveWal {
                 current: lsn(1),
                 received: lsn(2),
                 replayed: lsn(3),
+                wal_receiver: row.try_get(4).unwrap_or(true),
             })
         })
         .await

@@ -29,9 +29,21 @@ impl Ha {
             // fence() normally catches this first; kept for the bootstrapping exception.
             return demote("demoting self because I do not have the lock and I was a leader");
         }
-        if local.is_running_replica()
-            && let Divergence::Yes(why) = self.divergence(ctx, leader)
+        let target = self.upstream(ctx, leader);
+        let repointing = local.following.as_deref() != Some(target.as_str());
+        let divergence = if local.is_running_replica() {
+            self.divergence(ctx, leader)
+        } else {
+            Divergence::No
+        };
+        if let Divergence::Unknown(why) = &divergence
+            && repointing
         {
+            // Pointed at a leader whose timeline it may not contain, PostgreSQL stops for good
+            // ("requested timeline does not contain minimum recovery point"): wait.
+            return verdict(vec![], format!("not following {leader} yet: {why}"));
+        }
+        if let Divergence::Yes(why) = divergence {
             if ctx.gc.pause {
                 // Rewinding means stopping it: not in pause. It streams on as it can.
                 return verdict(
@@ -45,8 +57,7 @@ impl Ha {
                 format!("stopping to rewind from {leader}: {why}"),
             );
         }
-        let target = self.upstream(ctx, leader);
-        if local.following.as_deref() != Some(target.as_str()) {
+        if repointing {
             return verdict(
                 vec![Action::Follow {
                     leader: target.clone(),
@@ -196,13 +207,13 @@ impl Ha {
                 "local WAL ends at {pos} on timeline {my_tl}, past the switch point {}",
                 crate::pg::Lsn(sw)
             )),
-            // The history is published but does not know this timeline: a promotion the
-            // leader never saw (at worst this costs a needless rewind), unless the leader has
-            // not written its newest entry yet.
-            None if ctx.cluster.history.is_some() => {
-                self.missing_from_history(ctx, leader, my_tl, leader_tl)
-            }
-            _ => Divergence::No,
+            Some(_) => Divergence::No,
+            // The history does not know this timeline (or there is none yet: the cluster's
+            // first failover): a promotion the leader never saw (at worst this costs a
+            // needless rewind), unless the leader has not written its newest entry yet.
+            // Found by the fault campaign: a replica that streamed on from a frozen primary
+            // past the switch point was pointed at the new leader and never started again.
+            None => self.missing_from_history(ctx, leader, my_tl, leader_tl),
         }
     }
 

@@ -158,8 +158,7 @@ impl PgNode {
         lp.data_dir = data_dir;
         if let Some(cd) = &cd {
             lp.cluster_state = cd.state.clone();
-            lp.timeline = cd.timeline;
-            lp.checkpoint_lsn = cd.checkpoint_lsn;
+            (lp.checkpoint_lsn, lp.timeline) = cd.wal_end();
         }
         lp.following = std::fs::read_to_string(self.cfg.data_dir.join("postgresql.conf"))
             .ok()
@@ -219,11 +218,9 @@ impl PgNode {
             lp.receive_lsn = lsn(4);
             lp.replay_lsn = lsn(5);
             lp.wal_position = lp.receive_lsn.max(lp.replay_lsn);
-            lp.streaming = row
-                .try_get::<_, Option<String>>(6)
-                .ok()
-                .flatten()
-                .is_some_and(|s| s == "streaming");
+            let receiver = row.try_get::<_, Option<String>>(6).ok().flatten();
+            lp.wal_receiver = receiver.is_some();
+            lp.streaming = receiver.is_some_and(|s| s == "streaming");
             lp.timeline = int(7)
                 .and_then(|v| u32::try_from(v).ok())
                 .or(checkpoint_tli)
