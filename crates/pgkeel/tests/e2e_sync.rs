@@ -6,7 +6,8 @@
 //! replica is refused with Patroni's 412, one to the synchronous standby works; when the leader's
 //! host dies, its synchronous standby is promoted; turned off, the key goes and the parameter is
 //! cleared. In strict mode a commit waits while no standby is left and is acknowledged once one
-//! returns.
+//! returns. Switched at run time with `edit-config` (`pgkeelctl` and Patroni's `patronictl`) from
+//! off to on, to quorum and off, a `nosync` member is never named in either mode.
 
 use std::time::Duration;
 
@@ -350,4 +351,98 @@ fn e2e_strict_mode_blocks_commits_without_a_standby_and_resumes_when_one_returns
         },
     );
     assert_eq!(c.leader_index(), Some(leader), "the primary changed");
+}
+
+/// node0 leads (the others are `nofailover`); node2 is also `nosync`.
+fn nosync_options(scope: &str) -> pgkeel_testkit::ClusterOptions {
+    let tags = |extra: &[(&str, Value)]| -> std::collections::BTreeMap<String, Value> {
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect()
+    };
+    pgkeel_testkit::ClusterOptions {
+        tags: vec![
+            tags(&[]),
+            tags(&[("nofailover", json!(true))]),
+            tags(&[("nofailover", json!(true)), ("nosync", json!(true))]),
+        ],
+        ..pgkeel_testkit::fast_options!(scope)
+    }
+}
+
+#[test]
+fn e2e_modes_switch_at_run_time_with_edit_config_and_a_nosync_member_is_never_synchronous() {
+    require_tools();
+    require_patronictl();
+    let c = PgkeelCluster::start(nosync_options("e2e-sync-modes")).expect("start the cluster");
+    let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    assert_eq!(leader, 0, "node0 is the only member allowed to lead");
+    let edit = |mode: &str, patroni: bool| {
+        let set = format!("synchronous_mode={mode}");
+        let args = ["edit-config", "--set", set.as_str(), "--force"];
+        let out = if patroni {
+            c.patronictl(&args)
+        } else {
+            c.ctl(&args)
+        }
+        .expect("edit-config");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Names of the standbys the key lists, and the leader's parameter, once they agree.
+    let listed = |key: &Value| -> Vec<String> {
+        key["sync_standby"]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+
+    // `on` with pgkeelctl: only node1 may be synchronous.
+    edit("on", false);
+    wait(&c, "node1 synchronous", Duration::from_secs(30), || {
+        let key = c.sync_key();
+        if key["leader"] == json!("node0") && listed(&key) == ["node1"] {
+            Ok(())
+        } else {
+            Err(key.to_string())
+        }
+    });
+    assert_eq!(c.show(0, "synchronous_standby_names"), "node1");
+
+    // `quorum` with Patroni's patronictl: node1 is the only voter, named ANY 1.
+    edit("quorum", true);
+    wait(&c, "quorum of node1", Duration::from_secs(30), || {
+        let key = c.sync_key();
+        let ssn = c.show(0, "synchronous_standby_names");
+        if listed(&key) == ["node1"] && ssn.starts_with("ANY 1 (") {
+            Ok(())
+        } else {
+            Err(format!("{key} / {ssn}"))
+        }
+    });
+    let ssn = c.show(0, "synchronous_standby_names");
+    assert!(ssn.contains("node1") && !ssn.contains("node2"), "{ssn}");
+    // Several cycles later node2 still is neither in the key nor in the parameter.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        let key = c.sync_key();
+        assert!(!listed(&key).contains(&"node2".to_string()), "{key}");
+        assert!(
+            !c.show(0, "synchronous_standby_names").contains("node2"),
+            "nosync member named"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Off again with pgkeelctl.
+    edit("off", false);
+    c.wait_asynchronous(0, Duration::from_secs(30))
+        .expect("asynchronous again");
 }
