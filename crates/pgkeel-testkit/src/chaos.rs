@@ -18,7 +18,7 @@
 //!
 //! The same seed draws the same faults, targets and delays (the cluster's own timing still
 //! varies). Network faults (partitions) will be further [`FaultKind`]s: each kind is injected
-//! by [`inject`] and healed before the settle wait, so a partition fits the same shape.
+//! by `inject` and healed before the settle wait, so a partition fits the same shape.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
