@@ -376,11 +376,39 @@ async fn primary_replica_crash_escalation_promote_rewind() {
         None
     );
 
-    // --- promote the replica
-    node2
-        .promote(Duration::from_secs(20))
-        .await
-        .expect("promote");
+    // --- promote the replica. PostgreSQL can take the request and then sleep out
+    // wal_retrieve_retry_interval (5 s) before acting on it (a WAL receiver asked for but not
+    // yet running when the request came); the agent wakes it with a SIGHUP while it waits.
+    // Here the startup process is frozen, so the promotion waits until the wake-up is seen.
+    let startup = tree(node2.postmaster_pid().expect("replica pid"))
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.contains("startup"))
+        })
+        .expect("the startup process");
+    signal_all(&[startup], Signal::SIGSTOP);
+    let sighups = || {
+        std::fs::read_to_string(node2.log_file())
+            .unwrap_or_default()
+            .matches("received SIGHUP")
+            .count()
+    };
+    let before = sighups();
+    let t_promote = Instant::now();
+    let woken = async {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sighups() == before && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let woken = sighups() > before;
+        signal_all(&[startup], Signal::SIGCONT);
+        woken
+    };
+    let (promoted, woken) = tokio::join!(node2.promote(Duration::from_secs(20)), woken);
+    promoted.expect("promote");
+    println!("promotion took {:?}", t_promote.elapsed());
+    assert!(woken, "no SIGHUP while the promotion was pending");
     let p = probe_until(&node2, Duration::from_secs(10), "promoted", |p| {
         p.role == Some(ServerRole::Primary)
     })
