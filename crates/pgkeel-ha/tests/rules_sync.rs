@@ -5,7 +5,7 @@
 mod support;
 
 use pgkeel_ha::Ha;
-use pgkeel_ha::ha::{Action, Outcome};
+use pgkeel_ha::ha::{Action, CallbackEvent, Outcome, Role};
 use pgkeel_ha::pg::{LocalPostgres, Lsn, ReplicationConnection};
 use pgkeel_ha::sync::STRICT_PLACEHOLDER;
 use serde_json::{Value, json};
@@ -309,10 +309,17 @@ fn only_a_synchronous_standby_races_for_the_lock() {
 
 /// The first actions of `n2` that has just won the leader race.
 fn won_race(c: ClusterBuilder) -> Vec<Action> {
+    won_race_running(c, None)
+}
+
+/// [`won_race`], its replica running with this `synchronous_standby_names`.
+fn won_race_running(c: ClusterBuilder, ssn: Option<&str>) -> Vec<Action> {
+    let mut local = local_replica_of("n1");
+    local.synchronous_standby_names = ssn.map(str::to_string);
     let o = obs()
         .cluster(c)
         .fresh_lease("n2")
-        .local(local_replica_of("n1"))
+        .local(local)
         .outcome(Outcome::LeaderAcquired { won: true })
         .build();
     ha("n2").step(&o).actions.into_iter().take(3).collect()
@@ -342,6 +349,36 @@ fn a_new_primary_takes_the_sync_key_before_it_promotes() {
     assert_eq!(
         won_race(c),
         [n2_takes_sync(&["n1"], rev), set_ssn("n1"), Action::Promote]
+    );
+}
+
+#[test]
+fn a_new_primary_changes_the_parameter_before_it_promotes_only_when_it_differs() {
+    // A reload just before the promotion can delay it by PostgreSQL's retry sleep.
+    let c = leaderless(sync_on(), sync_key(Some("n2")));
+    let rev = sync_revision(&c);
+    assert_eq!(
+        won_race_running(c, Some("")),
+        [
+            n2_takes_sync(&[], rev),
+            Action::Promote,
+            Action::Callback {
+                event: CallbackEvent::OnRoleChange,
+                role: Role::Primary
+            }
+        ]
+    );
+    // A former primary's stale value is reset before it takes writes.
+    let c = leaderless(sync_on(), sync_key(Some("n2")));
+    assert_eq!(
+        won_race_running(c, Some("n3")),
+        [n2_takes_sync(&[], rev), set_ssn(""), Action::Promote]
+    );
+    let strict = json!({"synchronous_mode": true, "synchronous_mode_strict": true});
+    let c = leaderless(strict, sync_key(Some("n2")));
+    assert_eq!(
+        won_race_running(c, Some("n1")).get(1),
+        Some(&Action::Promote)
     );
 }
 

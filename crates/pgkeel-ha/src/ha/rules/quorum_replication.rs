@@ -35,20 +35,7 @@ impl Ha {
             }
         };
         let key_leader = sync.leader.clone().unwrap_or_default();
-        let mut warnings = Vec::new();
-        let view = self
-            .mem
-            .sync
-            .view(&me, &ctx.obs.local, ctx.cluster, &ctx.gc, &mut warnings);
-        for w in warnings {
-            self.warn(w);
-        }
-        let running = ctx
-            .obs
-            .local
-            .synchronous_standby_names
-            .clone()
-            .unwrap_or_default();
+        let (view, running) = self.sync_view(&me, ctx);
         // Names as the members spell them (the parameter's are compared without case).
         let spelled = |lower: &String| {
             ctx.cluster
@@ -221,6 +208,9 @@ impl Ha {
         let numsync = numsync.max(u64::from(ctx.gc.synchronous_mode_strict));
         let names: BTreeSet<String> = set.names().into_iter().collect();
         let value = standby_names_value(&names, Some(numsync), true).unwrap_or_default();
+        if ctx.obs.local.synchronous_standby_names.as_deref() == Some(value.as_str()) {
+            return vec![]; // already so: no reload just before the promotion
+        }
         vec![Action::SetSynchronousStandbyNames { value: Some(value) }]
     }
 }

@@ -12,7 +12,7 @@
 use super::Ctx;
 use crate::cluster::SyncMode;
 use crate::ha::{Action, Ha};
-use crate::sync::{lower, standby_names_value};
+use crate::sync::{SyncView, lower, standby_names_value};
 use std::collections::BTreeSet;
 
 /// How soon the primary looks again while its synchronous standbys are being changed (Patroni
@@ -26,6 +26,26 @@ fn py_list<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
 }
 
 impl Ha {
+    /// What the running `synchronous_standby_names` means (its parse errors warned about) and
+    /// its text, for either synchronous mode.
+    pub(crate) fn sync_view(&mut self, me: &str, ctx: &Ctx<'_>) -> (SyncView, String) {
+        let mut warnings = Vec::new();
+        let view = self
+            .mem
+            .sync
+            .view(me, &ctx.obs.local, ctx.cluster, &ctx.gc, &mut warnings);
+        for w in warnings {
+            self.warn(w);
+        }
+        let running = ctx
+            .obs
+            .local
+            .synchronous_standby_names
+            .clone()
+            .unwrap_or_default();
+        (view, running)
+    }
+
     /// This step's work on the synchronous standbys of a running primary that holds the lock.
     pub(crate) fn sync_replication(&mut self, ctx: &Ctx<'_>) -> Vec<Action> {
         match ctx.gc.synchronous_mode {
@@ -87,20 +107,7 @@ impl Ha {
             }
             Some(s) => s.clone(),
         };
-        let mut warnings = Vec::new();
-        let view = self
-            .mem
-            .sync
-            .view(&me, &ctx.obs.local, ctx.cluster, &ctx.gc, &mut warnings);
-        for w in warnings {
-            self.warn(w);
-        }
-        let running = ctx
-            .obs
-            .local
-            .synchronous_standby_names
-            .clone()
-            .unwrap_or_default();
+        let (view, running) = self.sync_view(&me, ctx);
         let voters: BTreeSet<String> = sync.sync_standby.iter().cloned().collect();
         let mut actions = Vec::new();
 
@@ -215,14 +222,17 @@ impl Ha {
         };
         let numsync = (ctx.gc.synchronous_mode_strict && names.is_empty()).then_some(1);
         let value = standby_names_value(&names, numsync, false).unwrap_or_default();
-        vec![
-            Action::WriteSync {
-                leader: me.clone(),
-                sync_standby: names.into_iter().collect(),
-                quorum: 0,
-                expected,
-            },
-            Action::SetSynchronousStandbyNames { value: Some(value) },
-        ]
+        let mut actions = vec![Action::WriteSync {
+            leader: me.clone(),
+            sync_standby: names.into_iter().collect(),
+            quorum: 0,
+            expected,
+        }];
+        // Only a change is applied: the reload it takes, just before the promotion, can cost
+        // the promotion PostgreSQL's 5 s retry sleep (see the promote action).
+        if ctx.obs.local.synchronous_standby_names.as_deref() != Some(value.as_str()) {
+            actions.push(Action::SetSynchronousStandbyNames { value: Some(value) });
+        }
+        actions
     }
 }
