@@ -159,6 +159,27 @@ pub struct FaultOutcome {
     pub refused: Option<String>,
 }
 
+impl FaultOutcome {
+    /// The report's line for the `i`-th fault (from 0).
+    fn render_row(&self, i: usize) -> String {
+        format!(
+            "  fault {:>3}: {:<28} on {:<6} -> leader {:<6} settled {:>6.2} s, write gap {}{}\n",
+            i + 1,
+            self.kind.label(),
+            self.target,
+            self.leader_after,
+            self.settled_after.as_secs_f64(),
+            self.write_gap
+                .map(|g| format!("{:.3} s", g.as_secs_f64()))
+                .unwrap_or_else(|| "-".into()),
+            self.refused
+                .as_deref()
+                .map(|r| format!(" (refused: {r})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// The checker's findings.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -199,21 +220,7 @@ impl Report {
             self.faults.len()
         );
         for (i, f) in self.faults.iter().enumerate() {
-            out.push_str(&format!(
-                "  fault {:>3}: {:<28} on {:<6} -> leader {:<6} settled {:>6.2} s, write gap {}{}\n",
-                i + 1,
-                f.kind.label(),
-                f.target,
-                f.leader_after,
-                f.settled_after.as_secs_f64(),
-                f.write_gap
-                    .map(|g| format!("{:.3} s", g.as_secs_f64()))
-                    .unwrap_or_else(|| "-".into()),
-                f.refused
-                    .as_deref()
-                    .map(|r| format!(" (refused: {r})"))
-                    .unwrap_or_default()
-            ));
+            out.push_str(&f.render_row(i));
         }
         out.push_str("  per fault kind (min / median / max):\n");
         for kind in FaultKind::ALL {
@@ -333,6 +340,37 @@ const STABLE: Duration = Duration::from_secs(2);
 /// Runs the campaign on a started cluster and reports; `Err` only when the campaign itself
 /// could not go on (the cluster did not settle within the bound, a tool failed).
 pub fn run(c: &mut PgkeelCluster, o: &CampaignOptions) -> anyhow::Result<Report> {
+    let mut outcomes = Vec::new();
+    match campaign(c, o, &mut outcomes) {
+        Ok(report) => Ok(keep_logs_of_a_failure(c, report)),
+        // An aborted campaign is a failure too: its logs and the faults it got through are
+        // what tells why (the cluster's directory goes when the cluster is dropped).
+        Err(e) => {
+            let kept = keep_logs(c, o.seed)
+                .map(|d| format!("agent logs kept in {}", d.display()))
+                .unwrap_or_else(|| "agent logs could not be kept".into());
+            let done: String = outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, f)| f.render_row(i))
+                .collect();
+            Err(e.context(format!(
+                "campaign aborted after {} of {} faults (synchronous_mode {}, seed {}); {kept}\n{done}",
+                outcomes.len(),
+                o.faults,
+                o.replication.label(),
+                o.seed
+            )))
+        }
+    }
+}
+
+/// The campaign proper; `outcomes` holds the faults it got through, also when it aborts.
+fn campaign(
+    c: &mut PgkeelCluster,
+    o: &CampaignOptions,
+    outcomes: &mut Vec<FaultOutcome>,
+) -> anyhow::Result<Report> {
     let mut rng = Rng::new(o.seed);
     let ttl = Duration::from_secs(c.options().ttl.into());
     let leader = c.wait_healthy(o.settle_bound)?;
@@ -349,7 +387,6 @@ pub fn run(c: &mut PgkeelCluster, o: &CampaignOptions) -> anyhow::Result<Report>
     std::thread::sleep(WARM_UP);
 
     let order = first_faults(&mut rng);
-    let mut outcomes = Vec::new();
     let mut windows = Vec::new();
     for n in 0..o.faults {
         let leader = c.wait_healthy(o.settle_bound)?;
@@ -424,25 +461,24 @@ pub fn run(c: &mut PgkeelCluster, o: &CampaignOptions) -> anyhow::Result<Report>
     let lost: Vec<i64> = acked.difference(&present).copied().collect();
     let in_doubt_present = present.difference(&acked).count();
     let names: Vec<String> = (0..c.len()).map(|i| c.node(i).name.clone()).collect();
-    let overlaps = overlapping_primaries(&merged, &windows, &outcomes, &names);
+    let overlaps = overlapping_primaries(&merged, &windows, outcomes, &names);
     let lost_where = lost
         .iter()
         .take(5)
         .filter_map(|id| merged.iter().find(|a| a.id == *id))
-        .map(|a| where_acknowledged(a, &windows, &outcomes, &names))
+        .map(|a| where_acknowledged(a, &windows, outcomes, &names))
         .collect();
-    let report = Report {
+    Ok(Report {
         replication: o.replication,
         seed: o.seed,
-        faults: outcomes,
+        faults: outcomes.clone(),
         acknowledged: acked.len(),
         lost,
         lost_where,
         in_doubt_present,
         overlaps,
         logs_kept: None,
-    };
-    Ok(keep_logs_of_a_failure(c, report))
+    })
 }
 
 /// "id N acknowledged by nodeX at +t s into fault k (kind)", for a lost write.
@@ -471,14 +507,19 @@ fn keep_logs_of_a_failure(c: &PgkeelCluster, mut report: Report) -> Report {
     if report.passed() {
         return report;
     }
-    let dir = std::env::temp_dir().join(format!("pgkeel-chaos-{}", report.seed));
-    if std::fs::create_dir_all(&dir).is_ok() {
-        for i in 0..c.len() {
-            let _ = std::fs::write(dir.join(format!("{}.log", c.node(i).name)), c.logs(i));
-        }
-        report.logs_kept = Some(dir);
-    }
+    report.logs_kept = keep_logs(c, report.seed);
     report
+}
+
+/// Copies every agent's log to `$TMPDIR/pgkeel-chaos-<seed>/`; the directory, if it could
+/// be made.
+fn keep_logs(c: &PgkeelCluster, seed: u64) -> Option<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pgkeel-chaos-{seed}"));
+    std::fs::create_dir_all(&dir).ok()?;
+    for i in 0..c.len() {
+        let _ = std::fs::write(dir.join(format!("{}.log", c.node(i).name)), c.logs(i));
+    }
+    Some(dir)
 }
 
 /// Turns the mode on through `/config` and waits until the leader's `sync` key names a
@@ -502,7 +543,7 @@ pub fn set_replication(c: &PgkeelCluster, leader: usize, r: Replication) -> anyh
 /// can a failure of the leader be failed over (after a primary restarts, the key lists nobody
 /// until a standby has confirmed again, as in Patroni, and a host loss in that window is not
 /// failed over in `on` mode).
-fn protected(c: &PgkeelCluster, leader: usize, r: Replication) -> Result<(), String> {
+pub fn protected(c: &PgkeelCluster, leader: usize, r: Replication) -> Result<(), String> {
     if !r.is_synchronous() {
         return Ok(());
     }

@@ -96,7 +96,7 @@ fn run() -> anyhow::Result<()> {
             pgkeelctl_bin: std::env::var_os("PGKEELCTL_BIN").map(Into::into),
             ..ClusterOptions::default()
         })?;
-        let report = chaos::run(
+        let outcome = chaos::run(
             &mut c,
             &CampaignOptions {
                 replication: *mode,
@@ -105,7 +105,16 @@ fn run() -> anyhow::Result<()> {
                 writers: a.writers,
                 settle_bound: Duration::from_secs(a.settle_bound),
             },
-        )?;
+        );
+        // An aborted mode is reported and counted as failed; the other modes still run.
+        let report = match outcome {
+            Ok(report) => report,
+            Err(e) => {
+                println!("{e:?}");
+                failed.push(mode.label());
+                continue;
+            }
+        };
         print!("{}", report.render());
         println!("  (load {})", load());
         if !report.passed() {
@@ -113,7 +122,9 @@ fn run() -> anyhow::Result<()> {
         }
     }
     if !failed.is_empty() {
-        bail!("acknowledged writes lost or overlapping primaries in mode(s) {failed:?}");
+        bail!(
+            "campaign aborted, acknowledged writes lost or overlapping primaries in mode(s) {failed:?}"
+        );
     }
     Ok(())
 }

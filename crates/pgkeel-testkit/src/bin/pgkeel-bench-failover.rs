@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
 use pgkeel_testkit::bench::{load, machine, stats};
-use pgkeel_testkit::chaos::{Replication, set_replication};
+use pgkeel_testkit::chaos::{Replication, protected, set_replication};
 use pgkeel_testkit::writer::{Ack, CONNECT_TIMEOUT, WRITE_INTERVAL, WRITE_TIMEOUT, Writer};
 use pgkeel_testkit::{ClusterOptions, PgkeelCluster, eventually, procs};
 
@@ -113,10 +113,13 @@ struct Bench {
     /// Bound of "writes resume" and "healthy again".
     recover_timeout: Duration,
     logs: bool,
+    /// The replication mode (`--sync`).
+    replication: Replication,
 }
 
 impl Bench {
-    /// Waits until the cluster is healthy and the client has been writing to the leader for 1 s.
+    /// Waits until the cluster is healthy, the client has been writing to the leader for 1 s and,
+    /// in the synchronous modes, the `sync` key names a standby.
     fn wait_steady(&self) -> anyhow::Result<usize> {
         let leader = self.cluster.wait_healthy(self.recover_timeout)?;
         eventually(self.recover_timeout, Duration::from_millis(50), || {
@@ -128,7 +131,9 @@ impl Bench {
                 .take_while(|a| now.duration_since(a.at) < Duration::from_secs(1))
                 .collect();
             if recent.len() >= 25 && recent.iter().all(|a| a.node == leader) {
-                Ok(())
+                // In the synchronous modes a host loss is failed over only once the `sync`
+                // key names a standby again (a restarted primary lists nobody at first).
+                protected(&self.cluster, leader, self.replication)
             } else {
                 Err(format!(
                     "{} writes to node{leader} in the last second",
@@ -468,6 +473,7 @@ fn run() -> anyhow::Result<()> {
         spread,
         recover_timeout,
         logs: a.logs,
+        replication: a.replication,
     };
 
     let mut results: Vec<(Scenario, Vec<Round>)> = Vec::new();
