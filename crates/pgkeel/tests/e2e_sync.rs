@@ -7,7 +7,9 @@
 //! host dies, its synchronous standby is promoted; turned off, the key goes and the parameter is
 //! cleared. In strict mode a commit waits while no standby is left and is acknowledged once one
 //! returns. Switched at run time with `edit-config` (`pgkeelctl` and Patroni's `patronictl`) from
-//! off to on, to quorum and off, a `nosync` member is never named in either mode.
+//! off to on, to quorum and off, a `nosync` member is never named in either mode. A replica
+//! lagging beyond `maximum_lag_on_syncnode` is not named when the synchronous standby leaves,
+//! and is once it has caught up.
 
 use std::time::Duration;
 
@@ -445,4 +447,124 @@ fn e2e_modes_switch_at_run_time_with_edit_config_and_a_nosync_member_is_never_sy
     edit("off", false);
     c.wait_asynchronous(0, Duration::from_secs(30))
         .expect("asynchronous again");
+}
+
+/// Resumes a SIGSTOPped process when dropped, so that a failing test leaves nothing frozen
+/// (a stopped WAL receiver would hold up the server's shutdown).
+struct Frozen(nix::unistd::Pid);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+#[test]
+fn e2e_a_standby_lagging_beyond_maximum_lag_on_syncnode_is_not_made_synchronous() {
+    require_tools();
+    let mut c = PgkeelCluster::start(pgkeel_testkit::fast_options!("e2e-sync-lag"))
+        .expect("start the cluster");
+    let leader = c.wait_healthy(Duration::from_secs(60)).expect("healthy");
+    let leader_name = c.node(leader).name.clone();
+    patch_config(
+        &c,
+        leader,
+        json!({"synchronous_mode": true, "maximum_lag_on_syncnode": 1_048_576}),
+    );
+    let named = |key: &Value| -> Vec<String> {
+        key["sync_standby"]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let standby_name = wait(&c, "a synchronous standby", Duration::from_secs(30), || {
+        let key = c.sync_key();
+        match named(&key).as_slice() {
+            [s] if key["leader"] == json!(leader_name) => Ok(s.clone()),
+            _ => Err(key.to_string()),
+        }
+    });
+    let standby = c.index_of(&standby_name).expect("a member");
+    let lagging = (0..c.len())
+        .find(|&i| i != leader && i != standby)
+        .expect("a third node");
+    let lagging_name = c.node(lagging).name.clone();
+
+    // The other replica's WAL receiver stops, and 4 MB of WAL later it lags by more than
+    // maximum_lag_on_syncnode (the synchronous standby confirms every commit meanwhile).
+    let receiver: i32 = wait(
+        &c,
+        "the WAL receiver's pid",
+        Duration::from_secs(20),
+        || {
+            c.psql(lagging, "SELECT pid FROM pg_stat_wal_receiver")
+                .map_err(|e| e.to_string())?
+                .trim()
+                .parse()
+                .map_err(|e| format!("{e}"))
+        },
+    );
+    let receiver = nix::unistd::Pid::from_raw(receiver);
+    nix::sys::signal::kill(receiver, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let frozen = Frozen(receiver);
+    c.psql(
+        leader,
+        "CREATE TABLE lag_filler AS SELECT repeat('x', 1000) AS t FROM generate_series(1, 4000)",
+    )
+    .expect("write 4 MB");
+
+    // The synchronous standby leaves (SIGTERM: released first, then stopped). The lagging
+    // replica is the only one left, and it is named neither in the key nor in the parameter.
+    c.terminate_agent(standby, Duration::from_secs(60))
+        .expect("SIGTERM the standby's agent");
+    wait(
+        &c,
+        "the standby out of the key",
+        Duration::from_secs(30),
+        || {
+            let key = c.sync_key();
+            if named(&key).is_empty() && c.show(leader, "synchronous_standby_names").is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{key} / {}",
+                    c.show(leader, "synchronous_standby_names")
+                ))
+            }
+        },
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while std::time::Instant::now() < deadline {
+        let key = c.sync_key();
+        assert!(named(&key).is_empty(), "lagging member named: {key}");
+        let ssn = c.show(leader, "synchronous_standby_names");
+        assert!(!ssn.contains(&lagging_name), "lagging member named: {ssn}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.psql(
+        leader,
+        "INSERT INTO lag_filler VALUES ('unprotected but acknowledged')",
+    )
+    .expect("writes go on, asynchronously");
+
+    // Once it has caught up it becomes the synchronous standby.
+    drop(frozen);
+    wait(
+        &c,
+        "the caught-up replica named",
+        Duration::from_secs(30),
+        || {
+            let key = c.sync_key();
+            if named(&key) == [lagging_name.clone()]
+                && c.show(leader, "synchronous_standby_names") == lagging_name
+            {
+                Ok(())
+            } else {
+                Err(key.to_string())
+            }
+        },
+    );
 }
