@@ -6,6 +6,7 @@ use super::slots::slot_changes_keeping;
 use super::{Ctx, Verdict, demote, pause, verdict};
 use crate::ha::{Action, Ha, StopMode, TaskKind};
 use crate::keys::codec::slot_name_from_member_name;
+use crate::time::MonoTime;
 
 /// Whether a stopped data directory can follow the leader as is.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,6 +17,25 @@ pub(crate) enum Divergence {
     Yes(String),
     /// Cannot tell yet (the leader has not published its timeline history).
     Unknown(String),
+}
+
+/// Whether `leader` has been seen on timeline `leader_tl` for a whole `ttl` (a promotion's
+/// publishing lags it by less); `since` remembers when that sighting began.
+fn waited_a_ttl(
+    since: &mut Option<(String, u32, MonoTime)>,
+    ctx: &Ctx<'_>,
+    leader: &str,
+    leader_tl: u32,
+) -> bool {
+    let now = ctx.obs.now;
+    let began = match since {
+        Some((l, tl, at)) if l == leader && *tl == leader_tl => *at,
+        _ => {
+            *since = Some((leader.to_string(), leader_tl, now));
+            now
+        }
+    };
+    now.since(began) >= ctx.gc.ttl.saturating_mul(1000)
 }
 
 impl Ha {
@@ -177,15 +197,7 @@ impl Ha {
             // It replayed a promotion the leader never saw (Patroni's rewind check: "local
             // timeline > primary timeline" needs a rewind); it cannot stream from that leader.
             // The leader's timeline may only lag its promotion: a TTL of it is proof.
-            let now = ctx.obs.now;
-            let since = match &self.mem.timeline_ahead_wait {
-                Some((l, tl, since)) if l == leader && *tl == leader_tl => *since,
-                _ => {
-                    self.mem.timeline_ahead_wait = Some((leader.to_string(), leader_tl, now));
-                    now
-                }
-            };
-            if now.since(since) < ctx.gc.ttl.saturating_mul(1000) {
+            if !waited_a_ttl(&mut self.mem.timeline_ahead_wait, ctx, leader, leader_tl) {
                 return Divergence::No;
             }
             return Divergence::Yes(format!(
@@ -235,15 +247,7 @@ impl Ha {
             .as_ref()
             .is_none_or(|h| h.iter().all(|e| e.timeline < my_tl));
         if not_reached && ctx.cluster.timeline() < leader_tl {
-            let now = ctx.obs.now;
-            let since = match &self.mem.history_wait {
-                Some((l, tl, since)) if l == leader && *tl == leader_tl => *since,
-                _ => {
-                    self.mem.history_wait = Some((leader.to_string(), leader_tl, now));
-                    now
-                }
-            };
-            if now.since(since) < ctx.gc.ttl.saturating_mul(1000) {
+            if !waited_a_ttl(&mut self.mem.history_wait, ctx, leader, leader_tl) {
                 return Divergence::Unknown(format!(
                     "waiting for leader {leader} to publish its timeline history"
                 ));
