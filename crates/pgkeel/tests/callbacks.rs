@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // test support code outside #[test] fns
 
 use pgkeel::agent::callbacks::CallbackRunner;
-use pgkeel::config::{Callbacks, ShellCommand};
+use pgkeel::config::{Callbacks, PrimaryRoleName, ShellCommand};
 use pgkeel_ha::ha::{CallbackEvent, Role};
 use std::io::Write;
 use std::path::Path;
@@ -28,6 +28,7 @@ fn all(command: &str) -> Callbacks {
         on_restart: c.clone(),
         on_reload: c.clone(),
         on_role_change: c,
+        ..Callbacks::default()
     }
 }
 
@@ -198,4 +199,59 @@ async fn reloaded_commands_run_for_the_events_queued_after_the_reload() {
         std::fs::read_to_string(&record).unwrap(),
         "old on_start\nnew on_reload\n"
     );
+}
+
+/// The seed's VIP script (`tests/fixtures/seed/patroni_callback.sh`, copied unchanged from the
+/// Patroni 1.6 how-to) adds the address only for the role `master`. With
+/// `primary_role_name: master` it does so; with Patroni 4's `primary` (the default) it adds
+/// nothing, as under Patroni 4. Its `sudo` is a stand-in that records the command.
+#[tokio::test]
+async fn the_seeds_vip_script_works_unchanged_with_primary_role_name_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("sudo.record");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    script(
+        &bin,
+        "sudo",
+        &format!("echo \"$*\" >> {}", record.display()),
+    );
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/seed/patroni_callback.sh"
+    );
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let command = ShellCommand::parse(&format!("env PATH={path} bash {seed}")).unwrap();
+    let with = |name| Callbacks {
+        on_stop: Some(command.clone()),
+        on_role_change: Some(command.clone()),
+        primary_role_name: name,
+        ..Callbacks::default()
+    };
+    let recorded = || std::fs::read_to_string(&record).unwrap_or_default();
+
+    let runner = CallbackRunner::new(with(PrimaryRoleName::Master), "batman");
+    runner.submit(CallbackEvent::OnRoleChange, Role::Primary);
+    assert!(runner.drain(Duration::from_secs(10)).await);
+    assert_eq!(
+        recorded(),
+        "/usr/sbin/ip addr add 10.0.2.24/24 brd 10.0.2.255 dev enp0s3 label enp0s3:1\n\
+         /usr/sbin/arping -q -A -c 1 -I enp0s3 10.0.2.24\n"
+    );
+    runner.submit(CallbackEvent::OnRoleChange, Role::Replica);
+    runner.submit(CallbackEvent::OnStop, Role::Replica);
+    assert!(runner.drain(Duration::from_secs(10)).await);
+    let del = "/usr/sbin/ip addr del 10.0.2.24/24 dev enp0s3 label enp0s3:1\n";
+    assert!(
+        recorded().ends_with(&format!("{del}{del}")),
+        "{}",
+        recorded()
+    );
+
+    // Patroni 4's word: the script does not know it and adds nothing.
+    std::fs::remove_file(&record).unwrap();
+    let runner = CallbackRunner::new(with(PrimaryRoleName::Primary), "batman");
+    runner.submit(CallbackEvent::OnRoleChange, Role::Primary);
+    assert!(runner.drain(Duration::from_secs(10)).await);
+    assert_eq!(recorded(), "");
 }

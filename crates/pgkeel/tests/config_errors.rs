@@ -498,6 +498,15 @@ fn unbalanced_quotes_in_commands_are_errors() {
         &format!("{BASE}  callbacks:\n    on_start: /bin/cb x\\\n"),
         &["postgresql.callbacks.on_start", "no escaped character"],
     );
+    error_of(
+        &format!("{BASE}  callbacks:\n    primary_role_name: leader\n"),
+        &[
+            "bad.yml:24:",
+            "postgresql.callbacks.primary_role_name",
+            "leader",
+            "primary or master",
+        ],
+    );
 }
 
 // Issue 6, point 6: TLS is not implemented, so any key asking for it is refused with the key

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use pgkeel::config::{
-    LoadedConfig, ShellCommand, load_config, load_config_from_env_only, load_config_from_str,
-    validate_filesystem,
+    LoadedConfig, PrimaryRoleName, ShellCommand, load_config, load_config_from_env_only,
+    load_config_from_str, validate_filesystem,
 };
 use serde_json::json;
 
@@ -542,6 +542,34 @@ fn commands_are_split_like_patroni_shlex() {
         .expect("on_role_change");
     assert_eq!(cb.program(), "/usr/local/bin/cb");
     assert_eq!(cb.args(), ["--note", "role changed"]);
+}
+
+// A VIP script written for Patroni 3 or older tests `$role == 'master'`: an opt-in gives it
+// that word (pgkeel's own key; Patroni 4's `primary` by default).
+#[test]
+fn callbacks_primary_role_name_is_primary_unless_master_is_asked_for() {
+    let with = |extra: &str| {
+        let text = format!(
+            "{}  callbacks:\n    on_role_change: /bin/cb\n{extra}",
+            minimal()
+        );
+        let l = load_str(&text, &[]);
+        assert!(
+            !warnings(&l).iter().any(|w| w.contains("primary_role_name")),
+            "{:?}",
+            warnings(&l)
+        );
+        l.config.postgresql.callbacks.primary_role_name
+    };
+    assert_eq!(with(""), PrimaryRoleName::Primary);
+    assert_eq!(
+        with("    primary_role_name: primary\n"),
+        PrimaryRoleName::Primary
+    );
+    assert_eq!(
+        with("    primary_role_name: master\n"),
+        PrimaryRoleName::Master
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! `on_reload` has its own worker (as Patroni has its own executor for it), so a reload never
 //! waits behind a role change.
 
-use crate::config::ShellCommand;
+use crate::config::{PrimaryRoleName, ShellCommand};
 use pgkeel_ha::ha::{CallbackEvent, Role};
 use std::process::Stdio;
 use std::time::Duration;
@@ -122,13 +122,17 @@ impl CallbackRunner {
 
     /// Queues the callback for `event` if one is configured; returns at once.
     pub fn submit(&self, event: CallbackEvent, role: Role) {
-        let Some(command) = self.command(event) else {
+        let Some((command, primary_name)) = self.command(event) else {
             return;
+        };
+        let role = match role {
+            Role::Primary => primary_name.as_str(),
+            other => other.as_str(),
         };
         let mut argv = command.argv().to_vec();
         argv.extend([
             event.as_str().to_string(),
-            role.as_str().to_string(),
+            role.to_string(),
             self.scope.clone(),
         ]);
         let call = Invocation { argv };
@@ -147,18 +151,20 @@ impl CallbackRunner {
         main && self.reload.drain(left).await
     }
 
-    fn command(&self, event: CallbackEvent) -> Option<ShellCommand> {
+    /// The command for `event`, if any, and the word for the primary role it is to be given.
+    fn command(&self, event: CallbackEvent) -> Option<(ShellCommand, PrimaryRoleName)> {
         let c = match self.commands.read() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        match event {
+        let command = match event {
             CallbackEvent::OnStart => c.on_start.clone(),
             CallbackEvent::OnStop => c.on_stop.clone(),
             CallbackEvent::OnRoleChange => c.on_role_change.clone(),
             CallbackEvent::OnRestart => c.on_restart.clone(),
             CallbackEvent::OnReload => c.on_reload.clone(),
-        }
+        };
+        command.map(|cmd| (cmd, c.primary_role_name))
     }
 }
 

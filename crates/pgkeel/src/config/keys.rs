@@ -137,13 +137,14 @@ pub(crate) const PG_USER_UNSUPPORTED: &[&str] = &[
     "gssencmode",
     "channel_binding",
 ];
-/// `postgresql.callbacks` keys pgkeel runs.
+/// `postgresql.callbacks` keys pgkeel runs (and `primary_role_name`, pgkeel's own).
 pub(crate) const CALLBACKS_KNOWN: &[&str] = &[
     "on_start",
     "on_stop",
     "on_restart",
     "on_reload",
     "on_role_change",
+    "primary_role_name",
 ];
 /// `log` keys pgkeel reads.
 pub(crate) const LOG_KNOWN: &[&str] = &["level"];

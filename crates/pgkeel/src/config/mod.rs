@@ -272,6 +272,30 @@ pub struct Callbacks {
     pub on_reload: Option<ShellCommand>,
     /// After a promotion or demotion.
     pub on_role_change: Option<ShellCommand>,
+    /// The word a callback gets for the primary role.
+    pub primary_role_name: PrimaryRoleName,
+}
+
+/// What callbacks are told the primary's role is (`postgresql.callbacks.primary_role_name`, a
+/// pgkeel key): Patroni 4's `primary`, or `master` for scripts written for Patroni 3 and older
+/// (such as a VIP script testing `$role == 'master'`), so that they work unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrimaryRoleName {
+    /// `primary`, as Patroni 4 passes it.
+    #[default]
+    Primary,
+    /// `master`, as Patroni 3 and older passed it.
+    Master,
+}
+
+impl PrimaryRoleName {
+    /// The word itself.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrimaryRoleName::Primary => "primary",
+            PrimaryRoleName::Master => "master",
+        }
+    }
 }
 
 /// `tags:` section. Known tags are typed; any other tag is kept and published as given.

@@ -17,7 +17,7 @@ use crate::config::read::{
     opt_bool, opt_command, opt_i64, opt_nonempty_str, opt_str, req_str, scalar_string, section,
     str_list,
 };
-use crate::config::{Callbacks, PgAuthentication, PgUser, PostgresqlConfig};
+use crate::config::{Callbacks, PgAuthentication, PgUser, PostgresqlConfig, PrimaryRoleName};
 use crate::config::{tls, validate};
 
 type R<T> = Result<T, ConfigError>;
@@ -100,6 +100,7 @@ pub(crate) fn build_postgresql(
                 on_restart: opt_command(ctx, c, cp, "on_restart")?,
                 on_reload: opt_command(ctx, c, cp, "on_reload")?,
                 on_role_change: opt_command(ctx, c, cp, "on_role_change")?,
+                primary_role_name: primary_role_name(ctx, c, cp)?,
             }
         }
         None => Callbacks::default(),
@@ -206,4 +207,18 @@ fn pg_user(
         username,
         password: opt_str(ctx, m, &path, "password")?,
     }))
+}
+
+/// `postgresql.callbacks.primary_role_name`: `primary` (the default) or `master`.
+fn primary_role_name(ctx: &Ctx<'_>, c: &Map<String, Value>, cp: &str) -> R<PrimaryRoleName> {
+    match opt_str(ctx, c, cp, "primary_role_name")?.as_deref() {
+        None | Some("primary") => Ok(PrimaryRoleName::Primary),
+        Some("master") => Ok(PrimaryRoleName::Master),
+        Some(other) => Err(ctx.invalid(
+            &format!("{cp}.primary_role_name"),
+            "is not a role name callbacks can be given",
+            Some(&Value::from(other)),
+            "primary or master",
+        )),
+    }
 }
