@@ -2,6 +2,8 @@
 //! PostgreSQL + 3 agents on 127.0.0.1). `POST /reload` (what `patronictl reload` sends) and
 //! SIGHUP apply new tags to the member key at once (a `nofailover` node drops out of the
 //! candidates); a file that does not load is reported and the running configuration is kept.
+//! SIGHUP applies parameters, `pg_hba`, REST credentials, and moves the REST API to a new
+//! `restapi.listen` (staying put when the new address cannot be bound).
 
 use std::time::Duration;
 
@@ -188,8 +190,11 @@ fn e2e_sighup_applies_parameters_pg_hba_and_restapi_credentials() {
         "restapi:\n",
         "restapi:\n  authentication:\n    username: admin\n    password: old-pass\n",
     );
+    // restapi.listen moved to an address in use (the leader's API): the bind fails, the API
+    // stays where it was.
     let listen = format!("listen: {}", &c.node(r).api_url["http://".len()..]);
-    edit_config(&c, r, &listen, "listen: 127.0.0.1:1");
+    let taken = format!("listen: {}", &c.node(leader).api_url["http://".len()..]);
+    edit_config(&c, r, &listen, &taken);
     sighup(&c, r);
 
     // Reloadable: in effect at once, no restart.
@@ -224,13 +229,16 @@ fn e2e_sighup_applies_parameters_pg_hba_and_restapi_credentials() {
     // restapi.authentication: required now.
     assert_eq!(reload_as(&c, r, None), Ok(401));
     assert_eq!(reload_as(&c, r, Some(("admin", "old-pass"))), Ok(202));
-    // The key that needs an agent restart is named, and kept: the API still answers here.
+    // The address that could not be bound is named, and the API still answers here.
     assert!(
-        c.logs(r)
-            .contains("changes to restapi.listen take effect when the agent restarts"),
+        c.logs(r).contains(&format!(
+            "cannot start the REST API on {}",
+            &taken["listen: ".len()..]
+        )),
         "{}",
         c.log_tails(30)
     );
+    edit_config(&c, r, &taken, &listen);
 
     // New credentials: the old password is refused, the new one accepted.
     edit_config(&c, r, "password: old-pass", "password: new-pass");
@@ -247,4 +255,34 @@ fn e2e_sighup_applies_parameters_pg_hba_and_restapi_credentials() {
         !c.logs(r).contains("new-pass") && !c.logs(r).contains("old-pass"),
         "a password reached the log"
     );
+
+    // restapi.listen moved to a free address: the API answers there, no longer here.
+    let port = pgkeel_testkit::ports::free_port();
+    edit_config(&c, r, &listen, &format!("listen: 127.0.0.1:{port}"));
+    sighup(&c, r);
+    let at_new = || {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(1),
+        )
+        .and_then(|mut s| {
+            use std::io::{Read, Write};
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /liveness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer)?;
+            Ok(answer)
+        })
+        .map_err(|e| e.to_string())
+    };
+    eventually(wait, poll, || match at_new()? {
+        a if a.starts_with("HTTP/1.1 200") => Ok(()),
+        a => Err(a),
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    eventually(wait, poll, || match c.api_get(r, "/liveness") {
+        Err(_) => Ok(()),
+        Ok(answer) => Err(format!("the old address still answers: {answer:?}")),
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
 }

@@ -13,6 +13,7 @@
 //! * `lease.rs`: the lease keeper; `requests.rs`: requests in, answers out.
 //! * `reload.rs`: SIGHUP and `POST /reload`: the configuration file read again and applied
 //!   (what changes and how is decided by its pure `plan`).
+//! * `rest_server.rs`: the REST API server, moved when a reload changes `restapi.listen`.
 //! * `replica_watch.rs`, `error.rs`: what their names say.
 //!
 //! Its waits and deadlines come from the dynamic configuration and the DCS, which anyone with
@@ -31,6 +32,7 @@ pub mod published;
 mod reload;
 mod replica_watch;
 pub mod requests;
+mod rest_server;
 mod run;
 mod tasks;
 

@@ -14,15 +14,16 @@
 //!   running REST server checks the next request against the new ones.
 //! * `postgresql.callbacks`: the next callback runs the new command.
 //! * `log.level`: at once (unless `RUST_LOG` overrides it).
+//! * `restapi.listen`: the REST API moves to the new address (bound first; if it cannot be
+//!   bound, the error is logged and the API stays where it was), as in Patroni.
 //! * tags, `postgresql.connect_address`, `restapi.connect_address`: the member key is
 //!   rewritten in the next cycle; `use_pg_rewind`, the `remove_data_directory_*` switches,
 //!   `pg_ctl_timeout` and `basebackup` are used from the next time they are needed.
 //!
 //! Keys that cannot change under a running agent keep their running values, and each changed
 //! one is logged by name as taking effect when the agent restarts: `scope`, `namespace`,
-//! `name`, `etcd3`, `restapi.listen`, `postgresql.listen`, `postgresql.data_dir`,
-//! `postgresql.bin_dir`, `postgresql.pgpass`, `postgresql.use_unix_socket`. (Patroni
-//! re-binds a changed `restapi.listen`; pgkeel does not yet.) `ttl`, `loop_wait` and
+//! `name`, `etcd3`, `postgresql.listen`, `postgresql.data_dir`, `postgresql.bin_dir`,
+//! `postgresql.pgpass`, `postgresql.use_unix_socket`. `ttl`, `loop_wait` and
 //! `retry_timeout` are dynamic settings (`/config`), not local ones, in pgkeel as in Patroni.
 
 use crate::config::{Config, load_config, load_config_from_env_only};
@@ -80,6 +81,8 @@ pub(crate) struct ReloadPlan {
     pub callbacks: bool,
     /// `log.level` changed.
     pub log_level: bool,
+    /// `restapi.listen` changed: the REST server moves there.
+    pub restapi_listen: bool,
     /// The tags changed.
     pub tags: bool,
     /// Changed keys that take effect only when the agent restarts; they keep their running
@@ -102,10 +105,6 @@ pub(crate) fn plan(running: &Config, new: Config) -> (Config, ReloadPlan) {
     keep(applied.namespace != running.namespace, "namespace");
     keep(applied.name != running.name, "name");
     keep(applied.etcd != running.etcd, "etcd3");
-    keep(
-        applied.restapi.listen != running.restapi.listen,
-        "restapi.listen",
-    );
     let (pg, old) = (&applied.postgresql, &running.postgresql);
     keep(pg.listen != old.listen, "postgresql.listen");
     keep(pg.data_dir != old.data_dir, "postgresql.data_dir");
@@ -120,7 +119,6 @@ pub(crate) fn plan(running: &Config, new: Config) -> (Config, ReloadPlan) {
     applied.namespace.clone_from(&running.namespace);
     applied.name.clone_from(&running.name);
     applied.etcd = running.etcd.clone();
-    applied.restapi.listen.clone_from(&running.restapi.listen);
     let pg = &mut applied.postgresql;
     pg.listen.clone_from(&old.listen);
     pg.data_dir.clone_from(&old.data_dir);
@@ -137,6 +135,7 @@ pub(crate) fn plan(running: &Config, new: Config) -> (Config, ReloadPlan) {
         || applied.restapi.allowlist_include_members != running.restapi.allowlist_include_members;
     plan.callbacks = applied.postgresql.callbacks != running.postgresql.callbacks;
     plan.log_level = applied.log_level != running.log_level;
+    plan.restapi_listen = applied.restapi.listen != running.restapi.listen;
     plan.tags = applied.tags != running.tags;
     (applied, plan)
 }
@@ -332,7 +331,6 @@ postgresql:
                 "scope",
                 "name",
                 "etcd3",
-                "restapi.listen",
                 "postgresql.listen",
                 "postgresql.data_dir",
                 // Its default is named after the member.
@@ -342,7 +340,9 @@ postgresql:
         assert_eq!(applied.name, "n1");
         assert_eq!(applied.scope, "demo");
         assert_eq!(applied.etcd, running.etcd);
-        assert_eq!(applied.restapi.listen, "127.0.0.1:8008");
+        // The REST API moves to a new address (the agent binds it first).
+        assert!(plan.restapi_listen);
+        assert_eq!(applied.restapi.listen, "127.0.0.1:9008");
         assert_eq!(applied.postgresql.listen, "127.0.0.1:5432");
         assert_eq!(
             applied.postgresql.data_dir,

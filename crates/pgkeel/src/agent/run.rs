@@ -4,6 +4,7 @@
 
 use super::cycle::Flow;
 use super::replica_watch::ReplicaStartWatch;
+use super::rest_server::RestServer;
 use super::{Agent, AgentError, PUBLISHED_VERSION, ha_config, lease, published, requests, tasks};
 use crate::config::Config;
 use crate::dcs::Dcs;
@@ -139,12 +140,6 @@ pub async fn run_with(
         stop_rx.clone(),
     ));
 
-    let listener = crate::api::server::bind(&cfg.restapi.listen)
-        .await
-        .map_err(|err| AgentError::Api {
-            addr: cfg.restapi.listen.clone(),
-            err,
-        })?;
     let write_guard = crate::api::WriteGuard::new(
         cfg.restapi.authentication.clone(),
         crate::api::access::AccessList::from_config(
@@ -164,15 +159,12 @@ pub async fn run_with(
             .saturating_add(Duration::from_secs(10)),
         reload_agent: reload.clone(),
     };
-    let mut api_stop = stop_rx.clone();
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = crate::api::serve(listener, api_state, stopped).await {
-            tracing::error!("REST API stopped: {e}");
-        }
-    });
+    let mut rest = RestServer::start(&cfg.restapi.listen, api_state, stop_rx.clone())
+        .await
+        .map_err(|err| AgentError::Api {
+            addr: cfg.restapi.listen.clone(),
+            err,
+        })?;
 
     let mut leader_watch = dcs.watch_prefix(&layout.leader());
     let mut config_watch = dcs.watch_prefix(&layout.config());
@@ -265,7 +257,10 @@ pub async fn run_with(
             _ = wake.notified() => {}
             _ = reload.notified() => {
                 if let Some(new) = super::reload::reread(&running_config) {
-                    let (applied, plan) = super::reload::plan(&running_config, new);
+                    let (mut applied, plan) = super::reload::plan(&running_config, new);
+                    if plan.restapi_listen {
+                        move_rest_server(&mut rest, &mut applied).await;
+                    }
                     agent.apply_reload(&applied, &plan, &write_guard);
                     ha.reconfigure(ha_config(&applied));
                     // As on SIGHUP in Patroni: the server's files are rewritten and it is
@@ -286,6 +281,20 @@ pub async fn run_with(
                 shutting_down = true;
                 requests.push(pgkeel_ha::ha::RequestKind::Shutdown);
             }
+        }
+    }
+}
+
+/// A reload changed `restapi.listen`: the API moves there, or stays (and so does the running
+/// value) when the new address cannot be bound.
+async fn move_rest_server(rest: &mut RestServer, applied: &mut Config) {
+    let old = rest.listen().to_string();
+    let new = applied.restapi.listen.clone();
+    match rest.move_to(&new).await {
+        Ok(()) => tracing::info!("REST API moved from {old} to {new}"),
+        Err(e) => {
+            tracing::error!("cannot start the REST API on {new}: {e}; it stays on {old}");
+            applied.restapi.listen = old;
         }
     }
 }
