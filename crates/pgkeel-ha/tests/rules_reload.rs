@@ -62,7 +62,10 @@ fn a_changed_parameter_is_reloaded_on_the_leader_once_then_on_reload_runs() {
     assert_eq!(
         reloads(&d),
         [
-            &Action::ReloadConfig { follow: None },
+            &Action::ReloadConfig {
+                follow: None,
+                always: false
+            },
             &Action::Callback {
                 event: CallbackEvent::OnReload,
                 role: Role::Primary
@@ -88,7 +91,10 @@ fn a_local_reload_rewrites_and_reloads_the_running_server_once() {
     assert_eq!(
         reloads(&d),
         [
-            &Action::ReloadConfig { follow: None },
+            &Action::ReloadConfig {
+                follow: None,
+                always: true
+            },
             &Action::Callback {
                 event: CallbackEvent::OnReload,
                 role: Role::Primary
@@ -104,7 +110,8 @@ fn a_local_reload_rewrites_and_reloads_the_running_server_once() {
     let d = n2.step(&replica_obs(cfg).build());
     assert!(
         d.actions.contains(&Action::ReloadConfig {
-            follow: Some("n1".into())
+            follow: Some("n1".into()),
+            always: true
         }),
         "{d:?}"
     );
@@ -119,7 +126,8 @@ fn a_replica_reloads_keeping_its_upstream() {
         reloads(&d),
         [
             &Action::ReloadConfig {
-                follow: Some("n1".into())
+                follow: Some("n1".into()),
+                always: false
             },
             &Action::Callback {
                 event: CallbackEvent::OnReload,
@@ -160,6 +168,7 @@ fn a_change_seen_during_a_task_is_applied_after_it_and_a_failed_reload_is_retrie
         .outcome(Outcome::ActionFailed {
             action: Box::new(Action::ReloadConfig {
                 follow: Some("n1".into()),
+                always: false,
             }),
             error: "cannot reload: postgres is not running".into(),
         })
@@ -172,6 +181,28 @@ fn a_change_seen_during_a_task_is_applied_after_it_and_a_failed_reload_is_retrie
     );
     let d = n2.step(&replica_obs(new).build());
     assert!(reloads(&d).is_empty(), "{d:?}");
+}
+
+/// The agent's own reload reloads the server even with unchanged files; retried as such.
+#[test]
+fn a_failed_local_reload_is_retried_as_a_local_reload() {
+    let cfg = config(json!({"work_mem": "4MB"}));
+    let mut n1 = ha("n1");
+    n1.step(&leader_obs(cfg.clone()).build());
+    n1.reload_postgres_config();
+    n1.step(&leader_obs(cfg.clone()).build());
+    let asked = Action::ReloadConfig {
+        follow: None,
+        always: true,
+    };
+    let failed = leader_obs(cfg)
+        .outcome(Outcome::ActionFailed {
+            action: Box::new(asked.clone()),
+            error: "cannot reload: postgres is not running".into(),
+        })
+        .build();
+    let d = n1.step(&failed);
+    assert_eq!(reloads(&d).first(), Some(&&asked), "{d:?}");
 }
 
 #[test]

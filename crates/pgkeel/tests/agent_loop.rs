@@ -327,6 +327,28 @@ async fn post_restart_goes_through_the_loop_and_keeps_the_role() {
     assert_eq!(c.leader().await.as_deref(), Some("a"));
 }
 
+/// A reload whose file does not load (here: the harness's file does not exist and the
+/// environment holds no configuration) keeps the running configuration and, as in Patroni,
+/// still reloads PostgreSQL with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_a_file_that_does_not_load_still_reloads_postgres() {
+    let c = TestCluster::new("bad-reload");
+    let a = leader_a(&c).await;
+    let reloads = a.pg.count("reload");
+    let (status, body) = a.http(reqwest::Method::POST, "/reload", None).await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while a.pg.count("reload") == reloads {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PostgreSQL not reloaded: {:?}",
+            a.pg.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(c.leader().await.as_deref(), Some("a"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rest_api_reports_what_the_loop_published() {
     let c = TestCluster::new("api");

@@ -103,6 +103,9 @@ pub struct HaMemory {
     /// The `postgresql` part of `/config` changed and the running server has not been given
     /// the new settings yet (see `rules/reload.rs`).
     pub config_reload_pending: bool,
+    /// That reload was asked for by the agent's own reload (SIGHUP, `POST /reload`): the
+    /// server is reloaded even when its files come out unchanged, as in Patroni.
+    pub config_reload_asked: bool,
     /// The restart request being carried out (answered `Done` when its task ends).
     pub restart_request: Option<u64>,
     /// When that request's `timeout` runs out: if its task still runs then, the request is
@@ -227,11 +230,13 @@ impl Ha {
         self.cfg = cfg;
     }
 
-    /// The local PostgreSQL settings were read again (SIGHUP, `POST /reload`): the running
-    /// server gets them as it gets a changed `/config` (`rules/reload.rs`: the files rewritten
-    /// and the server reloaded by the next cycle that finds it running, then `on_reload`).
+    /// The local PostgreSQL settings were read again (SIGHUP, `POST /reload`), or could not be:
+    /// the running server gets them as it gets a changed `/config` (`rules/reload.rs`: the
+    /// files rewritten by the next cycle that finds it running, then `on_reload`), and is
+    /// reloaded whether they changed or not (a file it includes may have been edited by hand).
     pub fn reload_postgres_config(&mut self) {
         self.mem.config_reload_pending = true;
+        self.mem.config_reload_asked = true;
     }
 
     /// A node that resumes with this memory: tests that start a node in the middle of its life

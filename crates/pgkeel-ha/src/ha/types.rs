@@ -419,10 +419,12 @@ pub enum Action {
     StopStreaming,
     /// Rewrite PostgreSQL's configuration files from the current local and dynamic settings
     /// (as a replica of `follow`, or as a primary when `None`) and reload the server if they
-    /// changed. Parameters that need a restart then show up as `pending_restart`.
+    /// changed, or `always`. Parameters that need a restart then show up as `pending_restart`.
     ReloadConfig {
         /// The member the running replica streams from; `None` for a primary.
         follow: Option<String>,
+        /// Reload the server even when the files did not change (the agent's own reload).
+        always: bool,
     },
     /// Leader: the member slots kept: their positions (from the observed slots) go into the
     /// `status` key. Creating the missing ones and dropping the others are the actions

@@ -184,8 +184,8 @@ impl Agent {
                     }
                 }),
             Action::StopStreaming => self.stop_streaming(cluster).await.map(|()| Ran::Done),
-            Action::ReloadConfig { follow } => self
-                .reload_config(follow.as_deref(), cluster, config.use_slots)
+            Action::ReloadConfig { follow, always } => self
+                .reload_config(follow.as_deref(), *always, cluster, config.use_slots)
                 .await
                 .map(|()| Ran::Done),
             Action::CreateSlot { name } => self.create_slot(name).await.map(|()| Ran::Done),
@@ -404,6 +404,7 @@ impl Agent {
     async fn reload_config(
         &self,
         follow: Option<&str>,
+        always: bool,
         cluster: Option<&Cluster>,
         use_slots: bool,
     ) -> Result<(), ActionError> {
@@ -420,6 +421,9 @@ impl Agent {
                 "Reloading PostgreSQL configuration (changed: {})",
                 change.changed_parameters.join(", ")
             );
+            self.pg.reload().await.map_err(ActionError::from)?;
+        } else if always {
+            tracing::info!("Reloading PostgreSQL configuration.");
             self.pg.reload().await.map_err(ActionError::from)?;
         }
         Ok(())

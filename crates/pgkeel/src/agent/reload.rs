@@ -2,12 +2,14 @@
 //! and applied while the agent runs.
 //!
 //! A file that does not load (bad YAML, a bad value) is reported with its file and key and the
-//! running configuration is kept. Of a good one, [`plan`] (pure) decides what changes and how:
+//! running configuration is kept; PostgreSQL is still reloaded with it, as in Patroni. Of a
+//! good one, [`plan`] (pure) decides what changes and how:
 //! * `postgresql.parameters`, `postgresql.pg_hba` (and `bootstrap.pg_hba`, used when it is
 //!   empty), `postgresql.authentication`: PostgreSQL's configuration files and the pgpass file
 //!   are rewritten and PostgreSQL reloaded, through the same core rule and `ReloadConfig`
 //!   action as a change of `/config` (`pgkeel_ha` `rules/reload.rs`), followed by `on_reload`.
-//!   As on SIGHUP in Patroni, this happens on every reload, changed or not; a parameter that
+//!   As on SIGHUP in Patroni, the server is reloaded on every reload, changed or not (the
+//!   action's `always`); a parameter that
 //!   needs a restart is then reported as `pending_restart` with its old and new values.
 //!   The local connection uses the new superuser credentials from its next connect.
 //! * `restapi.authentication`, `restapi.allowlist`, `restapi.allowlist_include_members`: the

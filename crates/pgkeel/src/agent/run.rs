@@ -267,6 +267,9 @@ pub async fn run_with(
                     // reloaded, changed or not (the core's reload rule, then on_reload).
                     ha.reload_postgres_config();
                     running_config = applied;
+                } else {
+                    // As in Patroni: PostgreSQL is still reloaded, with the running settings.
+                    ha.reload_postgres_config();
                 }
             }
             () = requests.arrived() => {}

@@ -12,12 +12,16 @@ use crate::ha::{Action, CallbackEvent, Ha, Observation, Outcome, Role, TaskKind}
 impl Ha {
     /// Appends the reload to a verdict when a change waits for it (see the module docs).
     pub(crate) fn reload_on_config_change(&mut self, obs: &Observation, verdict: &mut Verdict) {
-        let failed = obs.outcomes.iter().any(|o| {
-            matches!(o, Outcome::ActionFailed { action, .. }
-                if matches!(**action, Action::ReloadConfig { .. }))
+        let failed = obs.outcomes.iter().find_map(|o| match o {
+            Outcome::ActionFailed { action, .. } => match **action {
+                Action::ReloadConfig { always, .. } => Some(always),
+                _ => None,
+            },
+            _ => None,
         });
-        if failed {
+        if let Some(always) = failed {
             self.mem.config_reload_pending = true;
+            self.mem.config_reload_asked |= always;
         }
         if !self.mem.config_reload_pending {
             return;
@@ -37,6 +41,7 @@ impl Ha {
         });
         if writes_config {
             self.mem.config_reload_pending = false;
+            self.mem.config_reload_asked = false;
             return;
         }
         let changes_server = verdict.changes_server();
@@ -61,7 +66,10 @@ impl Ha {
             return;
         };
         self.mem.config_reload_pending = false;
-        verdict.actions.push(Action::ReloadConfig { follow });
+        let always = std::mem::take(&mut self.mem.config_reload_asked);
+        verdict
+            .actions
+            .push(Action::ReloadConfig { follow, always });
         verdict.actions.push(Action::Callback {
             event: CallbackEvent::OnReload,
             role,
