@@ -107,9 +107,14 @@ fn a_restart_that_outlasts_its_timeout_is_answered_restart_failed() {
     let d = n1.step(&at(4_000));
     assert!(d.answers.is_empty());
     assert_eq!(d.wake_at, Some(pgkeel_ha::time::MonoTime(NOW + 5_000)));
-    // At it: failed, in Patroni's words; the task is left running.
+    // At it: failed, in Patroni's words; the task is left running, and the primary asks the
+    // members whether one could take over (rules/restart_timeout.rs).
     let d = n1.step(&at(5_000));
-    assert_decision(&d, &[], "updated leader lock during restart");
+    assert_decision(
+        &d,
+        &[Action::ProbePeers],
+        "primary start has timed out: asking the members whether a failover is possible",
+    );
     assert_eq!(
         d.answers,
         [(
@@ -136,6 +141,66 @@ fn a_restart_that_outlasts_its_timeout_is_answered_restart_failed() {
     n1.step(&healthy_leader_obs().request(8, restart()).build());
     let d = n1.step(&at(600_000));
     assert!(d.answers.is_empty());
+}
+
+/// Reference: Patroni's `handle_starting_instance` with the start timeout `restart(timeout)`
+/// sets: a primary not back within the timeout stops and gives the key up when a failover is
+/// possible, and keeps waiting when it is not.
+#[test]
+fn a_primary_restart_past_its_timeout_demotes_only_when_a_failover_is_possible() {
+    let timed = RequestKind::Restart(RestartConditions {
+        timeout_s: Some(5),
+        ..RestartConditions::default()
+    });
+    let task = TaskKind::Restart {
+        as_primary: true,
+        follow: None,
+    };
+    let at = |ms: u64, peers: Vec<pgkeel_ha::ha::PeerStatus>| {
+        healthy_leader_obs()
+            .now(NOW + ms)
+            .lease_raw(lease_of("n1"), NOW + ms + TTL_MS)
+            .task(task.clone())
+            .peers(peers)
+            .build()
+    };
+    let started = |n1: &mut pgkeel_ha::Ha| {
+        n1.step(&healthy_leader_obs().request(7, timed.clone()).build());
+        n1.step(
+            &healthy_leader_obs()
+                .now(NOW + 5_000)
+                .lease_raw(lease_of("n1"), NOW + 5_000 + TTL_MS)
+                .task(task.clone())
+                .build(),
+        );
+    };
+    // A healthy replica answered: stop at once and release the key.
+    let mut n1 = ha("n1");
+    started(&mut n1);
+    let d = n1.step(&at(5_100, vec![peer("n2", 0), peer("n3", 0)]));
+    assert_decision(
+        &d,
+        &[Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
+        "stopped PostgreSQL because of startup timeout",
+    );
+    // Nobody may take over (both replicas nofailover): keep the key and wait.
+    let mut n1 = ha("n1");
+    started(&mut n1);
+    let tagged = |name: &str| pgkeel_ha::ha::PeerStatus {
+        nofailover: true,
+        ..peer(name, 0)
+    };
+    let d = n1.step(&at(5_100, vec![tagged("n2"), tagged("n3")]));
+    assert_decision(
+        &d,
+        &[],
+        "primary start has timed out, but continuing to wait because failover is not possible",
+    );
+    // Without a timeout the key holder never gives up on a requested restart.
+    let mut n1 = ha("n1");
+    n1.step(&healthy_leader_obs().request(8, restart()).build());
+    let d = n1.step(&at(600_000, vec![peer("n2", 0)]));
+    assert!(d.actions.is_empty(), "{d:?}");
 }
 
 #[test]

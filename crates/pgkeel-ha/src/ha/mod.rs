@@ -111,6 +111,10 @@ pub struct HaMemory {
     /// When that request's `timeout` runs out: if its task still runs then, the request is
     /// answered `restart failed` (Patroni's `restart(timeout)` returning false).
     pub restart_deadline: Option<MonoTime>,
+    /// The primary's requested (or scheduled) restart outlasted its `timeout` while this node
+    /// holds the key: as Patroni's start timeout, it gives the key up once a failover is
+    /// possible (see `rules/restart_timeout.rs`).
+    pub restart_timed_out: bool,
     /// A restart asked for a later time (`POST /restart` with `schedule`), until it runs, is
     /// cancelled or goes stale (see `rules/scheduled_restart.rs`).
     pub scheduled_restart: Option<ScheduledRestart>,

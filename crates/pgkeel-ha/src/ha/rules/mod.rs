@@ -10,6 +10,7 @@ mod race;
 mod recovery;
 mod reload;
 mod requests;
+mod restart_timeout;
 mod scheduled_restart;
 mod shutdown;
 mod slots;
@@ -362,6 +363,7 @@ impl Ha {
         if let (TaskKind::Restart { .. }, Some(deadline)) = (task, self.mem.restart_deadline) {
             if ctx.obs.now >= deadline {
                 self.mem.restart_deadline = None;
+                self.mem.restart_timed_out = true;
                 if let Some(id) = self.mem.restart_request.take() {
                     self.warn("restart did not finish within the request's timeout");
                     self.answers.push((
@@ -381,6 +383,15 @@ impl Ha {
                 vec![Action::RefreshLeader],
                 format!("updated leader lock during {task}"),
             );
+        }
+        if let TaskKind::Restart {
+            as_primary: true, ..
+        } = task
+            && self.mem.restart_timed_out
+            && ctx.i_hold_key
+            && !ctx.gc.pause
+        {
+            return self.primary_restart_timed_out(ctx);
         }
         // In pause a slow start is waited for (Patroni's handle_starting_instance hands a
         // paused node to normal processing, without the start timeout).
@@ -428,6 +439,7 @@ impl Ha {
         match (kind, ok) {
             (TaskKind::Restart { .. }, _) => {
                 self.mem.restart_deadline = None;
+                self.mem.restart_timed_out = false;
                 let (done, status) = if ok {
                     (
                         "restarted successfully",

@@ -53,11 +53,8 @@ impl Ha {
                     None => match self.restart_refusal(ctx, conditions) {
                         Some(refusal) => refusal,
                         None => {
-                            accepted = Some(self.start_restart(ctx));
+                            accepted = Some(self.start_restart(ctx, conditions));
                             self.mem.restart_request = Some(request.id);
-                            self.mem.restart_deadline = conditions
-                                .timeout_s
-                                .map(|s| ctx.obs.now.plus_ms(s.saturating_mul(1000)));
                             Answer::Accepted("restart initiated".to_string())
                         }
                     },
@@ -153,7 +150,16 @@ impl Ha {
 
     /// The restart task for this node's current role: a primary restarts as a primary (it
     /// keeps the leader key meanwhile, see `task_in_progress`), a replica follows the leader.
-    pub(super) fn start_restart(&self, ctx: &Ctx<'_>) -> Verdict {
+    /// The restart task, its `timeout` (if any) counted from now.
+    pub(super) fn start_restart(
+        &mut self,
+        ctx: &Ctx<'_>,
+        conditions: &RestartConditions,
+    ) -> Verdict {
+        self.mem.restart_deadline = conditions
+            .timeout_s
+            .map(|s| ctx.obs.now.plus_ms(s.saturating_mul(1000)));
+        self.mem.restart_timed_out = false;
         let as_primary = ctx.obs.local.is_running_primary();
         let follow = if as_primary {
             None

@@ -99,7 +99,7 @@ impl Ha {
             self.warn(format!("Scheduled restart: {why}"));
             return healthy;
         }
-        let mut restart = self.start_restart(ctx);
+        let mut restart = self.start_restart(ctx, &scheduled.conditions);
         let mut actions = healthy.actions;
         actions.append(&mut restart.actions);
         restart.actions = actions;
