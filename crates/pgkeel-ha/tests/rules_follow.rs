@@ -380,6 +380,39 @@ fn rejoin_unclean_former_primary_runs_pg_rewind() {
     );
 }
 
+/// Found by the fault campaign (`on`, seed 2026, fault 98): pg_rewind ends by starting the
+/// server as a standby; seen running before it answered, the former primary was taken for a
+/// primary without the key and stopped, which failed the rewind for good.
+#[test]
+fn a_rewound_former_primary_starting_as_a_standby_is_not_fenced() {
+    let mut n1 = ha("n1");
+    n1.step(
+        &obs()
+            .cluster(ClusterBuilder::initialized().three_nodes_led_by("n1"))
+            .fresh_lease("n1")
+            .local(local_primary())
+            .build(),
+    );
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n1")
+        .local(local_stopped("in production", 1, 100))
+        .build();
+    let rewind = TaskKind::Rewind { from: "n2".into() };
+    assert_eq!(n1.step(&o).actions, [Action::StartTask(rewind.clone())]);
+    let mut starting = local_primary();
+    starting.accepting_connections = false;
+    starting.role = None;
+    let o = obs()
+        .cluster(after_failover())
+        .fresh_lease("n1")
+        .local(starting)
+        .task(rewind)
+        .build();
+    let d = n1.step(&o);
+    assert_decision(&d, &[], "running pg_rewind from n2");
+}
+
 #[test]
 fn rejoin_diverged_former_primary_is_reinitialized_when_allowed() {
     // Reference: patroni-reference.md §2 handle_rewind_or_reinitialize(): remove_data_directory_on_diverged_timelines

@@ -387,6 +387,12 @@ impl Ha {
                 Action::StartTask(
                     TaskKind::Start { as_primary, .. } | TaskKind::Restart { as_primary, .. },
                 ) => self.mem.started_read_only = !*as_primary,
+                // Both end by starting the server as a standby of their source (the campaign
+                // found a rewound former primary, caught starting before it answered, stopped as
+                // a primary: the rewind then counted as failed and the node stayed down).
+                Action::StartTask(TaskKind::Rewind { .. } | TaskKind::Clone { .. }) => {
+                    self.mem.started_read_only = true;
+                }
                 Action::Promote | Action::StartTask(TaskKind::Bootstrap) => {
                     self.mem.started_read_only = false;
                 }
