@@ -346,7 +346,7 @@ pub fn run(c: &mut PgkeelCluster, o: &CampaignOptions) -> anyhow::Result<Report>
         // An aborted campaign is a failure too: its logs and the faults it got through are
         // what tells why (the cluster's directory goes when the cluster is dropped).
         Err(e) => {
-            let kept = keep_logs(c, o.seed)
+            let kept = keep_logs(c, o.replication, o.seed)
                 .map(|d| format!("agent logs kept in {}", d.display()))
                 .unwrap_or_else(|| "agent logs could not be kept".into());
             let done: String = outcomes
@@ -501,20 +501,20 @@ fn where_acknowledged(
     }
 }
 
-/// A failed campaign's agent logs are copied to `$TMPDIR/pgkeel-chaos-<seed>/` (the cluster's
+/// A failed campaign's agent logs are copied to `$TMPDIR/pgkeel-chaos-<mode>-<seed>/` (the cluster's
 /// own directory goes with it), so the failure can be read afterwards.
 fn keep_logs_of_a_failure(c: &PgkeelCluster, mut report: Report) -> Report {
     if report.passed() {
         return report;
     }
-    report.logs_kept = keep_logs(c, report.seed);
+    report.logs_kept = keep_logs(c, report.replication, report.seed);
     report
 }
 
-/// Copies every agent's log to `$TMPDIR/pgkeel-chaos-<seed>/`; the directory, if it could
-/// be made.
-fn keep_logs(c: &PgkeelCluster, seed: u64) -> Option<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("pgkeel-chaos-{seed}"));
+/// Copies every agent's log to `$TMPDIR/pgkeel-chaos-<mode>-<seed>/` (one directory per mode:
+/// `--mode all` runs them all with one seed); the directory, if it could be made.
+fn keep_logs(c: &PgkeelCluster, mode: Replication, seed: u64) -> Option<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pgkeel-chaos-{}-{seed}", mode.label()));
     std::fs::create_dir_all(&dir).ok()?;
     for i in 0..c.len() {
         let _ = std::fs::write(dir.join(format!("{}.log", c.node(i).name)), c.logs(i));
